@@ -1,0 +1,154 @@
+/**
+ * The client for W&B Inference: each call is an `Effect` that fails only with an
+ * `InferenceError`, retried on transient failures and bounded in time.
+ *
+ * @since 0.1.0
+ */
+import type * as HttpClient from "@effect/platform/HttpClient"
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Redacted from "effect/Redacted"
+import type * as Schedule from "effect/Schedule"
+import type { ChatCompletion, ChatCompletionRequestInput } from "./ChatCompletion.js"
+import type { InferenceError } from "./InferenceError.js"
+import * as internal from "./internal/inferenceClient.js"
+import type { Model } from "./Model.js"
+import type * as RetryPolicy from "./RetryPolicy.js"
+
+/**
+ * The W&B Inference endpoint used when no `baseUrl` is given.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_BASE_URL: string = internal.DEFAULT_BASE_URL
+
+/**
+ * The client's service tag. Get the client with `yield* InferenceClient.InferenceClient`.
+ *
+ * @example
+ * ```ts
+ * import { InferenceClient } from "@effect-inference/client"
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { Effect, Redacted } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const client = yield* InferenceClient.InferenceClient
+ *   const completion = yield* client.chatCompletion({
+ *     model: "meta-llama/Llama-3.1-8B-Instruct",
+ *     messages: [{ role: "user", content: "Hello" }]
+ *   })
+ *   return completion.choices[0].message.content
+ * }).pipe(
+ *   Effect.provide(InferenceClient.layer({ apiKey: Redacted.make("my-key") })),
+ *   Effect.provide(FetchHttpClient.layer)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class InferenceClient extends Context.Tag("@effect-inference/client/InferenceClient")<
+  InferenceClient,
+  InferenceClient.Service
+>() {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace InferenceClient {
+  /**
+   * What the client can do. Every method fails only with an `InferenceError`.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service {
+    /**
+     * Sends a chat completion request and returns the decoded completion. The
+     * request is checked first; a request that does not satisfy the schema fails
+     * with `InvalidRequestError` and sends nothing.
+     */
+    readonly chatCompletion: (request: ChatCompletionRequestInput) => Effect.Effect<ChatCompletion, InferenceError>
+    /** Lists the models the service offers. */
+    readonly listModels: () => Effect.Effect<ReadonlyArray<Model>, InferenceError>
+  }
+}
+
+/**
+ * How the client is set up. Only `apiKey` is required.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The W&B API key, kept `Redacted` end to end. */
+  readonly apiKey: Redacted.Redacted<string>
+  /** Default `https://api.inference.wandb.ai/v1`. */
+  readonly baseUrl?: string | undefined
+  /** `team/project` the usage is attributed to, sent as `OpenAI-Project`. */
+  readonly project?: string | undefined
+  /** Bound of one HTTP attempt, body included. Default 60 seconds. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Bound of a whole call, retries and their waits included. Default none. */
+  readonly totalTimeout?: Duration.DurationInput | undefined
+  /**
+   * `false` for no retries; options of the default policy (see `RetryPolicy`);
+   * or a `Schedule` of your own, fed with each failed attempt's error.
+   */
+  readonly retry?: false | Partial<RetryPolicy.Options> | Schedule.Schedule<unknown, InferenceError> | undefined
+  /**
+   * Most HTTP requests this client has in flight at once; further attempts wait
+   * for a slot. W&B limits concurrency per project, so set it at or below the
+   * project's limit. Default 64; `Infinity` for no limit.
+   */
+  readonly maxConcurrency?: number | undefined
+  /** A last change to the configured `HttpClient` (extra headers, a proxy, tracing settings). */
+  readonly transformClient?: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
+}
+
+/**
+ * Builds the client from the `HttpClient` in context. Invalid options (an empty
+ * key, a malformed URL or project, a negative timeout) stop the program at once
+ * with a message naming the option, as they are a programming error.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (options: Options) => Effect.Effect<InferenceClient.Service, never, HttpClient.HttpClient> =
+  internal.make
+
+/**
+ * The client as a `Layer`; the application supplies the `HttpClient`
+ * (`FetchHttpClient.layer`, `NodeHttpClient.layerUndici`, or a fake in tests).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<InferenceClient, never, HttpClient.HttpClient> =>
+  Layer.effect(InferenceClient, make(options))
+
+/**
+ * The settings read from `Config`: `WANDB_API_KEY` (required, redacted),
+ * `WANDB_PROJECT` (optional `team/project`) and `WANDB_INFERENCE_BASE_URL` (optional).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Pick<Options, "apiKey" | "project" | "baseUrl">> = internal.config
+
+/**
+ * The client as a `Layer` configured from the environment (see {@link config});
+ * the other options are given here.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options?: Omit<Options, "apiKey" | "project" | "baseUrl">
+): Layer.Layer<InferenceClient, ConfigError.ConfigError, HttpClient.HttpClient> =>
+  Layer.effect(InferenceClient, Effect.flatMap(config, (fromEnv) => make({ ...options, ...fromEnv })))

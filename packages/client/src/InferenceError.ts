@@ -1,0 +1,590 @@
+/**
+ * Every way an inference call can fail, one tagged error per case.
+ *
+ * The classes are `Schema.TaggedError`s, so they serialise (for example to send
+ * them across a worker or RPC boundary) and can be caught one by one with
+ * `Effect.catchTag`. Their `message` is computed from their fields and ends with
+ * a hint on what to do.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("@effect-inference/client/InferenceError")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+const optionalDuration = Schema.Option(Schema.Duration).pipe(
+  Schema.propertySignature,
+  Schema.withConstructorDefault(() => Option.none<Duration.Duration>())
+)
+
+const attempts = Schema.Int.pipe(
+  Schema.propertySignature,
+  Schema.withConstructorDefault(() => 1)
+)
+
+/**
+ * The fields every error that comes from an HTTP exchange carries, where known.
+ *
+ * - `status`: the HTTP status.
+ * - `requestId`: the server's `x-request-id`, to quote to support.
+ * - `code`, `type`, `param`: from the error body (`{"error": {...}}`).
+ * - `serverMessage`: the server's own text.
+ * - `retryAfter`: how long the server asked us to wait (`Retry-After`, `retry-after-ms`).
+ * - `attempts`: how many HTTP attempts the call made, this one included.
+ * - `model`: the model the call was for.
+ *
+ * @since 0.1.0
+ * @category fields
+ */
+export const ResponseFields = {
+  status: Schema.optional(Schema.Int),
+  requestId: Schema.optional(Schema.String),
+  code: Schema.optional(Schema.String),
+  type: Schema.optional(Schema.String),
+  param: Schema.optional(Schema.String),
+  serverMessage: Schema.optional(Schema.String),
+  model: Schema.optional(Schema.String),
+  retryAfter: optionalDuration,
+  attempts
+}
+
+const describe = (
+  self: {
+    readonly status?: number | undefined
+    readonly requestId?: string | undefined
+    readonly model?: string | undefined
+    readonly serverMessage?: string | undefined
+    readonly retryAfter: Option.Option<Duration.Duration>
+    readonly attempts: number
+  },
+  summary: string,
+  hint?: string
+): string => {
+  let out = self.status === undefined ? summary : `${summary} (HTTP ${self.status})`
+  if (self.model !== undefined) out += ` for model "${self.model}"`
+  if (self.serverMessage !== undefined && self.serverMessage !== "") out += `: ${self.serverMessage}`
+  if (hint !== undefined) out += `. ${hint}`
+  const notes: Array<string> = []
+  if (Option.isSome(self.retryAfter)) notes.push(`retry after ${Duration.format(self.retryAfter.value)}`)
+  if (self.attempts !== 1) notes.push(`${self.attempts} attempts`)
+  if (self.requestId !== undefined) notes.push(`request id ${self.requestId}`)
+  return notes.length === 0 ? out : `${out} [${notes.join(", ")}]`
+}
+
+/**
+ * The request failed its schema, so nothing was sent. `path` names the field.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidRequestError extends Schema.TaggedError<InvalidRequestError>(
+  "@effect-inference/client/InvalidRequestError"
+)("InvalidRequestError", {
+  path: Schema.String,
+  issue: Schema.String,
+  attempts: Schema.Int.pipe(Schema.propertySignature, Schema.withConstructorDefault(() => 0))
+}) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Invalid request at ${this.path}: ${this.issue}. Fix the field; nothing was sent`
+  }
+}
+
+/**
+ * 400: the server rejected the request; its own message says why.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class BadRequestError extends Schema.TaggedError<BadRequestError>(
+  "@effect-inference/client/BadRequestError"
+)("BadRequestError", ResponseFields) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(this, "Bad request", "The request was rejected as sent; change it before trying again")
+  }
+}
+
+/**
+ * 401: the API key was refused, or the team/project is wrong.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class AuthenticationError extends Schema.TaggedError<AuthenticationError>(
+  "@effect-inference/client/AuthenticationError"
+)("AuthenticationError", ResponseFields) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(
+      this,
+      "Authentication failed",
+      "Check the API key (WANDB_API_KEY) and the team/project setting (WANDB_PROJECT)"
+    )
+  }
+}
+
+/**
+ * 402, or a 429 that says quota, credits or billing: the account is out of credits
+ * or has reached its spending cap. Retrying does not help.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class QuotaExceededError extends Schema.TaggedError<QuotaExceededError>(
+  "@effect-inference/client/QuotaExceededError"
+)("QuotaExceededError", ResponseFields) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(
+      this,
+      "Quota exceeded",
+      "Credits or spending cap exhausted: check billing for the W&B account"
+    )
+  }
+}
+
+/**
+ * Why a request was refused with 403 (or 429 for a personal account).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const PermissionDeniedReason = Schema.Literal(
+  "RegionNotSupported",
+  "InferenceNotEnabled",
+  "PersonalAccount",
+  "Other"
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type PermissionDeniedReason = typeof PermissionDeniedReason.Type
+
+const permissionHints: Record<PermissionDeniedReason, string> = {
+  RegionNotSupported: "W&B Inference is not offered in this country, region or territory",
+  InferenceNotEnabled: "The inference gateway is not enabled for the organization: ask its admin to enable it",
+  PersonalAccount: "W&B Inference is not available for personal accounts: use a team entity",
+  Other: "The key is not allowed to do this: check the team/project and its permissions"
+}
+
+/**
+ * 403: the account may not use the service; `reason` says why.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PermissionDeniedError extends Schema.TaggedError<PermissionDeniedError>(
+  "@effect-inference/client/PermissionDeniedError"
+)("PermissionDeniedError", { ...ResponseFields, reason: PermissionDeniedReason }) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(this, "Permission denied", permissionHints[this.reason])
+  }
+}
+
+/**
+ * 404: the model id is wrong or retired, or the path does not exist.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class NotFoundError extends Schema.TaggedError<NotFoundError>(
+  "@effect-inference/client/NotFoundError"
+)("NotFoundError", ResponseFields) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(this, "Not found", "The model id is wrong or retired: call listModels() for the current ones")
+  }
+}
+
+/**
+ * 409: the request conflicted with another one. Retried.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConflictError extends Schema.TaggedError<ConflictError>(
+  "@effect-inference/client/ConflictError"
+)("ConflictError", ResponseFields) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(this, "Conflict", "The request conflicted with another one; it is safe to try again")
+  }
+}
+
+/**
+ * 422: the request was well formed but its values cannot be processed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnprocessableEntityError extends Schema.TaggedError<UnprocessableEntityError>(
+  "@effect-inference/client/UnprocessableEntityError"
+)("UnprocessableEntityError", ResponseFields) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(this, "Unprocessable request", "A parameter value is not supported by this model")
+  }
+}
+
+/**
+ * 429 (other than quota): too many requests in flight for the W&B project. Retried,
+ * after `retryAfter` when the server sent one.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RateLimitError extends Schema.TaggedError<RateLimitError>(
+  "@effect-inference/client/RateLimitError"
+)("RateLimitError", ResponseFields) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(
+      this,
+      "Rate limited",
+      "Concurrency limit reached for the project: lower maxConcurrency or spread calls over more projects"
+    )
+  }
+}
+
+/**
+ * 500, 502, 504 and any other 5xx but 503: a server fault. Retried.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InternalServerError extends Schema.TaggedError<InternalServerError>(
+  "@effect-inference/client/InternalServerError"
+)("InternalServerError", ResponseFields) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(this, "Server error", "A fault on the server side; W&B suggests waiting 30-60 s before retrying")
+  }
+}
+
+/**
+ * 503: the engine is overloaded. Retried.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ServiceUnavailableError extends Schema.TaggedError<ServiceUnavailableError>(
+  "@effect-inference/client/ServiceUnavailableError"
+)("ServiceUnavailableError", ResponseFields) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(this, "Service unavailable", "The engine is overloaded; W&B suggests waiting 60-120 s")
+  }
+}
+
+/**
+ * Any status with no class of its own (408 among them; only 408 is retried).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnexpectedStatusError extends Schema.TaggedError<UnexpectedStatusError>(
+  "@effect-inference/client/UnexpectedStatusError"
+)("UnexpectedStatusError", ResponseFields) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(
+      this,
+      "Unexpected status",
+      this.status === 408
+        ? "The server timed out reading the request"
+        : "The server answered with a status this client does not expect"
+    )
+  }
+}
+
+/**
+ * The request never got a response: connection refused or reset, DNS failure,
+ * or the body was cut while being read. Retried.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConnectionError extends Schema.TaggedError<ConnectionError>(
+  "@effect-inference/client/ConnectionError"
+)("ConnectionError", {
+  ...ResponseFields,
+  /** What went wrong, from the transport (for example `ECONNREFUSED`). */
+  description: Schema.String
+}) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(
+      { ...this, serverMessage: this.description },
+      "Connection failed",
+      "Check the network and the base URL"
+    )
+  }
+}
+
+/**
+ * Which bound a call outlived: one attempt (`"attempt"`, retried) or the whole
+ * call with its retries (`"total"`, not retried).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TimeoutPhase = Schema.Literal("attempt", "total")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type TimeoutPhase = typeof TimeoutPhase.Type
+
+/**
+ * A call outlived one of its time bounds; `phase` says which and `timeout` how long it was.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TimeoutError extends Schema.TaggedError<TimeoutError>(
+  "@effect-inference/client/TimeoutError"
+)("TimeoutError", {
+  ...ResponseFields,
+  phase: TimeoutPhase,
+  timeout: Schema.Duration
+}) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(
+      this,
+      this.phase === "total"
+        ? `The call did not finish within its total timeout of ${Duration.format(this.timeout)}`
+        : `An attempt did not finish within its timeout of ${Duration.format(this.timeout)}`,
+      this.phase === "total"
+        ? "Raise totalTimeout, or use streaming for long generations"
+        : "Raise timeout for long generations, or use streaming"
+    )
+  }
+}
+
+/**
+ * A successful (2xx) response whose body is not JSON or not the expected shape.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ResponseDecodeError extends Schema.TaggedError<ResponseDecodeError>(
+  "@effect-inference/client/ResponseDecodeError"
+)("ResponseDecodeError", {
+  ...ResponseFields,
+  /** What did not match, without the body itself. */
+  description: Schema.String
+}) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(
+      { ...this, serverMessage: this.description },
+      "Could not decode the response",
+      "The server answered with a body this client does not understand; check the base URL"
+    )
+  }
+}
+
+/**
+ * Every error an inference call can fail with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type InferenceError =
+  | InvalidRequestError
+  | BadRequestError
+  | AuthenticationError
+  | QuotaExceededError
+  | PermissionDeniedError
+  | NotFoundError
+  | ConflictError
+  | UnprocessableEntityError
+  | RateLimitError
+  | InternalServerError
+  | ServiceUnavailableError
+  | UnexpectedStatusError
+  | ConnectionError
+  | TimeoutError
+  | ResponseDecodeError
+
+/**
+ * The schema of the union, to decode an error that was sent across a boundary.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const InferenceError: Schema.Union<[
+  typeof InvalidRequestError,
+  typeof BadRequestError,
+  typeof AuthenticationError,
+  typeof QuotaExceededError,
+  typeof PermissionDeniedError,
+  typeof NotFoundError,
+  typeof ConflictError,
+  typeof UnprocessableEntityError,
+  typeof RateLimitError,
+  typeof InternalServerError,
+  typeof ServiceUnavailableError,
+  typeof UnexpectedStatusError,
+  typeof ConnectionError,
+  typeof TimeoutError,
+  typeof ResponseDecodeError
+]> = Schema.Union(
+  InvalidRequestError,
+  BadRequestError,
+  AuthenticationError,
+  QuotaExceededError,
+  PermissionDeniedError,
+  NotFoundError,
+  ConflictError,
+  UnprocessableEntityError,
+  RateLimitError,
+  InternalServerError,
+  ServiceUnavailableError,
+  UnexpectedStatusError,
+  ConnectionError,
+  TimeoutError,
+  ResponseDecodeError
+)
+
+/**
+ * Tells whether a value is one of this module's errors.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isInferenceError = (u: unknown): u is InferenceError => Predicate.hasProperty(u, TypeId)
+
+/**
+ * Tells whether a failed call is worth trying again: rate limits, server faults,
+ * 409, 408, connection failures and per-attempt timeouts. Client errors, quota,
+ * decoding failures and the total timeout are not.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isRetryable = (error: InferenceError): boolean => {
+  switch (error._tag) {
+    case "RateLimitError":
+    case "InternalServerError":
+    case "ServiceUnavailableError":
+    case "ConflictError":
+    case "ConnectionError":
+      return true
+    case "TimeoutError":
+      return error.phase === "attempt"
+    case "UnexpectedStatusError":
+      return error.status === 408
+    default:
+      return false
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * @since 0.1.0
+ */
+
+/**
+ * The bodies of `POST /chat/completions` as `Schema`s.
+ *
+ * @since 0.1.0
+ */
+export * as ChatCompletion from "./ChatCompletion.js"
+
+/**
+ * The client for W&B Inference.
+ *
+ * @since 0.1.0
+ */
+export * as InferenceClient from "./InferenceClient.js"
+
+/**
+ * Every way an inference call can fail, one tagged error per case.
+ *
+ * @since 0.1.0
+ */
+export * as InferenceError from "./InferenceError.js"
+
+/**
+ * The body of `GET /models`.
+ *
+ * @since 0.1.0
+ */
+export * as Model from "./Model.js"
+
+/**
+ * When a failed call is tried again, and after how long.
+ *
+ * @since 0.1.0
+ */
+export * as RetryPolicy from "./RetryPolicy.js"

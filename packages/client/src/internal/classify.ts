@@ -1,0 +1,262 @@
+/**
+ * Where a status, a transport failure or a bad body becomes an `InferenceError`.
+ * Every method of the client maps its failures here, and nowhere else.
+ */
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as InferenceError from "../InferenceError.js"
+
+/**
+ * What the classifier knows about the call besides the response.
+ *
+ * @internal
+ */
+export interface CallContext {
+  readonly model: string | undefined
+  readonly attempt: number
+  /** Removed from any text that ends up in an error (a server that echoes the key must not leak it). */
+  readonly secret: string
+}
+
+/**
+ * The parts of an error body that classification looks at.
+ *
+ * @internal
+ */
+export interface ErrorBody {
+  readonly message: string | undefined
+  readonly code: string | undefined
+  readonly type: string | undefined
+  readonly param: string | undefined
+}
+
+const MAX_MESSAGE = 1000
+
+const asText = (u: unknown): string | undefined =>
+  typeof u === "string" ? u : typeof u === "number" || typeof u === "boolean" ? String(u) : undefined
+
+/**
+ * Reads OpenAI's `{"error": {message, type, param, code}}`, the `{"detail": ...}`
+ * of other layers (a string, or FastAPI's list of `{msg}`), `{"error": "text"}`,
+ * `{"message": ...}`, or plain text.
+ *
+ * @internal
+ */
+export const parseErrorBody = (text: string): ErrorBody => {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    const trimmed = text.trim()
+    return { message: trimmed === "" ? undefined : trimmed, code: undefined, type: undefined, param: undefined }
+  }
+  if (Predicate.isRecord(json)) {
+    const error = json.error
+    if (Predicate.isRecord(error)) {
+      return {
+        message: asText(error.message),
+        code: asText(error.code),
+        type: asText(error.type),
+        param: asText(error.param)
+      }
+    }
+    if (typeof error === "string") return { message: error, code: undefined, type: undefined, param: undefined }
+    const detail = json.detail
+    if (typeof detail === "string") return { message: detail, code: undefined, type: undefined, param: undefined }
+    if (Array.isArray(detail)) {
+      const parts = detail.flatMap((d) => (Predicate.isRecord(d) && typeof d.msg === "string" ? [d.msg] : []))
+      return { message: parts.join("; ") || undefined, code: undefined, type: undefined, param: undefined }
+    }
+    if (typeof json.message === "string") {
+      return { message: json.message, code: asText(json.code), type: asText(json.type), param: undefined }
+    }
+  }
+  return { message: undefined, code: undefined, type: undefined, param: undefined }
+}
+
+/**
+ * `retry-after-ms` (milliseconds), else `retry-after` as seconds or as an HTTP
+ * date relative to `now`. A date in the past means "now".
+ *
+ * @internal
+ */
+export const parseRetryAfter = (
+  headers: Readonly<Record<string, string | undefined>>,
+  now: number
+): Option.Option<Duration.Duration> => {
+  const ms = headers["retry-after-ms"]
+  if (ms !== undefined) {
+    const value = Number(ms.trim())
+    if (ms.trim() !== "" && Number.isFinite(value) && value >= 0) return Option.some(Duration.millis(value))
+  }
+  const header = headers["retry-after"]
+  if (header === undefined) return Option.none()
+  const trimmed = header.trim()
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Option.some(Duration.seconds(Number(trimmed)))
+  const date = Date.parse(trimmed)
+  if (Number.isNaN(date)) return Option.none()
+  return Option.some(Duration.millis(Math.max(0, date - now)))
+}
+
+/** @internal */
+export const scrub = (text: string, secret: string): string => {
+  const clipped = text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}…` : text
+  return secret.length >= 4 && clipped.includes(secret) ? clipped.split(secret).join("<redacted>") : clipped
+}
+
+const QUOTA_CODES = new Set([
+  "insufficient_quota",
+  "quota_exceeded",
+  "billing_hard_limit_reached",
+  "billing_not_active"
+])
+const QUOTA_WORDS = /quota|credit|billing|spending (cap|limit)|payment/i
+const PERSONAL_ACCOUNT = /personal account/i
+
+const saysQuota = (body: ErrorBody): boolean =>
+  (body.code !== undefined && QUOTA_CODES.has(body.code)) ||
+  (body.type !== undefined && QUOTA_CODES.has(body.type)) ||
+  (body.message !== undefined && QUOTA_WORDS.test(body.message))
+
+const permissionReason = (body: ErrorBody): InferenceError.PermissionDeniedReason => {
+  const message = body.message ?? ""
+  if (/country|region|territor/i.test(message) || body.code === "unsupported_country_region_territory") {
+    return "RegionNotSupported"
+  }
+  if (/not enabled/i.test(message)) return "InferenceNotEnabled"
+  if (PERSONAL_ACCOUNT.test(message)) return "PersonalAccount"
+  return "Other"
+}
+
+/**
+ * Status first, then the body's `code`/`type`/`message`, as W&B documents its errors.
+ *
+ * @internal
+ */
+export const fromStatus = (
+  status: number,
+  headers: Readonly<Record<string, string | undefined>>,
+  body: ErrorBody,
+  now: number,
+  context: CallContext
+): InferenceError.InferenceError => {
+  const fields = {
+    status,
+    requestId: headers["x-request-id"] ?? headers["request-id"],
+    code: body.code,
+    type: body.type,
+    param: body.param,
+    serverMessage: body.message === undefined ? undefined : scrub(body.message, context.secret),
+    model: context.model,
+    retryAfter: parseRetryAfter(headers, now),
+    attempts: context.attempt
+  }
+  switch (status) {
+    case 400:
+      return new InferenceError.BadRequestError(fields)
+    case 401:
+      return new InferenceError.AuthenticationError(fields)
+    case 402:
+      return new InferenceError.QuotaExceededError(fields)
+    case 403:
+      return new InferenceError.PermissionDeniedError({ ...fields, reason: permissionReason(body) })
+    case 404:
+      return new InferenceError.NotFoundError(fields)
+    case 409:
+      return new InferenceError.ConflictError(fields)
+    case 422:
+      return new InferenceError.UnprocessableEntityError(fields)
+    case 429: {
+      if (saysQuota(body)) return new InferenceError.QuotaExceededError(fields)
+      // W&B answers 429 to personal accounts; no amount of waiting changes the account type.
+      if (body.message !== undefined && PERSONAL_ACCOUNT.test(body.message)) {
+        return new InferenceError.PermissionDeniedError({ ...fields, reason: "PersonalAccount" })
+      }
+      return new InferenceError.RateLimitError(fields)
+    }
+    case 503:
+      return new InferenceError.ServiceUnavailableError(fields)
+    default:
+      return status >= 500 && status <= 599
+        ? new InferenceError.InternalServerError(fields)
+        : new InferenceError.UnexpectedStatusError(fields)
+  }
+}
+
+/** @internal */
+export const fromErrorResponse = (
+  response: HttpClientResponse.HttpClientResponse,
+  text: string,
+  now: number,
+  context: CallContext
+): InferenceError.InferenceError => fromStatus(response.status, response.headers, parseErrorBody(text), now, context)
+
+const describeCause = (cause: unknown): string => {
+  const parts: Array<string> = []
+  let current: unknown = cause
+  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
+    if (Predicate.isRecord(current) || current instanceof Error) {
+      const record = current as { readonly code?: unknown; readonly message?: unknown; readonly cause?: unknown }
+      if (typeof record.code === "string" && !parts.includes(record.code)) parts.push(record.code)
+      if (typeof record.message === "string" && record.message !== "" && !parts.includes(record.message)) {
+        parts.push(record.message)
+      }
+      current = record.cause
+    } else {
+      parts.push(String(current))
+      break
+    }
+  }
+  return parts.length === 0 ? "unknown transport failure" : parts.join(": ")
+}
+
+/**
+ * A failure of the transport. A body that could not be read to its end is a
+ * connection failure too (the socket broke), not a decoding one.
+ *
+ * @internal
+ */
+export const fromHttpClientError = (
+  error: HttpClientError.HttpClientError,
+  context: CallContext
+): InferenceError.InferenceError => {
+  const description = scrub(
+    error.description ?? describeCause(error.cause),
+    context.secret
+  )
+  const base = { model: context.model, attempts: context.attempt }
+  if (error._tag === "ResponseError") {
+    const fields = {
+      ...base,
+      status: error.response.status,
+      requestId: error.response.headers["x-request-id"]
+    }
+    return error.reason === "EmptyBody"
+      ? new InferenceError.ResponseDecodeError({ ...fields, description: "empty body" })
+      : new InferenceError.ConnectionError({
+        ...fields,
+        description: scrub(describeCause(error.cause), context.secret)
+      })
+  }
+  return new InferenceError.ConnectionError({
+    ...base,
+    description: error.reason === "Transport" ? scrub(describeCause(error.cause), context.secret) : description
+  })
+}
+
+/** @internal */
+export const decodeFailure = (
+  response: HttpClientResponse.HttpClientResponse,
+  description: string,
+  context: CallContext
+): InferenceError.ResponseDecodeError =>
+  new InferenceError.ResponseDecodeError({
+    status: response.status,
+    requestId: response.headers["x-request-id"],
+    model: context.model,
+    attempts: context.attempt,
+    description: scrub(description, context.secret)
+  })

@@ -1,0 +1,339 @@
+/**
+ * Where a request is built, sent, timed and retried.
+ */
+import * as Headers from "@effect/platform/Headers"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import { ChatCompletion, ChatCompletionRequest } from "../ChatCompletion.js"
+import type { ChatCompletionRequestInput } from "../ChatCompletion.js"
+import type * as InferenceClient from "../InferenceClient.js"
+import * as InferenceError from "../InferenceError.js"
+import type { Model } from "../Model.js"
+import { ModelList } from "../Model.js"
+import type { Options as RetryPolicyOptions } from "../RetryPolicy.js"
+import * as classify from "./classify.js"
+import * as RetryPolicy from "./retryPolicy.js"
+
+/** @internal */
+export const DEFAULT_BASE_URL = "https://api.inference.wandb.ai/v1"
+
+const DEFAULT_TIMEOUT = Duration.seconds(60)
+const DEFAULT_MAX_CONCURRENCY = 64
+const PROJECT = /^[^/\s]+\/[^/\s]+$/
+
+// ---------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------
+
+/** @internal */
+export interface Resolved {
+  readonly apiKey: Redacted.Redacted<string>
+  readonly baseUrl: string
+  readonly project: string | undefined
+  readonly timeout: Duration.Duration
+  readonly totalTimeout: Duration.Duration | undefined
+  readonly retry: Schedule.Schedule<unknown, InferenceError.InferenceError> | undefined
+  readonly maxConcurrency: number
+  readonly transformClient: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
+}
+
+const positiveDuration = (name: string, input: Duration.DurationInput): Either.Either<Duration.Duration, string> => {
+  const decoded = Option.getOrUndefined(Duration.decodeUnknown(input))
+  return decoded !== undefined && Duration.greaterThan(decoded, Duration.zero)
+    ? Either.right(decoded)
+    : Either.left(`${name} must be a positive duration, got ${String(input)}`)
+}
+
+const retryOptions = (
+  retry: Partial<RetryPolicyOptions>
+): Either.Either<Schedule.Schedule<unknown, InferenceError.InferenceError>, string> => {
+  const o = { ...RetryPolicy.defaultOptions, ...retry }
+  if (!Number.isInteger(o.maxRetries) || o.maxRetries < 0) {
+    return Either.left(`retry.maxRetries must be a whole number >= 0, got ${o.maxRetries}`)
+  }
+  if (!Number.isFinite(o.factor) || o.factor < 1) return Either.left(`retry.factor must be >= 1, got ${o.factor}`)
+  for (const name of ["baseDelay", "maxDelay", "maxRetryAfter"] as const) {
+    if (Option.isNone(Duration.decodeUnknown(o[name]))) {
+      return Either.left(`retry.${name} must be a duration, got ${String(o[name])}`)
+    }
+  }
+  return Either.right(RetryPolicy.make(o))
+}
+
+/**
+ * Checks the options once, when the layer is built.
+ *
+ * @internal
+ */
+export const resolveOptions = (options: InferenceClient.Options): Either.Either<Resolved, string> =>
+  Either.gen(function*() {
+    const key = Redacted.value(options.apiKey)
+    if (typeof key !== "string" || key.trim() === "") {
+      return yield* Either.left("apiKey is empty: set WANDB_API_KEY or pass apiKey")
+    }
+    const baseUrl = (options.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, "")
+    if (!URL.canParse(baseUrl) || !/^https?:$/.test(new URL(baseUrl).protocol)) {
+      return yield* Either.left(`baseUrl must be an http(s) URL, got "${baseUrl}"`)
+    }
+    if (options.project !== undefined && !PROJECT.test(options.project)) {
+      return yield* Either.left(`project must look like "team/project", got "${options.project}"`)
+    }
+    const timeout = yield* positiveDuration("timeout", options.timeout ?? DEFAULT_TIMEOUT)
+    const totalTimeout = options.totalTimeout === undefined
+      ? undefined
+      : yield* positiveDuration("totalTimeout", options.totalTimeout)
+    const maxConcurrency = options.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY
+    if (!(maxConcurrency === Infinity || (Number.isInteger(maxConcurrency) && maxConcurrency >= 1))) {
+      return yield* Either.left(`maxConcurrency must be a whole number >= 1 or Infinity, got ${maxConcurrency}`)
+    }
+    const retry = options.retry === false
+      ? undefined
+      : Schedule.isSchedule(options.retry)
+      ? options.retry
+      : yield* retryOptions(options.retry ?? {})
+    return {
+      apiKey: options.apiKey,
+      baseUrl,
+      project: options.project,
+      timeout,
+      totalTimeout,
+      retry,
+      maxConcurrency,
+      transformClient: options.transformClient
+    }
+  })
+
+/** @internal */
+export const config = Config.all({
+  apiKey: Config.redacted("WANDB_API_KEY").pipe(
+    Config.validate({ message: "WANDB_API_KEY is empty", validation: (key) => Redacted.value(key).trim() !== "" })
+  ),
+  project: Config.string("WANDB_PROJECT").pipe(
+    Config.validate({ message: "WANDB_PROJECT must look like \"team/project\"", validation: (p) => PROJECT.test(p) }),
+    Config.option,
+    Config.map(Option.getOrUndefined)
+  ),
+  baseUrl: Config.string("WANDB_INFERENCE_BASE_URL").pipe(
+    Config.validate({ message: "WANDB_INFERENCE_BASE_URL must be an http(s) URL", validation: (u) => URL.canParse(u) }),
+    Config.option,
+    Config.map(Option.getOrUndefined)
+  )
+})
+
+// ---------------------------------------------------------------------------
+// Requests and responses
+// ---------------------------------------------------------------------------
+
+const decodeRequest = Schema.decodeUnknownEither(ChatCompletionRequest, { onExcessProperty: "error" })
+const decodeCompletion = Schema.decodeUnknownEither(ChatCompletion)
+const decodeModelList = Schema.decodeUnknownEither(ModelList)
+
+const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.reduce<string>(
+    (out, key) => typeof key === "number" ? `${out}[${key}]` : out === "" ? String(key) : `${out}.${String(key)}`,
+    ""
+  ) || "(request)"
+
+/** @internal */
+export const invalidRequest = (error: ParseResult.ParseError): InferenceError.InvalidRequestError => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+  // The deepest issue names the field a person has to fix; union members add shallower noise.
+  const issue = issues.reduce((best, i) => (i.path.length > best.path.length ? i : best), issues[0])
+  return new InferenceError.InvalidRequestError({
+    path: issue === undefined ? "(request)" : formatPath(issue.path),
+    issue: issue === undefined ? error.message : issue.message
+  })
+}
+
+const decodeWith = <A>(decode: (u: unknown) => Either.Either<A, ParseResult.ParseError>) =>
+(
+  response: HttpClientResponse.HttpClientResponse,
+  context: classify.CallContext
+): Effect.Effect<A, InferenceError.InferenceError> =>
+  Effect.flatMap(
+    Effect.mapError(response.text, (error) => classify.fromHttpClientError(error, context)),
+    (text) => {
+      let json: unknown
+      try {
+        json = JSON.parse(text)
+      } catch {
+        return Effect.fail(classify.decodeFailure(response, `the body is not JSON (${text.length} bytes)`, context))
+      }
+      return Either.match(decode(json), {
+        onLeft: (error) =>
+          Effect.fail(classify.decodeFailure(response, ParseResult.TreeFormatter.formatErrorSync(error), context)),
+        onRight: Effect.succeed
+      })
+    }
+  )
+
+const failFromResponse = (
+  response: HttpClientResponse.HttpClientResponse,
+  context: classify.CallContext
+): Effect.Effect<never, InferenceError.InferenceError> =>
+  Effect.flatMap(
+    // An error body that cannot be read is still an error of this status: classify it without a body.
+    Effect.orElseSucceed(response.text, () => ""),
+    (text) =>
+      Effect.flatMap(
+        Effect.clockWith((clock) => clock.currentTimeMillis),
+        (now) => Effect.fail(classify.fromErrorResponse(response, text, now, context))
+      )
+  )
+
+// ---------------------------------------------------------------------------
+// The client
+// ---------------------------------------------------------------------------
+
+/** @internal */
+export const make = (
+  options: InferenceClient.Options
+): Effect.Effect<InferenceClient.InferenceClient.Service, never, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const resolved = yield* Either.match(resolveOptions(options), {
+      onLeft: (message) => Effect.dieMessage(`InferenceClient: ${message}`),
+      onRight: Effect.succeed
+    })
+    const secret = Redacted.value(resolved.apiKey)
+    const project = resolved.project
+    const base = (yield* HttpClient.HttpClient).pipe(
+      HttpClient.mapRequest((request) => {
+        const withAuth = request.pipe(
+          HttpClientRequest.prependUrl(resolved.baseUrl),
+          HttpClientRequest.bearerToken(resolved.apiKey),
+          HttpClientRequest.acceptJson
+        )
+        return project === undefined ? withAuth : HttpClientRequest.setHeader(withAuth, "openai-project", project)
+      })
+    )
+    const httpClient = resolved.transformClient === undefined ? base : resolved.transformClient(base)
+    const redactedNames = [
+      ...(yield* FiberRef.get(Headers.currentRedactedNames)),
+      "authorization",
+      "openai-project"
+    ]
+    const semaphore = resolved.maxConcurrency === Infinity
+      ? undefined
+      : yield* Effect.makeSemaphore(resolved.maxConcurrency)
+
+    const logFailure = (
+      error: InferenceError.InferenceError,
+      attempt: number,
+      next: Option.Option<Duration.Duration>
+    ): Effect.Effect<void> =>
+      Effect.logWarning(
+        Option.isSome(next) ? "Inference attempt failed; retrying" : "Inference attempt failed; not retrying"
+      ).pipe(
+        Effect.annotateLogs({
+          attempt,
+          tag: error._tag,
+          status: "status" in error && error.status !== undefined ? error.status : "none",
+          requestId: "requestId" in error && error.requestId !== undefined ? error.requestId : "none",
+          retryIn: Option.match(next, { onNone: () => "none", onSome: Duration.format }),
+          error: error.message
+        })
+      )
+
+    /**
+     * One call: attempts under the per-attempt timeout and the concurrency limit,
+     * retried by the policy, bounded by the total timeout, in a span.
+     */
+    const call = <A>(
+      spanName: string,
+      model: string | undefined,
+      request: HttpClientRequest.HttpClientRequest,
+      onSuccess: (
+        response: HttpClientResponse.HttpClientResponse,
+        context: classify.CallContext
+      ) => Effect.Effect<A, InferenceError.InferenceError>
+    ): Effect.Effect<A, InferenceError.InferenceError> =>
+      Effect.suspend(() => {
+        let attempts = 0
+        const attempt = (n: number): Effect.Effect<A, InferenceError.InferenceError> => {
+          attempts = n
+          const context: classify.CallContext = { model, attempt: n, secret }
+          const exchange = httpClient.execute(request).pipe(
+            Effect.mapError((error) => classify.fromHttpClientError(error, context)),
+            Effect.flatMap((response) =>
+              response.status >= 200 && response.status < 300
+                ? onSuccess(response, context)
+                : failFromResponse(response, context)
+            ),
+            Effect.timeoutFail({
+              duration: resolved.timeout,
+              onTimeout: () =>
+                new InferenceError.TimeoutError({ phase: "attempt", timeout: resolved.timeout, model, attempts: n })
+            })
+          )
+          return semaphore === undefined ? exchange : semaphore.withPermits(1)(exchange)
+        }
+        const retried = resolved.retry === undefined
+          ? Effect.tapError(attempt(1), (error) => logFailure(error, 1, Option.none()))
+          : RetryPolicy.retrying(attempt, resolved.retry, logFailure)
+        const bounded = resolved.totalTimeout === undefined ? retried : Effect.timeoutFail(retried, {
+          duration: resolved.totalTimeout,
+          onTimeout: () =>
+            new InferenceError.TimeoutError({
+              phase: "total",
+              timeout: resolved.totalTimeout ?? Duration.zero,
+              model,
+              attempts
+            })
+        })
+        return bounded.pipe(
+          Effect.onExit((exit) =>
+            Effect.annotateCurrentSpan({
+              "inference.attempts": attempts,
+              "inference.outcome": exit._tag === "Success"
+                ? "success"
+                : Option.match(Cause.failureOption(exit.cause), { onNone: () => "interrupted", onSome: (e) => e._tag })
+            })
+          ),
+          Effect.withSpan(spanName, {
+            kind: "client",
+            attributes: model === undefined ? {} : { "inference.model": model }
+          }),
+          Effect.locally(Headers.currentRedactedNames, redactedNames)
+        )
+      })
+
+    const chatCompletion = (
+      input: ChatCompletionRequestInput
+    ): Effect.Effect<ChatCompletion, InferenceError.InferenceError> =>
+      Either.match(decodeRequest(input), {
+        onLeft: (error) => Effect.fail(invalidRequest(error)),
+        onRight: (request) =>
+          call(
+            "InferenceClient.chatCompletion",
+            request.model,
+            HttpClientRequest.post("/chat/completions").pipe(
+              HttpClientRequest.bodyUnsafeJson({ ...request, stream: false })
+            ),
+            decodeWith(decodeCompletion)
+          )
+      })
+
+    const listModelsRequest = HttpClientRequest.get("/models")
+    const decodeModels = decodeWith(decodeModelList)
+    const listModels = (): Effect.Effect<ReadonlyArray<Model>, InferenceError.InferenceError> =>
+      call(
+        "InferenceClient.listModels",
+        undefined,
+        listModelsRequest,
+        (response, context) => Effect.map(decodeModels(response, context), (list) => list.data)
+      )
+
+    return { chatCompletion, listModels }
+  })

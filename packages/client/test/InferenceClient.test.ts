@@ -1,0 +1,635 @@
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import { assert, describe, expectTypeOf, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import type { ChatCompletion } from "../src/ChatCompletion.js"
+import * as InferenceClient from "../src/InferenceClient.js"
+import type * as InferenceError from "../src/InferenceError.js"
+import * as Capture from "./utils/Capture.js"
+import { hello, MODEL, SECRET, withClient } from "./utils/Client.js"
+import * as Fake from "./utils/FakeTransport.js"
+
+const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
+  const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+  assert.isTrue(Option.isSome(failure), `expected a typed failure, got ${String(exit)}`)
+  return Option.getOrThrow(failure)
+}
+
+/** Runs `hello` against a fake playing `script`, on the TestClock; returns the exit and the fake. */
+const call = (script: ReadonlyArray<Fake.Reply>, options: Partial<InferenceClient.Options> = {}) =>
+  Effect.gen(function*() {
+    const fake = Fake.make(script)
+    const exit = yield* Fake.runWithClock(withClient(fake, (client) => client.chatCompletion(hello), options))
+    return { exit, fake }
+  })
+
+describe("InferenceClient", () => {
+  describe("a successful call", () => {
+    it.effect("returns the decoded completion", () =>
+      Effect.gen(function*() {
+        const { exit, fake } = yield* call([Fake.completion("Hi there")])
+        assert.isTrue(Exit.isSuccess(exit))
+        if (Exit.isSuccess(exit)) assert.strictEqual(exit.value.choices[0].message.content, "Hi there")
+        assert.strictEqual(fake.requests.length, 1)
+      }))
+
+    it.effect("posts to <baseUrl>/chat/completions with the bearer token, project and a non-streaming body", () =>
+      Effect.gen(function*() {
+        const { fake } = yield* call([Fake.completion()])
+        const request = fake.requests[0]
+        assert.strictEqual(request.method, "POST")
+        assert.strictEqual(request.url, "http://inference.test/v1/chat/completions")
+        assert.strictEqual(request.headers["authorization"], `Bearer ${SECRET}`)
+        assert.strictEqual(request.headers["openai-project"], "team/project")
+        assert.deepStrictEqual(request.body, { ...hello, stream: false })
+      }))
+
+    it.effect("sends no OpenAI-Project header when no project is set", () =>
+      Effect.gen(function*() {
+        const { fake } = yield* call([Fake.completion()], { project: undefined })
+        assert.isUndefined(fake.requests[0].headers["openai-project"])
+      }))
+
+    it.effect("lists models from GET /models", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.json(200, {
+          object: "list",
+          data: [
+            { id: MODEL, object: "model", created: 1, owned_by: "meta" },
+            { id: "deepseek-ai/DeepSeek-V3.1", object: "model", created: 2, owned_by: "deepseek" }
+          ]
+        })])
+        const models = yield* withClient(fake, (client) => client.listModels())
+        assert.deepStrictEqual(models.map((m) => m.id), [MODEL, "deepseek-ai/DeepSeek-V3.1"])
+        assert.strictEqual(fake.requests[0].method, "GET")
+        assert.strictEqual(fake.requests[0].url, "http://inference.test/v1/models")
+      }))
+
+    it.effect("succeeds after retryable failures and reports nothing of them to the caller", () =>
+      Effect.gen(function*() {
+        const { exit, fake } = yield* call([
+          Fake.json(503, Fake.errorBody("The engine is currently overloaded, please try again later")),
+          Fake.json(500, Fake.errorBody("The server had an error while processing your request")),
+          Fake.completion("finally")
+        ])
+        assert.isTrue(Exit.isSuccess(exit))
+        assert.strictEqual(fake.requests.length, 3)
+      }))
+  })
+
+  describe("one error per row of the table", () => {
+    // [name, status, body, expected tag, retried, extra check]
+    const rows: ReadonlyArray<{
+      readonly name: string
+      readonly reply: () => Fake.Reply
+      readonly tag: InferenceError.InferenceError["_tag"]
+      readonly retried: boolean
+      readonly check?: (error: InferenceError.InferenceError) => void
+    }> = [
+      {
+        name: "400 is BadRequestError with the server's message",
+        reply: () => Fake.json(400, Fake.errorBody("max_tokens is too large", { param: "max_tokens" })),
+        tag: "BadRequestError",
+        retried: false,
+        check: (e) => {
+          assert.include(e.message, "max_tokens is too large")
+          assert.strictEqual("param" in e ? e.param : undefined, "max_tokens")
+        }
+      },
+      {
+        name: "401 is AuthenticationError pointing at the key and project",
+        reply: () => Fake.json(401, Fake.errorBody("Authentication failed")),
+        tag: "AuthenticationError",
+        retried: false,
+        check: (e) => assert.include(e.message, "API key")
+      },
+      {
+        name: "402 is QuotaExceededError",
+        reply: () =>
+          Fake.json(402, Fake.errorBody("You exceeded your current quota, please check your plan and billing details")),
+        tag: "QuotaExceededError",
+        retried: false,
+        check: (e) => assert.include(e.message, "billing")
+      },
+      {
+        name: "429 with code insufficient_quota is QuotaExceededError",
+        reply: () => Fake.json(429, Fake.errorBody("Out of credits", { code: "insufficient_quota" })),
+        tag: "QuotaExceededError",
+        retried: false
+      },
+      {
+        name: "429 worded as quota is QuotaExceededError",
+        reply: () =>
+          Fake.json(429, Fake.errorBody("You exceeded your current quota, please check your plan and billing details")),
+        tag: "QuotaExceededError",
+        retried: false
+      },
+      {
+        name: "403 region is PermissionDeniedError RegionNotSupported",
+        reply: () => Fake.json(403, Fake.errorBody("Country, region, or territory not supported")),
+        tag: "PermissionDeniedError",
+        retried: false,
+        check: (e) => assert.strictEqual("reason" in e ? e.reason : undefined, "RegionNotSupported")
+      },
+      {
+        name: "403 gateway not enabled is PermissionDeniedError InferenceNotEnabled",
+        reply: () => Fake.json(403, Fake.errorBody("The inference gateway is not enabled for your organization")),
+        tag: "PermissionDeniedError",
+        retried: false,
+        check: (e) => assert.strictEqual("reason" in e ? e.reason : undefined, "InferenceNotEnabled")
+      },
+      {
+        name: "403 otherwise is PermissionDeniedError Other",
+        reply: () => Fake.json(403, { detail: "Forbidden" }),
+        tag: "PermissionDeniedError",
+        retried: false,
+        check: (e) => assert.strictEqual("reason" in e ? e.reason : undefined, "Other")
+      },
+      {
+        name: "429 for a personal account is PermissionDeniedError PersonalAccount, not retried",
+        reply: () => Fake.json(429, Fake.errorBody("W&B Inference isn't available for personal accounts")),
+        tag: "PermissionDeniedError",
+        retried: false,
+        check: (e) => assert.strictEqual("reason" in e ? e.reason : undefined, "PersonalAccount")
+      },
+      {
+        name: "404 is NotFoundError pointing at listModels",
+        reply: () => Fake.json(404, Fake.errorBody("The requested resource was not found")),
+        tag: "NotFoundError",
+        retried: false,
+        check: (e) => {
+          assert.include(e.message, "listModels")
+          assert.include(e.message, MODEL)
+        }
+      },
+      {
+        name: "409 is ConflictError, retried",
+        reply: () => Fake.json(409, Fake.errorBody("Conflict")),
+        tag: "ConflictError",
+        retried: true
+      },
+      {
+        name: "422 is UnprocessableEntityError",
+        reply: () => Fake.json(422, { detail: [{ loc: ["body", "n"], msg: "n must be 1", type: "value_error" }] }),
+        tag: "UnprocessableEntityError",
+        retried: false,
+        check: (e) => assert.include(e.message, "n must be 1")
+      },
+      {
+        name: "429 concurrency is RateLimitError, retried",
+        reply: () => Fake.json(429, Fake.errorBody("Concurrency limit reached for requests")),
+        tag: "RateLimitError",
+        retried: true,
+        check: (e) => assert.include(e.message, "Concurrency limit")
+      },
+      {
+        name: "500 is InternalServerError, retried",
+        reply: () => Fake.json(500, Fake.errorBody("The server had an error while processing your request")),
+        tag: "InternalServerError",
+        retried: true
+      },
+      {
+        name: "502 is InternalServerError, retried",
+        reply: () => Fake.text(502, "<html>Bad Gateway</html>"),
+        tag: "InternalServerError",
+        retried: true
+      },
+      {
+        name: "504 is InternalServerError, retried",
+        reply: () => Fake.text(504, ""),
+        tag: "InternalServerError",
+        retried: true
+      },
+      {
+        name: "599 is InternalServerError, retried",
+        reply: () => Fake.text(599, ""),
+        tag: "InternalServerError",
+        retried: true
+      },
+      {
+        name: "503 is ServiceUnavailableError, retried",
+        reply: () => Fake.json(503, Fake.errorBody("The engine is currently overloaded, please try again later")),
+        tag: "ServiceUnavailableError",
+        retried: true,
+        check: (e) => assert.include(e.message, "overloaded")
+      },
+      {
+        name: "408 is UnexpectedStatusError, retried",
+        reply: () => Fake.text(408, "Request Timeout"),
+        tag: "UnexpectedStatusError",
+        retried: true
+      },
+      {
+        name: "418 is UnexpectedStatusError, not retried",
+        reply: () => Fake.text(418, "I'm a teapot"),
+        tag: "UnexpectedStatusError",
+        retried: false
+      },
+      {
+        name: "a connection reset is ConnectionError, retried",
+        reply: () => Fake.reset,
+        tag: "ConnectionError",
+        retried: true,
+        check: (e) => assert.include(e.message, "ECONNRESET")
+      },
+      {
+        name: "a 2xx body that is not JSON is ResponseDecodeError",
+        reply: () => Fake.text(200, "<html>not json</html>"),
+        tag: "ResponseDecodeError",
+        retried: false
+      },
+      {
+        name: "a 2xx JSON body of the wrong shape is ResponseDecodeError",
+        reply: () => Fake.json(200, { id: "x", choices: "none" }),
+        tag: "ResponseDecodeError",
+        retried: false
+      }
+    ]
+
+    for (const row of rows) {
+      it.effect(row.name, () =>
+        Effect.gen(function*() {
+          const { exit, fake } = yield* call([row.reply()])
+          const error = failureOf(exit)
+          assert.strictEqual(error._tag, row.tag)
+          const expected = row.retried ? 4 : 1
+          assert.strictEqual(fake.requests.length, expected, "HTTP attempts")
+          assert.strictEqual(error.attempts, expected, "attempts on the error")
+          row.check?.(error)
+        }))
+    }
+
+    it.effect("an attempt that outlives timeout is TimeoutError (attempt), retried, and aborts the request", () =>
+      Effect.gen(function*() {
+        const { exit, fake } = yield* call([Fake.hang], { timeout: "5 seconds" })
+        const error = failureOf(exit)
+        assert.strictEqual(error._tag, "TimeoutError")
+        if (error._tag === "TimeoutError") assert.strictEqual(error.phase, "attempt")
+        assert.strictEqual(fake.requests.length, 4)
+        assert.isTrue(fake.requests.every((r) => r.signal.aborted), "every timed-out request was aborted")
+      }))
+
+    it.effect("totalTimeout ends the call with TimeoutError (total), not retried further", () =>
+      Effect.gen(function*() {
+        const { exit, fake } = yield* call([Fake.hang], { timeout: "10 seconds", totalTimeout: "15 seconds" })
+        const error = failureOf(exit)
+        assert.strictEqual(error._tag, "TimeoutError")
+        if (error._tag === "TimeoutError") {
+          assert.strictEqual(error.phase, "total")
+          assert.strictEqual(error.attempts, 2)
+          assert.isTrue(Duration.equals(error.timeout, Duration.seconds(15)))
+        }
+        // attempt 1 at 0 s, times out at 10 s, waits 1 s, attempt 2 at 11 s, cut at 15 s
+        assert.deepStrictEqual(fake.requests.map((r) => r.at), [0, 11_000])
+        assert.isTrue(fake.requests[1].signal.aborted)
+      }))
+
+    it.effect("a request that fails its schema is InvalidRequestError and sends nothing", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.completion()])
+        const exit = yield* withClient(fake, (client) => client.chatCompletion({ ...hello, temperature: 3 })).pipe(
+          Effect.exit
+        )
+        const error = failureOf(exit)
+        assert.strictEqual(error._tag, "InvalidRequestError")
+        if (error._tag === "InvalidRequestError") assert.strictEqual(error.path, "temperature")
+        assert.strictEqual(error.attempts, 0)
+        assert.strictEqual(fake.requests.length, 0)
+      }))
+  })
+
+  describe("retry counts", () => {
+    it.effect("a retryable error makes exactly maxRetries + 1 attempts and fails with the last error", () =>
+      Effect.gen(function*() {
+        const { exit, fake } = yield* call(
+          [
+            Fake.json(500, Fake.errorBody("first")),
+            Fake.json(500, Fake.errorBody("second")),
+            Fake.json(503, Fake.errorBody("last"), { "x-request-id": "req-last" })
+          ],
+          { retry: { maxRetries: 2, jitter: false } }
+        )
+        const error = failureOf(exit)
+        assert.strictEqual(fake.requests.length, 3)
+        assert.strictEqual(error._tag, "ServiceUnavailableError")
+        assert.strictEqual(error.attempts, 3)
+        assert.strictEqual("requestId" in error ? error.requestId : undefined, "req-last")
+      }))
+
+    it.effect("retry: false makes exactly one attempt", () =>
+      Effect.gen(function*() {
+        const { exit, fake } = yield* call([Fake.json(503, Fake.errorBody("busy"))], { retry: false })
+        assert.strictEqual(failureOf(exit)._tag, "ServiceUnavailableError")
+        assert.strictEqual(fake.requests.length, 1)
+      }))
+
+    it.effect("a Schedule given as retry replaces the policy", () =>
+      Effect.gen(function*() {
+        const { fake } = yield* call([Fake.json(503, Fake.errorBody("busy"))], {
+          retry: Schedule.spaced("2 seconds").pipe(Schedule.intersect(Schedule.recurs(1)))
+        })
+        assert.deepStrictEqual(fake.requests.map((r) => r.at), [0, 2000])
+      }))
+  })
+
+  describe("backoff timing (TestClock)", () => {
+    it.effect("delays grow exponentially and are capped at maxDelay", () =>
+      Effect.gen(function*() {
+        const { fake } = yield* call([Fake.json(503, Fake.errorBody("busy"))], {
+          retry: { maxRetries: 5, baseDelay: "1 second", factor: 2, maxDelay: "5 seconds", jitter: false }
+        })
+        assert.deepStrictEqual(fake.requests.map((r) => r.at), [0, 1000, 3000, 7000, 12_000, 17_000])
+      }))
+
+    it.effect("jitter keeps each delay within 80%-120% of the backoff", () =>
+      Effect.gen(function*() {
+        const { fake } = yield* call([Fake.json(503, Fake.errorBody("busy"))], {
+          retry: { maxRetries: 4, baseDelay: "1 second", factor: 2, jitter: true }
+        })
+        const times = fake.requests.map((r) => r.at)
+        const delays = times.slice(1).map((t, i) => t - times[i])
+        assert.strictEqual(delays.length, 4)
+        delays.forEach((delay, i) => {
+          const nominal = 1000 * 2 ** i
+          assert.isAtLeast(delay, nominal * 0.8)
+          assert.isAtMost(delay, nominal * 1.2)
+        })
+        assert.isFalse(delays.every((d, i) => d === 1000 * 2 ** i), "jitter moved at least one delay")
+      }))
+
+    it.effect("Retry-After in seconds sets the next delay", () =>
+      Effect.gen(function*() {
+        const { exit, fake } = yield* call([
+          Fake.json(429, Fake.errorBody("Concurrency limit reached for requests"), { "retry-after": "7" }),
+          Fake.completion()
+        ])
+        assert.isTrue(Exit.isSuccess(exit))
+        assert.deepStrictEqual(fake.requests.map((r) => r.at), [0, 7000])
+      }))
+
+    it.effect("Retry-After as an HTTP date sets the next delay", () =>
+      Effect.gen(function*() {
+        const { fake } = yield* call([
+          Fake.json(503, Fake.errorBody("busy"), { "retry-after": new Date(9000).toUTCString() }),
+          Fake.completion()
+        ])
+        assert.deepStrictEqual(fake.requests.map((r) => r.at), [0, 9000])
+      }))
+
+    it.effect("retry-after-ms sets the next delay", () =>
+      Effect.gen(function*() {
+        const { fake } = yield* call([
+          Fake.json(429, Fake.errorBody("Concurrency limit reached for requests"), { "retry-after-ms": "2500" }),
+          Fake.completion()
+        ])
+        assert.deepStrictEqual(fake.requests.map((r) => r.at), [0, 2500])
+      }))
+
+    it.effect("a Retry-After shorter than the backoff does not shorten it", () =>
+      Effect.gen(function*() {
+        const { fake } = yield* call([
+          Fake.json(429, Fake.errorBody("Concurrency limit reached for requests"), { "retry-after": "0" }),
+          Fake.completion()
+        ], { retry: { baseDelay: "3 seconds", jitter: false } })
+        assert.deepStrictEqual(fake.requests.map((r) => r.at), [0, 3000])
+      }))
+
+    it.effect("a Retry-After above maxRetryAfter fails at once with retryAfter set", () =>
+      Effect.gen(function*() {
+        const { exit, fake } = yield* call([
+          Fake.json(429, Fake.errorBody("Concurrency limit reached for requests"), { "retry-after": "120" }),
+          Fake.completion()
+        ], { retry: { maxRetryAfter: "60 seconds", jitter: false } })
+        const error = failureOf(exit)
+        assert.strictEqual(error._tag, "RateLimitError")
+        assert.strictEqual(fake.requests.length, 1)
+        if (error._tag === "RateLimitError") {
+          assert.isTrue(Option.isSome(error.retryAfter))
+          assert.isTrue(Duration.equals(Option.getOrThrow(error.retryAfter), Duration.seconds(120)))
+        }
+      }))
+  })
+
+  describe("concurrency", () => {
+    it.effect("maxConcurrency bounds the requests in flight", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => Fake.delayed("1 second", () => Fake.completion()))
+        const exit = yield* Fake.runWithClock(
+          withClient(
+            fake,
+            (client) =>
+              Effect.forEach(Array.from({ length: 7 }, () => hello), client.chatCompletion, { concurrency: 7 }),
+            { maxConcurrency: 2 }
+          )
+        )
+        assert.isTrue(Exit.isSuccess(exit))
+        assert.strictEqual(fake.requests.length, 7)
+        assert.strictEqual(fake.maxInFlight(), 2)
+      }))
+  })
+
+  describe("secrets", () => {
+    it.effect("the API key appears in no log line, error message, serialised error or span", () =>
+      Effect.gen(function*() {
+        const capture = Capture.make()
+        const fake = Fake.make((n) => {
+          switch (n % 5) {
+            case 1:
+              return Fake.json(401, Fake.errorBody(`Invalid key ${SECRET}`))
+            case 2:
+              return Fake.json(500, Fake.errorBody(`upstream said ${SECRET}`))
+            case 3:
+              return Fake.reset
+            case 4:
+              return Fake.text(200, `not json ${SECRET}`)
+            default:
+              return Fake.json(429, Fake.errorBody(`Concurrency limit reached for ${SECRET}`))
+          }
+        })
+        const errors: Array<InferenceError.InferenceError> = []
+        yield* Fake.runWithClock(
+          Capture.withCapture(
+            capture,
+            withClient(
+              fake,
+              (client) =>
+                Effect.forEach(Array.from({ length: 6 }, () => hello), (request) =>
+                  client.chatCompletion(request).pipe(
+                    Effect.tapError((e) => Effect.sync(() => errors.push(e))),
+                    Effect.ignore
+                  ))
+            )
+          )
+        )
+        assert.isAtLeast(errors.length, 3)
+        assert.isAtLeast(capture.logs.length, 5, "failed attempts were logged")
+        assert.isAtLeast(capture.spans.length, 1, "calls were traced")
+        const tags = new Set(capture.logs.map((log) => log.annotations["tag"]))
+        for (const tag of ["AuthenticationError", "ConnectionError", "ResponseDecodeError"] as const) {
+          assert.isTrue(tags.has(tag))
+        }
+        for (const error of errors) {
+          assert.notInclude(error.message, SECRET)
+          assert.notInclude(JSON.stringify(error), SECRET)
+          assert.notInclude(String(error), SECRET)
+        }
+        assert.notInclude(capture.dump(), SECRET)
+        // the server's echo is kept, with the key cut out
+        assert.isTrue(errors.some((e) => e.message.includes("Invalid key <redacted>")))
+      }))
+
+    it.effect("each failed attempt is logged at warning level with attempt, tag, status, request id and delay", () =>
+      Effect.gen(function*() {
+        const capture = Capture.make()
+        const fake = Fake.make([
+          Fake.json(503, Fake.errorBody("busy"), { "x-request-id": "req-1" }),
+          Fake.completion()
+        ])
+        yield* Fake.runWithClock(Capture.withCapture(capture, withClient(fake, (c) => c.chatCompletion(hello))))
+        assert.strictEqual(capture.logs.length, 1)
+        const log = capture.logs[0]
+        assert.strictEqual(log.level, "WARN")
+        assert.deepInclude(log.annotations, {
+          attempt: 1,
+          tag: "ServiceUnavailableError",
+          status: 503,
+          requestId: "req-1",
+          retryIn: "1s"
+        })
+      }))
+
+    it.effect("each call runs in a span with the model, attempts and outcome", () =>
+      Effect.gen(function*() {
+        const capture = Capture.make()
+        const fake = Fake.make([Fake.json(500, Fake.errorBody("oops")), Fake.json(401, Fake.errorBody("no"))])
+        yield* Fake.runWithClock(Capture.withCapture(capture, withClient(fake, (c) => c.chatCompletion(hello))))
+        const span = capture.spans.find((s) => s.name === "InferenceClient.chatCompletion")
+        assert.isDefined(span)
+        assert.strictEqual(span?.attributes.get("inference.model"), MODEL)
+        assert.strictEqual(span?.attributes.get("inference.attempts"), 2)
+        assert.strictEqual(span?.attributes.get("inference.outcome"), "AuthenticationError")
+        const http = capture.spans.filter((s) => s.name.startsWith("http.client"))
+        assert.strictEqual(http.length, 2)
+        for (const s of http) {
+          assert.strictEqual(String(s.attributes.get("http.request.header.authorization")), "<redacted>")
+        }
+      }))
+  })
+
+  describe("configuration", () => {
+    it.effect("layerConfig reads WANDB_API_KEY, WANDB_PROJECT and WANDB_INFERENCE_BASE_URL", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.completion()])
+        const provider = ConfigProvider.fromMap(
+          new Map([
+            ["WANDB_API_KEY", SECRET],
+            ["WANDB_PROJECT", "acme/chat"],
+            ["WANDB_INFERENCE_BASE_URL", "http://other.test/v1"]
+          ])
+        )
+        yield* Effect.flatMap(InferenceClient.InferenceClient, (c) => c.chatCompletion(hello)).pipe(
+          Effect.provide(InferenceClient.layerConfig({ retry: false }).pipe(Layer.provide(fake.layer))),
+          Effect.withConfigProvider(provider)
+        )
+        assert.strictEqual(fake.requests[0].url, "http://other.test/v1/chat/completions")
+        assert.strictEqual(fake.requests[0].headers["openai-project"], "acme/chat")
+        assert.strictEqual(fake.requests[0].headers["authorization"], `Bearer ${SECRET}`)
+      }))
+
+    it.effect("layerConfig without WANDB_API_KEY fails with a ConfigError naming it", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.completion()])
+        const exit = yield* Effect.flatMap(InferenceClient.InferenceClient, (c) => c.chatCompletion(hello)).pipe(
+          Effect.provide(InferenceClient.layerConfig().pipe(Layer.provide(fake.layer))),
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map())),
+          Effect.exit
+        )
+        const error = failureOf(exit)
+        assert.include(String(error), "WANDB_API_KEY")
+      }))
+
+    it.effect("layerConfig rejects a project that is not team/project", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.completion()])
+        const exit = yield* Effect.flatMap(InferenceClient.InferenceClient, (c) => c.chatCompletion(hello)).pipe(
+          Effect.provide(InferenceClient.layerConfig().pipe(Layer.provide(fake.layer))),
+          Effect.withConfigProvider(
+            ConfigProvider.fromMap(new Map([["WANDB_API_KEY", SECRET], ["WANDB_PROJECT", "just-a-project"]]))
+          ),
+          Effect.exit
+        )
+        assert.include(String(failureOf(exit)), "team/project")
+      }))
+
+    const invalid: ReadonlyArray<[string, Partial<InferenceClient.Options>, string]> = [
+      ["an empty key", { apiKey: Redacted.make(" ") }, "apiKey"],
+      ["a malformed base URL", { baseUrl: "not a url" }, "baseUrl"],
+      ["a project without a team", { project: "project" }, "project"],
+      ["a zero timeout", { timeout: 0 }, "timeout"],
+      ["maxConcurrency 0", { maxConcurrency: 0 }, "maxConcurrency"],
+      ["a negative maxRetries", { retry: { maxRetries: -1 } }, "maxRetries"],
+      ["a factor below 1", { retry: { factor: 0.5 } }, "factor"]
+    ]
+    for (const [name, options, field] of invalid) {
+      it.effect(`building the layer with ${name} stops with a message naming ${field}`, () =>
+        Effect.gen(function*() {
+          const fake = Fake.make([Fake.completion()])
+          const exit = yield* withClient(fake, (c) => c.chatCompletion(hello), options).pipe(Effect.exit)
+          assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+          if (Exit.isFailure(exit)) assert.include(Cause.pretty(exit.cause), field)
+          assert.strictEqual(fake.requests.length, 0)
+        }))
+    }
+
+    it.effect("a trailing slash on baseUrl is ignored", () =>
+      Effect.gen(function*() {
+        const { fake } = yield* call([Fake.completion()], { baseUrl: "http://inference.test/v1/" })
+        assert.strictEqual(fake.requests[0].url, "http://inference.test/v1/chat/completions")
+      }))
+
+    it.effect("transformClient changes every request", () =>
+      Effect.gen(function*() {
+        const { fake } = yield* call([Fake.completion()], {
+          transformClient: HttpClient.mapRequest(HttpClientRequest.setHeader("x-extra", "yes"))
+        })
+        assert.strictEqual(fake.requests[0].headers["x-extra"], "yes")
+      }))
+  })
+
+  describe("types", () => {
+    it("the error channel of every method is exactly InferenceError", () => {
+      expectTypeOf<Effect.Effect.Error<ReturnType<InferenceClient.InferenceClient.Service["chatCompletion"]>>>()
+        .toEqualTypeOf<InferenceError.InferenceError>()
+      expectTypeOf<Effect.Effect.Error<ReturnType<InferenceClient.InferenceClient.Service["listModels"]>>>()
+        .toEqualTypeOf<InferenceError.InferenceError>()
+      expectTypeOf<Effect.Effect.Success<ReturnType<InferenceClient.InferenceClient.Service["chatCompletion"]>>>()
+        .toEqualTypeOf<ChatCompletion>()
+      const tags: Record<InferenceError.InferenceError["_tag"], true> = {
+        InvalidRequestError: true,
+        BadRequestError: true,
+        AuthenticationError: true,
+        QuotaExceededError: true,
+        PermissionDeniedError: true,
+        NotFoundError: true,
+        ConflictError: true,
+        UnprocessableEntityError: true,
+        RateLimitError: true,
+        InternalServerError: true,
+        ServiceUnavailableError: true,
+        UnexpectedStatusError: true,
+        ConnectionError: true,
+        TimeoutError: true,
+        ResponseDecodeError: true
+      }
+      assert.strictEqual(Object.keys(tags).length, 15)
+    })
+  })
+})
