@@ -1,0 +1,151 @@
+/**
+ * The docs' code is real code: every TypeScript block in README.md and docs/
+ * is a file under examples/docs (type-checked with the tests), and the tests
+ * below run those files.
+ */
+import { FetchHttpClient } from "@effect/platform"
+import { assert, describe, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { answer } from "../examples/docs/catching-errors.js"
+import { program as gettingStarted } from "../examples/docs/getting-started-layer.js"
+import { program as readme } from "../examples/docs/readme.js"
+import { bounded, only503 } from "../examples/docs/retry-policy.js"
+import { tagged } from "../examples/docs/transform-client.js"
+import * as InferenceClient from "../src/InferenceClient.js"
+import { hello, layer as clientLayer, MODEL, SECRET } from "./utils/Client.js"
+import * as Fake from "./utils/FakeTransport.js"
+
+const root = path.resolve(__dirname, "../../..")
+const pages = [
+  "README.md",
+  ...fs.readdirSync(path.join(root, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)
+]
+
+const env = (entries: Record<string, string>) => ConfigProvider.fromMap(new Map(Object.entries(entries)))
+
+describe("docs", () => {
+  describe("every TypeScript block is a checked example file", () => {
+    for (const page of pages) {
+      it(page, () => {
+        const text = fs.readFileSync(path.join(root, page), "utf8")
+        const blocks = [...text.matchAll(/(?:<!-- snippet: (\S+) -->\n)?```(ts|typescript)\n([\s\S]*?)```/g)]
+        for (const [, file, , code] of blocks) {
+          assert.isDefined(file, `${page}: a ts block has no <!-- snippet: path --> marker:\n${code.slice(0, 200)}`)
+          const source = fs.readFileSync(path.join(root, file!), "utf8")
+          assert.strictEqual(code.trim(), source.trim(), `${page}: the block differs from ${file}`)
+        }
+      })
+    }
+  })
+
+  describe("README", () => {
+    it.effect("the example returns the model's answer", () =>
+      Effect.gen(function*() {
+        const fake = Fake.makeFetch(() => Fake.completion("Hello there, nice to meet"))
+        const result = yield* readme.pipe(
+          Effect.provideService(FetchHttpClient.Fetch, fake.fetch),
+          Effect.withConfigProvider(env({ WANDB_API_KEY: SECRET, WANDB_PROJECT: "team/project" }))
+        )
+        assert.strictEqual(result, "Hello there, nice to meet")
+        assert.strictEqual(fake.calls[0].url, `${InferenceClient.DEFAULT_BASE_URL}/chat/completions`)
+        assert.strictEqual(fake.calls[0].headers.get("openai-project"), "team/project")
+      }))
+
+    it.effect("the example turns a quota error into its message", () =>
+      Effect.gen(function*() {
+        const fake = Fake.makeFetch(() => Fake.json(402, Fake.errorBody("You exceeded your current quota")))
+        const result = yield* readme.pipe(
+          Effect.provideService(FetchHttpClient.Fetch, fake.fetch),
+          Effect.withConfigProvider(env({ WANDB_API_KEY: SECRET }))
+        )
+        assert.strictEqual(result, "Out of credits: check billing")
+        assert.strictEqual(fake.calls.length, 1)
+      }))
+  })
+
+  describe("getting started", () => {
+    it.effect("lists models, then asks the first one, billed to the project", () =>
+      Effect.gen(function*() {
+        const fake = Fake.makeFetch((call) =>
+          call.url.endsWith("/models")
+            ? Fake.json(200, { object: "list", data: [{ id: MODEL, object: "model", created: 1, owned_by: "meta" }] })
+            : Fake.completion("A hosted LLM API.")
+        )
+        const result = yield* gettingStarted.pipe(
+          Effect.provideService(FetchHttpClient.Fetch, fake.fetch),
+          Effect.withConfigProvider(env({ WANDB_API_KEY: SECRET }))
+        )
+        assert.strictEqual(result.answer, "A hosted LLM API.")
+        assert.strictEqual(result.usage?.total_tokens, 7)
+        assert.deepInclude(fake.calls[1].body as object, { model: MODEL, temperature: 0, max_tokens: 100 })
+        assert.strictEqual(fake.calls[1].headers.get("openai-project"), "my-team/my-project")
+      }))
+  })
+
+  describe("transformClient", () => {
+    it.effect("the example adds its header to every request", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.completion()])
+        yield* Effect.flatMap(InferenceClient.InferenceClient, (c) => c.chatCompletion(hello)).pipe(
+          Effect.provide(tagged.pipe(Layer.provide(fake.layer)))
+        )
+        assert.strictEqual(fake.requests[0].headers["x-app"], "demo")
+        assert.strictEqual(fake.requests[0].headers["authorization"], "Bearer my-key")
+      }))
+  })
+
+  describe("error handling", () => {
+    const cases: ReadonlyArray<[string, Fake.Reply, string]> = [
+      ["401", Fake.json(401, Fake.errorBody("Authentication failed")), "Check WANDB_API_KEY and WANDB_PROJECT"],
+      ["402", Fake.json(402, Fake.errorBody("quota")), "Out of credits: top up or raise the spending cap"],
+      ["404", Fake.json(404, Fake.errorBody("not found")), `Unknown model ${MODEL}: pick one from listModels()`],
+      [
+        "429 with a long Retry-After",
+        Fake.json(429, Fake.errorBody("Concurrency limit reached for requests"), { "retry-after": "600" }),
+        "Rate limited: try again in 10m"
+      ]
+    ]
+    for (const [name, reply, expected] of cases) {
+      it.effect(`catchTags handles a ${name}`, () =>
+        Effect.gen(function*() {
+          const fake = Fake.make([reply])
+          const result = yield* answer("Hello").pipe(
+            Effect.provide(clientLayer(fake, { retry: { maxRetryAfter: "1 minute", jitter: false } }))
+          )
+          assert.strictEqual(result, expected)
+        }))
+    }
+
+    it.effect("the replacing policy retries 503s three times and nothing else", () =>
+      Effect.gen(function*() {
+        for (const [status, attempts] of [[503, 4], [500, 1]] as const) {
+          const fake = Fake.make([Fake.json(status, Fake.errorBody("x"))])
+          const exit = yield* Fake.runWithClock(
+            Effect.flatMap(InferenceClient.InferenceClient, (c) => c.chatCompletion(hello)).pipe(
+              Effect.provide(only503.pipe(Layer.provide(fake.layer)))
+            )
+          )
+          assert.isTrue(Exit.isFailure(exit))
+          assert.strictEqual(fake.requests.length, attempts)
+          if (status === 503) assert.deepStrictEqual(fake.requests.map((r) => r.at), [0, 5000, 10_000, 15_000])
+        }
+      }))
+
+    it.effect("the bounded policy stops retrying after 20 seconds", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.json(503, Fake.errorBody("busy"), { "retry-after": "12" })])
+        yield* Fake.runWithClock(
+          Effect.flatMap(InferenceClient.InferenceClient, (c) => c.chatCompletion(hello)).pipe(
+            Effect.provide(bounded.pipe(Layer.provide(fake.layer)))
+          )
+        )
+        // Retry-After 12 s beats the backoff: the 24 s failure is past the 20 s bound (unbounded: a 4th try at 36 s)
+        assert.deepStrictEqual(fake.requests.map((r) => r.at), [0, 12_000, 24_000])
+      }))
+  })
+})
