@@ -112,7 +112,12 @@ export const AssistantMessage = Schema.Struct({
   name: Schema.optional(Schema.String),
   tool_calls: Schema.optional(Schema.Array(ToolCall)),
   refusal: Schema.optional(Schema.NullOr(Schema.String))
-})
+}).pipe(
+  Schema.filter((m) =>
+    (m.content !== undefined && m.content !== null) || (m.tool_calls !== undefined && m.tool_calls.length > 0) ||
+    "an assistant message needs content or tool_calls"
+  )
+)
 
 /**
  * The result of a tool call, answering the call with the same `tool_call_id`.
@@ -210,7 +215,10 @@ export class ChatCompletionRequest extends Schema.Class<ChatCompletionRequest>(
   "@effect-inference/client/ChatCompletionRequest"
 )({
   model: Schema.NonEmptyTrimmedString,
-  messages: Schema.NonEmptyArray(Message),
+  // A plain array type (not a non-empty tuple) so that a conversation built at run time type-checks.
+  messages: Schema.Array(Message).pipe(
+    Schema.minItems(1, { message: () => "messages must hold at least one message" })
+  ),
   temperature: Schema.optional(unit(0, 2)),
   top_p: Schema.optional(unit(0, 1)),
   top_k: Schema.optional(Schema.Int),
@@ -304,7 +312,7 @@ export class Choice extends Schema.Class<Choice>("@effect-inference/client/Choic
  */
 export class ChatCompletion extends Schema.Class<ChatCompletion>("@effect-inference/client/ChatCompletion")({
   id: Schema.String,
-  object: Schema.optionalWith(Schema.String, { default: () => "chat.completion" }),
+  object: Schema.optionalWith(Schema.String, { nullable: true, default: () => "chat.completion" }),
   created: Schema.Number,
   model: Schema.String,
   choices: Schema.Array(Choice),

@@ -13,7 +13,7 @@ import * as Schema from "effect/Schema"
  */
 export class Model extends Schema.Class<Model>("@effect-inference/client/Model")({
   id: Schema.String,
-  object: Schema.optionalWith(Schema.String, { default: () => "model" }),
+  object: Schema.optionalWith(Schema.String, { nullable: true, default: () => "model" }),
   created: Schema.optionalWith(Schema.Number, { nullable: true, default: () => 0 }),
   owned_by: Schema.optionalWith(Schema.String, { nullable: true, default: () => "" })
 }) {}
@@ -25,6 +25,6 @@ export class Model extends Schema.Class<Model>("@effect-inference/client/Model")
  * @category schemas
  */
 export class ModelList extends Schema.Class<ModelList>("@effect-inference/client/ModelList")({
-  object: Schema.optionalWith(Schema.String, { default: () => "list" }),
+  object: Schema.optionalWith(Schema.String, { nullable: true, default: () => "list" }),
   data: Schema.Array(Model)
 }) {}

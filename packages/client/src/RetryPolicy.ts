@@ -24,7 +24,7 @@ export interface Options {
   readonly baseDelay: Duration.DurationInput
   /** Growth of the delay per retry. Default 2. */
   readonly factor: number
-  /** Upper bound of any backoff delay. Default 30 seconds. */
+  /** Upper bound of the backoff before jitter (a jittered wait can be up to 20% longer). Default 30 seconds. */
   readonly maxDelay: Duration.DurationInput
   /** Spread each delay randomly over 80%-120% so that clients do not retry in step. Default `true`. */
   readonly jitter: boolean
@@ -47,7 +47,7 @@ export const defaultOptions: Options = internal.defaultOptions
 
 /**
  * The retry policy of the client: `Schedule.exponential(baseDelay, factor)`,
- * jittered, capped at `maxDelay`, limited to `maxRetries`, continuing only while
+ * capped at `maxDelay`, jittered, limited to `maxRetries`, continuing only while
  * the error `isRetryable`, and obeying the server's `Retry-After` (see
  * {@link withRetryAfter}). Its output is the delay before the next attempt.
  *
@@ -58,8 +58,8 @@ export const defaultOptions: Options = internal.defaultOptions
  *
  * // Five quick retries, then give up; still obeys Retry-After.
  * const retry = RetryPolicy.make({ maxRetries: 5, baseDelay: "200 millis" })
- * // Or compose: stop retrying after 20 seconds in all.
- * const bounded = Schedule.intersect(retry, Schedule.upTo("20 seconds"))
+ * // Or compose: no new retry once 20 seconds have passed since the first failure.
+ * const bounded = retry.pipe(Schedule.upTo("20 seconds"))
  *
  * InferenceClient.layer({ apiKey: Redacted.make("key"), retry: bounded })
  * ```

@@ -53,6 +53,9 @@ export const parseErrorBody = (text: string): ErrorBody => {
     const trimmed = text.trim()
     return { message: trimmed === "" ? undefined : trimmed, code: undefined, type: undefined, param: undefined }
   }
+  if (typeof json === "string" || typeof json === "number") {
+    return { message: String(json), code: undefined, type: undefined, param: undefined }
+  }
   if (Predicate.isRecord(json)) {
     const error = json.error
     if (Predicate.isRecord(error)) {
@@ -96,6 +99,8 @@ export const parseRetryAfter = (
   if (header === undefined) return Option.none()
   const trimmed = header.trim()
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Option.some(Duration.seconds(Number(trimmed)))
+  // An HTTP date names its day or month in letters; Date.parse alone accepts "-1" or "1." as dates.
+  if (!/[a-z]{3}/i.test(trimmed)) return Option.none()
   const date = Date.parse(trimmed)
   if (Number.isNaN(date)) return Option.none()
   return Option.some(Duration.millis(Math.max(0, date - now)))
@@ -103,9 +108,13 @@ export const parseRetryAfter = (
 
 /** @internal */
 export const scrub = (text: string, secret: string): string => {
-  const clipped = text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}…` : text
-  return secret.length >= 4 && clipped.includes(secret) ? clipped.split(secret).join("<redacted>") : clipped
+  // Cut the secret out before clipping, or a key straddling the cut would leave its start behind.
+  const clean = secret.length >= 4 && text.includes(secret) ? text.split(secret).join("<redacted>") : text
+  return clean.length > MAX_MESSAGE ? `${clean.slice(0, MAX_MESSAGE)}…` : clean
 }
+
+const scrubOptional = (text: string | undefined, secret: string): string | undefined =>
+  text === undefined ? undefined : scrub(text, secret)
 
 const QUOTA_CODES = new Set([
   "insufficient_quota",
@@ -146,10 +155,10 @@ export const fromStatus = (
   const fields = {
     status,
     requestId: headers["x-request-id"] ?? headers["request-id"],
-    code: body.code,
-    type: body.type,
-    param: body.param,
-    serverMessage: body.message === undefined ? undefined : scrub(body.message, context.secret),
+    code: scrubOptional(body.code, context.secret),
+    type: scrubOptional(body.type, context.secret),
+    param: scrubOptional(body.param, context.secret),
+    serverMessage: scrubOptional(body.message, context.secret),
     model: context.model,
     retryAfter: parseRetryAfter(headers, now),
     attempts: context.attempt

@@ -150,11 +150,12 @@ const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
 export const invalidRequest = (error: ParseResult.ParseError): InferenceError.InvalidRequestError => {
   const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
   // The deepest issue names the field a person has to fix; union members add shallower noise.
-  const issue = issues.reduce((best, i) => (i.path.length > best.path.length ? i : best), issues[0])
-  return new InferenceError.InvalidRequestError({
-    path: issue === undefined ? "(request)" : formatPath(issue.path),
-    issue: issue === undefined ? error.message : issue.message
-  })
+  const deepest = issues.reduce((best, i) => (i.path.length > best.path.length ? i : best), issues[0])
+  if (deepest === undefined) return new InferenceError.InvalidRequestError({ path: "(request)", issue: error.message })
+  const path = formatPath(deepest.path)
+  // A union reports one issue per member at the same path; each is part of the answer.
+  const messages = issues.filter((i) => formatPath(i.path) === path).map((i) => i.message)
+  return new InferenceError.InvalidRequestError({ path, issue: [...new Set(messages)].join("; or ") })
 }
 
 const decodeWith = <A>(decode: (u: unknown) => Either.Either<A, ParseResult.ParseError>) =>

@@ -57,10 +57,12 @@ export const withRetryAfter = dual<
 export const make = (options?: Partial<Options>): Schedule.Schedule<Duration.Duration, InferenceError> => {
   const o = { ...defaultOptions, ...options }
   const maxDelay = Duration.decode(o.maxDelay)
-  const backoff = Schedule.exponential(o.baseDelay, o.factor)
-  const jittered = o.jitter ? Schedule.jittered(backoff) : backoff
-  return jittered.pipe(
-    Schedule.modifyDelay((_, delay) => Duration.min(delay, maxDelay)),
+  const capped = Schedule.exponential(o.baseDelay, o.factor).pipe(
+    Schedule.modifyDelay((_, delay) => Duration.min(delay, maxDelay))
+  )
+  // Jitter after the cap: capping a jittered delay would put every client that reached the cap back in step.
+  const backoff = o.jitter ? Schedule.jittered(capped) : capped
+  return backoff.pipe(
     Schedule.intersect(Schedule.recurs(o.maxRetries)),
     Schedule.whileInput(isRetryable),
     withRetryAfter(o.maxRetryAfter),
