@@ -10,12 +10,14 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
-import type { ChatCompletion, ChatCompletionRequestInput } from "./ChatCompletion.js"
-import type { InferenceError } from "./InferenceError.js"
+import type { ChatCompletion, ChatCompletionRequest, ChatCompletionRequestInput } from "./ChatCompletion.js"
+import type * as InferenceError from "./InferenceError.js"
 import * as internal from "./internal/inferenceClient.js"
+import * as validate from "./internal/validate.js"
 import type { Model } from "./Model.js"
 import type * as RetryPolicy from "./RetryPolicy.js"
 
@@ -73,9 +75,11 @@ export declare namespace InferenceClient {
      * request is checked first; a request that does not satisfy the schema fails
      * with `InvalidRequestError` and sends nothing.
      */
-    readonly chatCompletion: (request: ChatCompletionRequestInput) => Effect.Effect<ChatCompletion, InferenceError>
+    readonly chatCompletion: (
+      request: ChatCompletionRequestInput
+    ) => Effect.Effect<ChatCompletion, InferenceError.InferenceError>
     /** Lists the models the service offers. */
-    readonly listModels: () => Effect.Effect<ReadonlyArray<Model>, InferenceError>
+    readonly listModels: () => Effect.Effect<ReadonlyArray<Model>, InferenceError.InferenceError>
   }
 }
 
@@ -100,7 +104,11 @@ export interface Options {
    * `false` for no retries; options of the default policy (see `RetryPolicy`);
    * or a `Schedule` of your own, fed with each failed attempt's error.
    */
-  readonly retry?: false | Partial<RetryPolicy.Options> | Schedule.Schedule<unknown, InferenceError> | undefined
+  readonly retry?:
+    | false
+    | Partial<RetryPolicy.Options>
+    | Schedule.Schedule<unknown, InferenceError.InferenceError>
+    | undefined
   /**
    * Most HTTP requests this client has in flight at once; further attempts wait
    * for a slot. W&B limits concurrency per project, so set it at or below the
@@ -110,6 +118,20 @@ export interface Options {
   /** A last change to the configured `HttpClient` (extra headers, a proxy, tracing settings). */
   readonly transformClient?: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
 }
+
+/**
+ * Checks a request the way `chatCompletion` does before sending it: a request
+ * that does not satisfy `ChatCompletionRequest` (a misspelt field, a value out of
+ * range) fails with `InvalidRequestError` naming the field. Useful for fakes of
+ * the client and for checking user input early.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const validateRequest = (
+  request: unknown
+): Effect.Effect<ChatCompletionRequest, InferenceError.InvalidRequestError> =>
+  Either.match(validate.validateRequest(request), { onLeft: Effect.fail, onRight: Effect.succeed })
 
 /**
  * Builds the client from the `HttpClient` in context. Invalid options (an empty

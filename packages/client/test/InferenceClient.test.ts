@@ -307,6 +307,17 @@ describe("InferenceClient", () => {
       }))
   })
 
+  describe("validateRequest", () => {
+    it.effect("accepts what chatCompletion sends and names the wrong field of what it refuses", () =>
+      Effect.gen(function*() {
+        const ok = yield* InferenceClient.validateRequest(hello)
+        assert.strictEqual(ok.model, MODEL)
+        const error = yield* Effect.flip(InferenceClient.validateRequest({ ...hello, max_token: 5 }))
+        assert.strictEqual(error._tag, "InvalidRequestError")
+        assert.strictEqual(error.path, "max_token")
+      }))
+  })
+
   describe("retry counts", () => {
     it.effect("a retryable error makes exactly maxRetries + 1 attempts and fails with the last error", () =>
       Effect.gen(function*() {

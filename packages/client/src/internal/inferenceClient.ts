@@ -16,7 +16,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import { ChatCompletion, ChatCompletionRequest } from "../ChatCompletion.js"
+import { ChatCompletion } from "../ChatCompletion.js"
 import type { ChatCompletionRequestInput } from "../ChatCompletion.js"
 import type * as InferenceClient from "../InferenceClient.js"
 import * as InferenceError from "../InferenceError.js"
@@ -25,6 +25,7 @@ import { ModelList } from "../Model.js"
 import type { Options as RetryPolicyOptions } from "../RetryPolicy.js"
 import * as classify from "./classify.js"
 import * as RetryPolicy from "./retryPolicy.js"
+import { validateRequest } from "./validate.js"
 
 /** @internal */
 export const DEFAULT_BASE_URL = "https://api.inference.wandb.ai/v1"
@@ -136,27 +137,8 @@ export const config = Config.all({
 // Requests and responses
 // ---------------------------------------------------------------------------
 
-const decodeRequest = Schema.decodeUnknownEither(ChatCompletionRequest, { onExcessProperty: "error" })
 const decodeCompletion = Schema.decodeUnknownEither(ChatCompletion)
 const decodeModelList = Schema.decodeUnknownEither(ModelList)
-
-const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
-  path.reduce<string>(
-    (out, key) => typeof key === "number" ? `${out}[${key}]` : out === "" ? String(key) : `${out}.${String(key)}`,
-    ""
-  ) || "(request)"
-
-/** @internal */
-export const invalidRequest = (error: ParseResult.ParseError): InferenceError.InvalidRequestError => {
-  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
-  // The deepest issue names the field a person has to fix; union members add shallower noise.
-  const deepest = issues.reduce((best, i) => (i.path.length > best.path.length ? i : best), issues[0])
-  if (deepest === undefined) return new InferenceError.InvalidRequestError({ path: "(request)", issue: error.message })
-  const path = formatPath(deepest.path)
-  // A union reports one issue per member at the same path; each is part of the answer.
-  const messages = issues.filter((i) => formatPath(i.path) === path).map((i) => i.message)
-  return new InferenceError.InvalidRequestError({ path, issue: [...new Set(messages)].join("; or ") })
-}
 
 const decodeWith = <A>(decode: (u: unknown) => Either.Either<A, ParseResult.ParseError>) =>
 (
@@ -313,8 +295,8 @@ export const make = (
     const chatCompletion = (
       input: ChatCompletionRequestInput
     ): Effect.Effect<ChatCompletion, InferenceError.InferenceError> =>
-      Either.match(decodeRequest(input), {
-        onLeft: (error) => Effect.fail(invalidRequest(error)),
+      Either.match(validateRequest(input), {
+        onLeft: Effect.fail,
         onRight: (request) =>
           call(
             "InferenceClient.chatCompletion",
