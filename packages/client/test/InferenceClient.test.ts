@@ -251,7 +251,12 @@ describe("InferenceClient", () => {
         name: "a 2xx JSON body of the wrong shape is ResponseDecodeError",
         reply: () => Fake.json(200, { id: "x", choices: "none" }),
         tag: "ResponseDecodeError",
-        retried: false
+        retried: false,
+        check: (e) => {
+          // names the fields that did not match, briefly
+          assert.include(e.message, "created: is missing")
+          assert.notInclude(e.message, "Encoded side")
+        }
       }
     ]
 

@@ -140,6 +140,13 @@ export const config = Config.all({
 const decodeCompletion = Schema.decodeUnknownEither(ChatCompletion)
 const decodeModelList = Schema.decodeUnknownEither(ModelList)
 
+/** The first few mismatches as `path: issue`, not the whole tree (which can be long and repeats the body). */
+const describeParseError = (error: ParseResult.ParseError): string => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+  const shown = issues.slice(0, 3).map((i) => `${i.path.length === 0 ? "body" : i.path.join(".")}: ${i.message}`)
+  return issues.length > 3 ? `${shown.join("; ")}; and ${issues.length - 3} more` : shown.join("; ")
+}
+
 const decodeWith = <A>(decode: (u: unknown) => Either.Either<A, ParseResult.ParseError>) =>
 (
   response: HttpClientResponse.HttpClientResponse,
@@ -155,12 +162,15 @@ const decodeWith = <A>(decode: (u: unknown) => Either.Either<A, ParseResult.Pars
         return Effect.fail(classify.decodeFailure(response, `the body is not JSON (${text.length} bytes)`, context))
       }
       return Either.match(decode(json), {
-        onLeft: (error) =>
-          Effect.fail(classify.decodeFailure(response, ParseResult.TreeFormatter.formatErrorSync(error), context)),
+        onLeft: (error) => Effect.fail(classify.decodeFailure(response, describeParseError(error), context)),
         onRight: Effect.succeed
       })
     }
   )
+
+/** Jittered delays carry nanoseconds; a log line only needs milliseconds. */
+const roundMillis = (duration: Duration.Duration): Duration.Duration =>
+  Duration.millis(Math.round(Duration.toMillis(duration)))
 
 const failFromResponse = (
   response: HttpClientResponse.HttpClientResponse,
@@ -224,7 +234,7 @@ export const make = (
           tag: error._tag,
           status: "status" in error && error.status !== undefined ? error.status : "none",
           requestId: "requestId" in error && error.requestId !== undefined ? error.requestId : "none",
-          retryIn: Option.match(next, { onNone: () => "none", onSome: Duration.format }),
+          retryIn: Option.match(next, { onNone: () => "none", onSome: (d) => Duration.format(roundMillis(d)) }),
           error: error.message
         })
       )

@@ -1,0 +1,195 @@
+/**
+ * `pnpm demo`: each practice of robust inference error handling, working, in order.
+ *
+ * With no WANDB_API_KEY it starts the W&B Inference simulator in this process and
+ * runs against it; with the key set it runs the fault-free parts against the real
+ * service (WANDB_PROJECT and WANDB_INFERENCE_BASE_URL are read too).
+ */
+import { InferenceClient, type InferenceError } from "@effect-inference/client"
+import { Fault, InferenceSimulator } from "@effect-inference/testing"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Config, Duration, Effect, HashMap, Logger, Option, Redacted } from "effect"
+
+const MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+const PROJECT = "demo-team/demo"
+const started = Date.now()
+
+const stamp = () => {
+  const now = new Date()
+  return `${now.toISOString().slice(11, 23)} +${((now.getTime() - started) / 1000).toFixed(2).padStart(5)}s`
+}
+const say = (text: string) => Effect.sync(() => console.log(`${stamp()}  ${text}`))
+const section = (title: string) => Effect.sync(() => console.log(`\n${stamp()}  ── ${title}`))
+
+/** Totals for the closing report. Failed attempts are counted from the client's own warnings. */
+interface Usage {
+  readonly calls: number
+  readonly failedAttempts: number
+  readonly succeeded: number
+  readonly promptTokens: number
+  readonly completionTokens: number
+}
+// The logger below runs outside any fiber's own state, so the totals are a plain mutable record.
+const usage: { -readonly [K in keyof Usage]: Usage[K] } = {
+  calls: 0,
+  failedAttempts: 0,
+  succeeded: 0,
+  promptTokens: 0,
+  completionTokens: 0
+}
+
+/** Prints the client's retry warnings as one readable line each, and counts them. */
+const demoLogger = Logger.make(({ annotations }) => {
+  const get = (key: string) => Option.getOrUndefined(HashMap.get(annotations, key))
+  if (get("tag") === undefined) return
+  usage.failedAttempts++
+  const status = get("status") === "none" ? "" : ` (HTTP ${String(get("status"))})`
+  const next = get("retryIn") === "none" ? "not retried" : `retrying in ${String(get("retryIn"))}`
+  console.log(`${stamp()}    attempt ${String(get("attempt"))} failed: ${String(get("tag"))}${status}; ${next}`)
+})
+
+const call = (client: InferenceClient.InferenceClient.Service, content: string) =>
+  Effect.gen(function*() {
+    usage.calls++
+    const completion = yield* client.chatCompletion({ model: MODEL, messages: [{ role: "user", content }] })
+    usage.succeeded++
+    usage.promptTokens += completion.usage?.prompt_tokens ?? 0
+    usage.completionTokens += completion.usage?.completion_tokens ?? 0
+    return completion
+  })
+
+const preview = (text: string | null) => {
+  const t = text ?? ""
+  return JSON.stringify(t.length > 60 ? `${t.slice(0, 57)}...` : t)
+}
+
+const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.map(Effect.timed(effect), ([elapsed, a]) => [`${Math.round(Duration.toMillis(elapsed))} ms`, a] as const)
+
+const described = (e: InferenceError.InferenceError) => `${e._tag} after ${e.attempts} attempt(s)`
+
+const plainCall = (client: InferenceClient.InferenceClient.Service) =>
+  Effect.gen(function*() {
+    yield* section("1. A plain call")
+    const [took, plain] = yield* timed(call(client, "Say hello in five words."))
+    yield* say(`answer ${preview(plain.choices[0].message.content)} in ${took}, ${plain.usage?.total_tokens} tokens`)
+  })
+
+const concurrentCalls = (client: InferenceClient.InferenceClient.Service, n: number) =>
+  Effect.forEach(
+    Array.from({ length: n }, (_, i) => `Question number ${i + 1}?`),
+    (q) => Effect.either(call(client, q)),
+    { concurrency: "unbounded" }
+  )
+
+const report = Effect.gen(function*() {
+  const u = usage
+  yield* section("7. Usage")
+  yield* say(`calls ${u.calls}, succeeded ${u.succeeded}, failed ${u.calls - u.succeeded}`)
+  yield* say(`HTTP attempts ${u.succeeded + u.failedAttempts} (${u.failedAttempts} failed and logged)`)
+  yield* say(
+    `tokens: prompt ${u.promptTokens}, completion ${u.completionTokens}, total ${u.promptTokens + u.completionTokens}`
+  )
+})
+
+const simulated = Effect.gen(function*() {
+  yield* say("No WANDB_API_KEY: running against the W&B Inference simulator, in this process, on 127.0.0.1")
+  const simulator = yield* InferenceSimulator.InferenceSimulator
+  const clientWith = (options: Partial<InferenceClient.Options>) =>
+    InferenceClient.make({
+      apiKey: simulator.apiKey,
+      baseUrl: simulator.url,
+      project: PROJECT,
+      retry: { baseDelay: "250 millis", jitter: false },
+      ...options
+    })
+  const client = yield* clientWith({})
+  yield* say(`simulator at ${simulator.url}; client retries 3 times from 250 ms, doubling`)
+
+  yield* plainCall(client)
+
+  yield* section("2. A 503 (engine overloaded), twice: retried with exponential backoff")
+  yield* simulator.script(Fault.overloaded, Fault.overloaded)
+  const [took2] = yield* timed(call(client, "Are you busy?"))
+  yield* say(`succeeded on attempt 3 after ${took2} (waits of 250 ms and 500 ms)`)
+
+  yield* section("3. A 429 (concurrency limit) with Retry-After: 2 — obeyed")
+  yield* simulator.script(Fault.rateLimited({ seconds: 2 }))
+  const [took3] = yield* timed(call(client, "May I?"))
+  yield* say(`succeeded after ${took3}: the server asked for 2 s, longer than the 250 ms backoff`)
+
+  yield* section("4. A quota error and an authentication error: caught by tag, not retried")
+  yield* simulator.script(Fault.quotaExceeded)
+  yield* call(client, "One more?").pipe(
+    Effect.catchTag("QuotaExceededError", (e) => say(`caught ${described(e)}: ${e.message}`))
+  )
+  const wrongKey = yield* clientWith({ apiKey: Redacted.make("not-the-key") })
+  yield* call(wrongKey, "Let me in").pipe(
+    Effect.catchTag("AuthenticationError", (e) => say(`caught ${described(e)}: ${e.message}`))
+  )
+
+  yield* section("5. A call that times out: each attempt is cut at 1 s, one retry, then TimeoutError")
+  yield* simulator.script(Fault.hang, Fault.hang)
+  const impatient = yield* clientWith({ timeout: "1 second", retry: { maxRetries: 1, baseDelay: "250 millis" } })
+  yield* call(impatient, "Are you there?").pipe(
+    Effect.catchTag("TimeoutError", (e) => say(`caught ${described(e)} (phase ${e.phase}); the sockets were closed`))
+  )
+
+  yield* section("6. 20 concurrent calls; the project allows 4 in flight, the client's maxConcurrency is 4")
+  yield* simulator.clearLog
+  const limited = yield* clientWith({ maxConcurrency: 4 })
+  const [took6, results] = yield* timed(concurrentCalls(limited, 20))
+  const log = yield* simulator.log
+  const refused = log.filter((e) => e.outcome === "concurrency-limited").length
+  yield* say(
+    `${results.filter((r) => r._tag === "Right").length}/20 succeeded in ${took6}; peak in flight ${
+      peakInFlight(log)
+    }; 429s from the server: ${refused}`
+  )
+
+  yield* report
+}).pipe(
+  Effect.provide(InferenceSimulator.layer({ firstByte: "40 millis", perToken: "3 millis", concurrencyLimit: 4 }))
+)
+
+/** The most requests the simulator had in flight at once, from its log. */
+const peakInFlight = (log: ReadonlyArray<InferenceSimulator.LogEntry>): number => {
+  const events = log.flatMap((e) => [[e.at, 1], [e.endedAt ?? e.at, -1]] as const)
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1])
+  let current = 0
+  let peak = 0
+  for (const [, delta] of events) {
+    current += delta
+    peak = Math.max(peak, current)
+  }
+  return peak
+}
+
+const real = Effect.gen(function*() {
+  yield* say("WANDB_API_KEY is set: running the fault-free parts against W&B Inference")
+  const client = yield* InferenceClient.InferenceClient
+  yield* plainCall(client)
+  yield* section("6. 8 concurrent calls, at most 4 in flight (maxConcurrency)")
+  const [took, results] = yield* timed(concurrentCalls(client, 8))
+  yield* say(`${results.filter((r) => r._tag === "Right").length}/8 succeeded in ${took}`)
+  for (const r of results) if (r._tag === "Left") yield* say(`  ${r.left._tag}: ${r.left.message}`)
+  yield* report
+}).pipe(Effect.provide(InferenceClient.layerConfig({ maxConcurrency: 4 })))
+
+const main = Effect.gen(function*() {
+  const key = yield* Config.option(Config.redacted("WANDB_API_KEY"))
+  yield* Option.isSome(key) ? real : simulated
+}).pipe(
+  Effect.catchAll((error) =>
+    Effect.zipRight(
+      say(`stopped: ${"message" in error ? error.message : String(error)}`),
+      Effect.sync(() => process.exitCode = 1)
+    )
+  ),
+  Effect.provide(NodeHttpClient.layerUndici),
+  Effect.provide(Logger.replace(Logger.defaultLogger, demoLogger))
+)
+
+// The demo prints its own lines; the runtime's pretty logger would print every retry warning in full.
+NodeRuntime.runMain(main, { disablePrettyLogger: true })

@@ -1,0 +1,259 @@
+/**
+ * A faithful stand-in for W&B Inference on loopback: the same endpoints, statuses,
+ * bodies and concurrency limit, with deterministic answers and scriptable faults.
+ * Use it for integration tests and demos of code that calls the service.
+ *
+ * @since 0.1.0
+ */
+import { InferenceClient } from "@effect-inference/client"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import * as Fault from "./Fault.js"
+import { Simulator } from "./internal/simulator.js"
+
+/**
+ * A model in the simulator's catalogue.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ModelEntry {
+  readonly id: string
+  readonly created: number
+  readonly owned_by: string
+}
+
+/**
+ * What became of a request: answered normally (`"ok"`), given a fault
+ * (`"fault"`, see `fault`), refused for a wrong key, over the project's
+ * concurrency limit, malformed, for a model or path that does not exist, or
+ * closed by the client before any answer (`"aborted"`). `"pending"` while it runs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Outcome =
+  | "pending"
+  | "ok"
+  | "fault"
+  | "unauthorized"
+  | "concurrency-limited"
+  | "invalid-request"
+  | "unknown-model"
+  | "not-found"
+  | "aborted"
+
+/**
+ * One request as the simulator saw it. `authorization` is logged as `<redacted>`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LogEntry {
+  readonly id: number
+  /** Arrival, in epoch milliseconds. */
+  readonly at: number
+  /** When the connection for this request finished or closed. */
+  readonly endedAt: number | undefined
+  readonly method: string
+  readonly path: string
+  readonly headers: Readonly<Record<string, string>>
+  /** The `OpenAI-Project` header. */
+  readonly project: string | undefined
+  /** The JSON body (or its text when it is not JSON). */
+  readonly body: unknown
+  readonly stream: boolean
+  readonly outcome: Outcome
+  /** The fault played, scripted or drawn. */
+  readonly fault: Fault.Tag | undefined
+  /** The status sent, if headers were sent. */
+  readonly status: number | undefined
+  /** The connection closed before the response was complete (a reset, a timeout, an abort). */
+  readonly closedEarly: boolean
+}
+
+/**
+ * How the simulator is set up. Everything has a default.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** 0 (the default) picks a free port. */
+  readonly port?: number | undefined
+  /** Default `127.0.0.1`. */
+  readonly host?: string | undefined
+  /** Keys accepted as `Authorization: Bearer <key>`. Default `["sim-key"]`. */
+  readonly apiKeys?: ReadonlyArray<string> | undefined
+  /** The catalogue of `GET /v1/models`; other model ids get 404. Default: a few real W&B ids. */
+  readonly models?: ReadonlyArray<string | ModelEntry> | undefined
+  /** Seeds the answers and the fault draws. Default 42. */
+  readonly seed?: number | undefined
+  /** Delay before the first byte of an answer. Default 0. */
+  readonly firstByte?: Duration.DurationInput | undefined
+  /** Delay per generated token. Default 0. */
+  readonly perToken?: Duration.DurationInput | undefined
+  /** Most requests in flight per project (by `OpenAI-Project`); more get W&B's 429. Default no limit. */
+  readonly concurrencyLimit?: number | undefined
+  /** Share of chat requests given a fault drawn from `faults`. Default 0. */
+  readonly faultRate?: number | undefined
+  /** The mix drawn from at `faultRate`. Default `Fault.transient`. */
+  readonly faults?: ReadonlyArray<Fault.Fault> | undefined
+  /** Entries kept in the request log, oldest dropped first. Default 100,000. */
+  readonly maxLogEntries?: number | undefined
+  /** Called with each log entry when its request ends (for printing). */
+  readonly onLogEntry?: ((entry: LogEntry) => void) | undefined
+}
+
+/**
+ * The default catalogue: model ids W&B Inference lists.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_MODELS: ReadonlyArray<ModelEntry> = [
+  { id: "meta-llama/Llama-3.1-8B-Instruct", created: 1_721_260_800, owned_by: "meta-llama" },
+  { id: "meta-llama/Llama-3.3-70B-Instruct", created: 1_733_443_200, owned_by: "meta-llama" },
+  { id: "deepseek-ai/DeepSeek-V3.1", created: 1_755_648_000, owned_by: "deepseek-ai" },
+  { id: "Qwen/Qwen3-235B-A22B-Instruct-2507", created: 1_753_056_000, owned_by: "Qwen" },
+  { id: "openai/gpt-oss-120b", created: 1_754_352_000, owned_by: "openai" }
+]
+
+/**
+ * A running simulator.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** The base URL to give the client, `http://127.0.0.1:<port>/v1`. */
+  readonly url: string
+  readonly port: number
+  /** The first accepted key. */
+  readonly apiKey: Redacted.Redacted<string>
+  /**
+   * Queues faults for the next chat requests, one each, in order; `"ok"` lets one
+   * through. "The next three calls get 503, then succeed" is
+   * `script(Fault.overloaded, Fault.overloaded, Fault.overloaded)`.
+   */
+  readonly script: (...faults: ReadonlyArray<Fault.Fault | "ok">) => Effect.Effect<void>
+  /** Chat requests not already scripted get a fault drawn from `faults` with probability `rate`. */
+  readonly setFaultRate: (rate: number, faults?: ReadonlyArray<Fault.Fault>) => Effect.Effect<void>
+  /** Every request so far (up to `maxLogEntries`), oldest first. */
+  readonly log: Effect.Effect<ReadonlyArray<LogEntry>>
+  readonly clearLog: Effect.Effect<void>
+  /** TCP connections open now. */
+  readonly openConnections: Effect.Effect<number>
+  /** Chat requests being answered now, all projects. */
+  readonly inFlight: Effect.Effect<number>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class InferenceSimulator extends Context.Tag("@effect-inference/testing/InferenceSimulator")<
+  InferenceSimulator,
+  Service
+>() {}
+
+const millis = (input: Duration.DurationInput | undefined): number =>
+  input === undefined ? 0 : Duration.toMillis(Duration.decode(input))
+
+/**
+ * Starts a simulator for the life of the scope; closing the scope closes every
+ * connection, hung ones included.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<Service, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const apiKeys = options.apiKeys ?? ["sim-key"]
+    const rate = options.faultRate ?? 0
+    if (apiKeys.length === 0) return yield* Effect.dieMessage("InferenceSimulator: apiKeys must hold at least one key")
+    if (!(rate >= 0 && rate <= 1)) {
+      return yield* Effect.dieMessage(`InferenceSimulator: faultRate must be within 0..1, got ${rate}`)
+    }
+    const simulator = new Simulator({
+      host: options.host ?? "127.0.0.1",
+      port: options.port ?? 0,
+      apiKeys,
+      models: (options.models ?? DEFAULT_MODELS).map((m) =>
+        typeof m === "string" ? { id: m, created: 1_700_000_000, owned_by: m.split("/")[0] ?? "simulator" } : m
+      ),
+      seed: options.seed ?? 42,
+      firstByteMillis: millis(options.firstByte),
+      perTokenMillis: millis(options.perToken),
+      concurrencyLimit: options.concurrencyLimit ?? Infinity,
+      faultRate: rate,
+      faults: options.faults ?? Fault.transient,
+      maxLogEntries: options.maxLogEntries ?? 100_000,
+      onLogEntry: options.onLogEntry
+    })
+    const port = yield* Effect.acquireRelease(
+      Effect.tryPromise(() => simulator.start()).pipe(
+        Effect.catchAll((error) => Effect.dieMessage(`InferenceSimulator: cannot listen: ${String(error.error)}`))
+      ),
+      () => Effect.promise(() => simulator.close())
+    )
+    const host = options.host ?? "127.0.0.1"
+    return {
+      url: `http://${host}:${port}/v1`,
+      port,
+      apiKey: Redacted.make(apiKeys[0]!),
+      script: (...faults) => Effect.sync(() => simulator.script(faults)),
+      setFaultRate: (rate, faults) =>
+        rate >= 0 && rate <= 1
+          ? Effect.sync(() => simulator.setChaos(rate, faults))
+          : Effect.dieMessage(`InferenceSimulator: fault rate must be within 0..1, got ${rate}`),
+      log: Effect.sync(() => simulator.log()),
+      clearLog: Effect.sync(() => simulator.clearLog()),
+      openConnections: Effect.sync(() => simulator.openConnections()),
+      inFlight: Effect.sync(() => simulator.inFlight())
+    } satisfies Service
+  })
+
+/**
+ * The simulator as a scoped `Layer`: a free port, closed with the layer.
+ *
+ * @example
+ * ```ts
+ * import { InferenceSimulator, Fault } from "@effect-inference/testing"
+ * import { InferenceClient } from "@effect-inference/client"
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { Effect, Layer } from "effect"
+ *
+ * const TestLive = InferenceSimulator.clientLayer().pipe(
+ *   Layer.provideMerge(InferenceSimulator.layer({ seed: 7 })),
+ *   Layer.provide(FetchHttpClient.layer)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options?: Options): Layer.Layer<InferenceSimulator> =>
+  Layer.scoped(InferenceSimulator, make(options))
+
+/**
+ * An `InferenceClient` pointed at the simulator in context (its URL and key);
+ * `options` override the rest.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const clientLayer = (
+  options: Partial<InferenceClient.Options> = {}
+): Layer.Layer<InferenceClient.InferenceClient, never, InferenceSimulator | HttpClient.HttpClient> =>
+  Layer.unwrapEffect(
+    Effect.map(
+      InferenceSimulator,
+      (simulator) => InferenceClient.layer({ apiKey: simulator.apiKey, baseUrl: simulator.url, ...options })
+    )
+  )

@@ -1,0 +1,138 @@
+/**
+ * The simulator as a standalone process:
+ *
+ *   pnpm simulator --port 8787 --fault-rate 0.2
+ *
+ * Runs until interrupted (Ctrl-C), printing one line per request.
+ *
+ * @since 0.1.0
+ */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import { parseArgs } from "node:util"
+import * as Fault from "./Fault.js"
+import * as InferenceSimulator from "./InferenceSimulator.js"
+
+const usage = `Usage: pnpm simulator [options]
+
+  --port <n>               port to listen on (default 8787; 0 picks a free one)
+  --host <addr>            address to bind (default 127.0.0.1)
+  --key <key>              an accepted API key; repeat for more (default sim-key)
+  --fault-rate <0..1>      share of chat requests given a random fault (default 0)
+  --faults <list>          comma-separated faults to draw from (default: the transient mix), e.g.
+                           Overloaded,RateLimited:2,InternalError,ConnectionReset,Hang
+  --concurrency-limit <n>  requests in flight per project before W&B's 429 (default: none)
+  --seed <n>               seed of answers and fault draws (default 42)
+  --first-byte-ms <n>      delay before the first byte of an answer (default 0)
+  --per-token-ms <n>       delay per generated token (default 0)
+  --quiet                  do not print a line per request
+  --help                   this text
+
+Faults: ${Fault.all.map((f) => f._tag).filter((t, i, all) => all.indexOf(t) === i).join(", ")}`
+
+type Parsed =
+  | { readonly _tag: "Help" }
+  | { readonly _tag: "Invalid"; readonly message: string }
+  | { readonly _tag: "Run"; readonly options: InferenceSimulator.Options; readonly quiet: boolean }
+
+const number = (name: string, text: string | undefined, check: (n: number) => boolean): number | string | undefined => {
+  if (text === undefined) return undefined
+  const n = Number(text)
+  return text.trim() !== "" && Number.isFinite(n) && check(n) ? n : `--${name}: not a valid value: "${text}"`
+}
+
+const parse = (argv: ReadonlyArray<string>): Parsed => {
+  let values
+  try {
+    values = parseArgs({
+      args: [...argv],
+      options: {
+        port: { type: "string" },
+        host: { type: "string" },
+        key: { type: "string", multiple: true },
+        "fault-rate": { type: "string" },
+        faults: { type: "string" },
+        "concurrency-limit": { type: "string" },
+        seed: { type: "string" },
+        "first-byte-ms": { type: "string" },
+        "per-token-ms": { type: "string" },
+        quiet: { type: "boolean" },
+        help: { type: "boolean" }
+      },
+      allowPositionals: false
+    }).values
+  } catch (error) {
+    return { _tag: "Invalid", message: error instanceof Error ? error.message : String(error) }
+  }
+  if (values.help) return { _tag: "Help" }
+  const port = number("port", values.port ?? "8787", (n) => Number.isInteger(n) && n >= 0 && n < 65536)
+  const rate = number("fault-rate", values["fault-rate"], (n) => n >= 0 && n <= 1)
+  const limit = number("concurrency-limit", values["concurrency-limit"], (n) => Number.isInteger(n) && n >= 1)
+  const seed = number("seed", values.seed, Number.isInteger)
+  const firstByte = number("first-byte-ms", values["first-byte-ms"], (n) => n >= 0)
+  const perToken = number("per-token-ms", values["per-token-ms"], (n) => n >= 0)
+  for (const value of [port, rate, limit, seed, firstByte, perToken]) {
+    if (typeof value === "string") return { _tag: "Invalid", message: value }
+  }
+  const faultNames = values.faults?.split(",").filter((s) => s.trim() !== "")
+  const faults = faultNames?.map((name) => [name, Fault.fromString(name)] as const)
+  const unknown = faults?.find(([, fault]) => fault === undefined)
+  if (unknown !== undefined) return { _tag: "Invalid", message: `--faults: unknown fault "${unknown[0]}"` }
+  return {
+    _tag: "Run",
+    quiet: values.quiet === true,
+    options: {
+      port: port as number,
+      host: values.host,
+      apiKeys: values.key,
+      faultRate: rate as number | undefined,
+      faults: faults?.map(([, fault]) => fault!),
+      concurrencyLimit: limit as number | undefined,
+      seed: seed as number | undefined,
+      firstByte: firstByte === undefined ? undefined : `${firstByte as number} millis`,
+      perToken: perToken === undefined ? undefined : `${perToken as number} millis`
+    }
+  }
+}
+
+const line = (entry: InferenceSimulator.LogEntry): string => {
+  const model = typeof entry.body === "object" && entry.body !== null && "model" in entry.body
+    ? ` ${String(entry.body.model)}`
+    : ""
+  const what = entry.fault === undefined ? entry.outcome : `fault ${entry.fault}`
+  const ms = entry.endedAt === undefined ? "" : ` ${entry.endedAt - entry.at} ms`
+  return `${new Date(entry.at).toISOString()} ${entry.method} ${entry.path}${model} -> ${
+    entry.status ?? "-"
+  } ${what}${ms}${entry.closedEarly ? " (closed early)" : ""}`
+}
+
+const main = (argv: ReadonlyArray<string>) => {
+  const parsed = parse(argv)
+  switch (parsed._tag) {
+    case "Help":
+      return Console.log(usage)
+    case "Invalid":
+      return Effect.zipRight(Console.error(`${parsed.message}\n\n${usage}`), Effect.sync(() => process.exitCode = 2))
+    case "Run": {
+      const options: InferenceSimulator.Options = {
+        ...parsed.options,
+        onLogEntry: parsed.quiet ? undefined : (entry) => console.log(line(entry))
+      }
+      return Effect.gen(function*() {
+        const simulator = yield* InferenceSimulator.InferenceSimulator
+        yield* Console.log(
+          `W&B Inference simulator listening on ${simulator.url} (${
+            // the default key is a public fixture; keys given on the command line are not echoed
+            options.apiKeys === undefined
+              ? `API key: ${Redacted.value(simulator.apiKey)}`
+              : `${options.apiKeys.length} API key(s)`}, fault rate ${options.faultRate ?? 0}). Ctrl-C stops it.`
+        )
+        return yield* Effect.never
+      }).pipe(Effect.provide(InferenceSimulator.layer(options)))
+    }
+  }
+}
+
+NodeRuntime.runMain(main(process.argv.slice(2)))

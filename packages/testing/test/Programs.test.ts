@@ -1,0 +1,117 @@
+/**
+ * The package's programs, run as a user runs them: the standalone simulator
+ * (`pnpm simulator`) and the demo (`pnpm demo`), each in its own process.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { spawn } from "node:child_process"
+import * as path from "node:path"
+
+const root = path.resolve(__dirname, "..")
+const tsx = path.join(root, "node_modules", ".bin", "tsx")
+
+interface Run {
+  readonly stdout: string
+  readonly stderr: string
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+}
+
+/**
+ * Starts `tsx <file> <args>`. `interact` sees the output so far; once it returns a
+ * promise, the process is interrupted (SIGINT) when that promise settles.
+ */
+const run = (
+  file: string,
+  args: ReadonlyArray<string>,
+  env: NodeJS.ProcessEnv,
+  interact?: (stdout: string) => Promise<unknown> | undefined
+) =>
+  Effect.async<Run>((resume) => {
+    const child = spawn(tsx, [file, ...args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    let stopping = false
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString()
+      const interaction = stopping || interact === undefined ? undefined : interact(stdout)
+      if (interaction !== undefined) {
+        stopping = true
+        interaction.finally(() => child.kill("SIGINT")).catch(() => {})
+      }
+    })
+    child.stderr.on("data", (chunk: Buffer) => stderr += chunk.toString())
+    child.on("error", (error) => resume(Effect.succeed({ stdout, stderr: `${stderr}${error.message}`, code: -1, signal: null })))
+    child.on("close", (code, signal) => resume(Effect.succeed({ stdout, stderr, code, signal })))
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })
+
+const withoutKey = (): NodeJS.ProcessEnv => {
+  const env = { ...process.env }
+  delete env.WANDB_API_KEY
+  return env
+}
+
+describe("programs", () => {
+  it.live(
+    "pnpm demo runs every practice in order against the embedded simulator and exits 0",
+    () =>
+      Effect.gen(function*() {
+        const result = yield* run("examples/demo.ts", [], withoutKey())
+        assert.strictEqual(result.code, 0, result.stderr)
+        const lines = result.stdout.split("\n")
+        assert.include(lines[0], "No WANDB_API_KEY: running against the W&B Inference simulator")
+        const order = [
+          "1. A plain call",
+          "2. A 503",
+          "3. A 429",
+          "4. A quota error and an authentication error",
+          "5. A call that times out",
+          "6. 20 concurrent calls",
+          "7. Usage"
+        ].map((title) => result.stdout.indexOf(title))
+        assert.isTrue(order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)), `sections in order: ${order}`)
+        assert.include(result.stdout, "succeeded on attempt 3")
+        assert.include(result.stdout, "retrying in 2s")
+        assert.include(result.stdout, "caught QuotaExceededError after 1 attempt(s)")
+        assert.include(result.stdout, "caught AuthenticationError after 1 attempt(s)")
+        assert.include(result.stdout, "caught TimeoutError after 2 attempt(s)")
+        assert.include(result.stdout, "20/20 succeeded")
+        assert.include(result.stdout, "429s from the server: 0")
+        assert.match(result.stdout, /HTTP attempts \d+/)
+      }),
+    60_000
+  )
+
+  it.live(
+    "pnpm simulator serves the API on a free port until interrupted, printing each request",
+    () =>
+      Effect.gen(function*() {
+        let models: unknown = undefined
+        const result = yield* run("src/bin.ts", ["--port", "0", "--seed", "7"], withoutKey(), (stdout) => {
+          const url = stdout.match(/listening on (\S+)/)?.[1]
+          return url === undefined ?
+            undefined :
+            fetch(`${url}/models`, { headers: { authorization: "Bearer sim-key" } })
+              .then((response) => response.json())
+              .then((body) => {
+                models = body
+              })
+        })
+        assert.match(result.stdout, /listening on http:\/\/127\.0\.0\.1:\d+\/v1 \(API key: sim-key, fault rate 0\)/)
+        assert.deepInclude(models as object, { object: "list" })
+        assert.match(result.stdout, /GET \/v1\/models -> 200 ok/)
+        // interrupted by SIGINT, it closes the server and ends without an error
+        assert.isTrue(result.code === 0 || result.code === 130 || result.signal === "SIGINT", JSON.stringify(result))
+      }),
+    30_000
+  )
+
+  it.live("pnpm simulator refuses a bad option with the usage text and exit code 2", () =>
+    Effect.gen(function*() {
+      const result = yield* run("src/bin.ts", ["--fault-rate", "2"], withoutKey())
+      assert.strictEqual(result.code, 2)
+      assert.include(result.stderr, "--fault-rate")
+      assert.include(result.stderr, "Usage: pnpm simulator")
+    }), 30_000)
+})
