@@ -116,7 +116,8 @@ export interface Options {
    * no replies at all, each call answers a default completion: the text of the
    * request's last user message (an echo), for the request's model, with
    * `finish_reason` `"stop"` and usage counted as the simulator counts tokens
-   * (a word or a punctuation mark each; prompts add 3 per message and 3 more).
+   * (a word or a punctuation mark each; a prompt adds each message's role and
+   * 3 more per message, and 3 for the reply).
    */
   readonly replies?: ReadonlyArray<Reply> | undefined
   /**

@@ -1,0 +1,16 @@
+/**
+ * The testing guide's snippets run (the client's docs test checks that each block
+ * of docs/testing.md is the file it names).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { program as simulatorSnippet } from "../examples/docs/simulator.js"
+
+describe("docs/testing.md", () => {
+  it.live("the simulator snippet sees two 503s retried, then an answer", () =>
+    Effect.gen(function*() {
+      const result = yield* simulatorSnippet
+      assert.deepStrictEqual(result.outcomes, ["fault", "fault", "ok"])
+      assert.isAbove((result.answer ?? "").length, 0)
+    }))
+})
