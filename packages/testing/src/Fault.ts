@@ -226,17 +226,22 @@ export const transient: ReadonlyArray<Fault> = [
  * @category parsing
  */
 export const fromString = (text: string): Fault | undefined => {
-  const [tag, arg] = text.trim().split(":")
+  const parts = text.trim().split(":")
+  if (parts.length > 2) return undefined
+  const [tag, arg] = parts
+  if (tag === "ConnectionReset") {
+    return arg === undefined || arg === "midBody"
+      ? connectionReset({ midBody: arg === "midBody" })
+      : undefined
+  }
   const n = arg === undefined || arg === "" ? undefined : Number(arg)
   const count = n !== undefined && Number.isInteger(n) && n >= 0 ? n : undefined
-  if (arg !== undefined && count === undefined && !(tag === "ConnectionReset" && arg === "midBody")) return undefined
+  if (arg !== undefined && count === undefined) return undefined
   switch (tag) {
     case "RateLimited":
       return rateLimited(count === undefined ? undefined : { seconds: count })
     case "StallMidBody":
       return stallMidBody(count === undefined ? {} : { afterChunks: count })
-    case "ConnectionReset":
-      return connectionReset({ midBody: arg === "midBody" })
     case "SseErrorFrame":
       return sseErrorFrame(count === undefined ? {} : { afterChunks: count })
     case "SseCutBeforeDone":

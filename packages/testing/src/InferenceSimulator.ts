@@ -32,7 +32,7 @@ export interface ModelEntry {
  * What became of a request: answered normally (`"ok"`), given a fault
  * (`"fault"`, see `fault`), refused for a wrong key, over the project's
  * concurrency limit, malformed, for a model or path that does not exist, or
- * closed by the client before any answer (`"aborted"`). `"pending"` while it runs.
+ * closed by the client before the answer was complete (`"aborted"`). `"pending"` while it runs.
  *
  * @since 0.1.0
  * @category models

@@ -41,8 +41,10 @@ const run = (
       }
     })
     child.stderr.on("data", (chunk: Buffer) => stderr += chunk.toString())
-    child.on("error", (error) => resume(Effect.succeed({ stdout, stderr: `${stderr}${error.message}`, code: -1, signal: null })))
-    child.on("close", (code, signal) => resume(Effect.succeed({ stdout, stderr, code, signal })))
+    child.on("error", (error) =>
+      resume(Effect.succeed({ stdout, stderr: `${stderr}${error.message}`, code: -1, signal: null })))
+    child.on("close", (code, signal) =>
+      resume(Effect.succeed({ stdout, stderr, code, signal })))
     return Effect.sync(() => child.kill("SIGKILL"))
   })
 

@@ -219,7 +219,8 @@ export class Simulator {
   }
 
   log(): ReadonlyArray<LogEntry> {
-    return this.entries.map((entry) => ({ ...entry }))
+    const from = Math.max(0, this.entries.length - this.config.maxLogEntries)
+    return this.entries.slice(from).map((entry) => ({ ...entry }))
   }
 
   clearLog(): void {
@@ -265,7 +266,9 @@ export class Simulator {
       closedEarly: false
     }
     this.entries.push(entry)
-    if (this.entries.length > this.config.maxLogEntries) this.entries.shift()
+    // Trim in batches so a full log costs amortised O(1) per request, not a copy of the array each time.
+    const max = this.config.maxLogEntries
+    if (this.entries.length > max + Math.ceil(max / 10)) this.entries.splice(0, this.entries.length - max)
     let released = true
     const acquire = (): boolean => {
       const key = project ?? ""
@@ -285,7 +288,8 @@ export class Simulator {
       this.pending.delete(controller)
       entry.endedAt = Date.now()
       entry.closedEarly = !res.writableFinished
-      if (entry.outcome === "pending") entry.outcome = "aborted"
+      // An answer cut off by the client (a timeout, an interrupted stream) was not given, whatever was sent of it.
+      if (entry.outcome === "pending" || (entry.outcome === "ok" && entry.closedEarly)) entry.outcome = "aborted"
       this.config.onLogEntry?.({ ...entry })
     })
     const chunks: Array<Buffer> = []
