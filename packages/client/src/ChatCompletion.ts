@@ -239,6 +239,8 @@ export class ChatCompletionRequest extends Schema.Class<ChatCompletionRequest>(
   parallel_tool_calls: Schema.optional(Schema.Boolean),
   response_format: Schema.optional(ResponseFormat),
   reasoning_effort: Schema.optional(Schema.Literal("low", "medium", "high")),
+  /** Streaming only; `streamChatCompletion` asks for usage unless told `include_usage: false`. */
+  stream_options: Schema.optional(Schema.Struct({ include_usage: Schema.optional(Schema.Boolean) })),
   user: Schema.optional(Schema.String)
 }) {}
 

@@ -14,7 +14,9 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
+import type * as Stream from "effect/Stream"
 import type { ChatCompletion, ChatCompletionRequest, ChatCompletionRequestInput } from "./ChatCompletion.js"
+import type { ChatCompletionChunk } from "./ChatCompletionChunk.js"
 import type * as InferenceError from "./InferenceError.js"
 import * as internal from "./internal/inferenceClient.js"
 import * as validate from "./internal/validate.js"
@@ -78,6 +80,17 @@ export declare namespace InferenceClient {
     readonly chatCompletion: (
       request: ChatCompletionRequestInput
     ) => Effect.Effect<ChatCompletion, InferenceError.InferenceError>
+    /**
+     * Streams a chat completion as its chunks arrive. Failures before the first
+     * content are classified and retried like `chatCompletion`'s; a failure after
+     * content has been delivered ends the stream with the classified error (its
+     * `chunksDelivered` set) and is not retried. `firstChunkTimeout` and
+     * `idleTimeout` bound the waits; interrupting the consumer aborts the request.
+     * Usage arrives in the last chunk unless `stream_options.include_usage` is false.
+     */
+    readonly streamChatCompletion: (
+      request: ChatCompletionRequestInput
+    ) => Stream.Stream<ChatCompletionChunk, InferenceError.InferenceError>
     /** Lists the models the service offers. */
     readonly listModels: () => Effect.Effect<ReadonlyArray<Model>, InferenceError.InferenceError>
   }
@@ -98,7 +111,14 @@ export interface Options {
   readonly project?: string | undefined
   /** Bound of one HTTP attempt, body included. Default 60 seconds. */
   readonly timeout?: Duration.DurationInput | undefined
-  /** Bound of a whole call, retries and their waits included. Default none. */
+  /** Streaming: bound of the wait for the first content, from the request's start. Default 60 seconds. */
+  readonly firstChunkTimeout?: Duration.DurationInput | undefined
+  /** Streaming: bound of the gap between two chunks (keep-alive comments do not count). Default 30 seconds. */
+  readonly idleTimeout?: Duration.DurationInput | undefined
+  /**
+   * Bound of a whole call, retries and their waits included (for a stream: until
+   * its first content). Default none.
+   */
   readonly totalTimeout?: Duration.DurationInput | undefined
   /**
    * `false` for no retries; options of the default policy (see `RetryPolicy`);

@@ -45,6 +45,8 @@ const attempts = Schema.Int.pipe(
  * - `retryAfter`: how long the server asked us to wait (`Retry-After`, `retry-after-ms`).
  * - `attempts`: how many HTTP attempts the call made, this one included.
  * - `model`: the model the call was for.
+ * - `chunksDelivered`: for a stream that failed after it had started, how many
+ *   chunks the consumer had already received (such a failure is never retried).
  *
  * @since 0.1.0
  * @category fields
@@ -57,6 +59,7 @@ export const ResponseFields = {
   param: Schema.optional(Schema.String),
   serverMessage: Schema.optional(Schema.String),
   model: Schema.optional(Schema.String),
+  chunksDelivered: Schema.optional(Schema.Int),
   retryAfter: optionalDuration,
   attempts
 }
@@ -69,6 +72,7 @@ const describe = (
     readonly serverMessage?: string | undefined
     readonly retryAfter: Option.Option<Duration.Duration>
     readonly attempts: number
+    readonly chunksDelivered?: number | undefined
   },
   summary: string,
   hint?: string
@@ -80,6 +84,7 @@ const describe = (
   const notes: Array<string> = []
   if (Option.isSome(self.retryAfter)) notes.push(`retry after ${Duration.format(self.retryAfter.value)}`)
   if (self.attempts !== 1) notes.push(`${self.attempts} attempts`)
+  if (self.chunksDelivered !== undefined) notes.push(`after ${self.chunksDelivered} streamed chunks`)
   if (self.requestId !== undefined) notes.push(`request id ${self.requestId}`)
   return notes.length === 0 ? out : `${out} [${notes.join(", ")}]`
 }
@@ -417,19 +422,34 @@ export class ConnectionError extends Schema.TaggedError<ConnectionError>(
 }
 
 /**
- * Which bound a call outlived: one attempt (`"attempt"`, retried) or the whole
- * call with its retries (`"total"`, not retried).
+ * Which bound a call outlived: one attempt (`"attempt"`), the wait of a stream
+ * for its first content (`"firstChunk"`), the gap between two chunks of a stream
+ * (`"idle"`), or the whole call with its retries (`"total"`, not retried).
  *
  * @since 0.1.0
  * @category models
  */
-export const TimeoutPhase = Schema.Literal("attempt", "total")
+export const TimeoutPhase = Schema.Literal("attempt", "firstChunk", "idle", "total")
 
 /**
  * @since 0.1.0
  * @category models
  */
 export type TimeoutPhase = typeof TimeoutPhase.Type
+
+const timeoutSummaries: Record<TimeoutPhase, (timeout: string) => string> = {
+  attempt: (t) => `An attempt did not finish within its timeout of ${t}`,
+  firstChunk: (t) => `The stream sent no content within its firstChunkTimeout of ${t}`,
+  idle: (t) => `The stream stalled: no chunk within its idleTimeout of ${t}`,
+  total: (t) => `The call did not finish within its total timeout of ${t}`
+}
+
+const timeoutHints: Record<TimeoutPhase, string> = {
+  attempt: "Raise timeout for long generations, or use streaming",
+  firstChunk: "The model may be queued or thinking long: raise firstChunkTimeout",
+  idle: "The server stopped sending mid-answer; raise idleTimeout if the model pauses that long",
+  total: "Raise totalTimeout, or use streaming for long generations"
+}
 
 /**
  * A call outlived one of its time bounds; `phase` says which and `timeout` how long it was.
@@ -452,15 +472,7 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>(
    * @since 0.1.0
    */
   override get message(): string {
-    return describe(
-      this,
-      this.phase === "total"
-        ? `The call did not finish within its total timeout of ${Duration.format(this.timeout)}`
-        : `An attempt did not finish within its timeout of ${Duration.format(this.timeout)}`,
-      this.phase === "total"
-        ? "Raise totalTimeout, or use streaming for long generations"
-        : "Raise timeout for long generations, or use streaming"
-    )
+    return describe(this, timeoutSummaries[this.phase](Duration.format(this.timeout)), timeoutHints[this.phase])
   }
 }
 
@@ -488,7 +500,9 @@ export class ResponseDecodeError extends Schema.TaggedError<ResponseDecodeError>
     return describe(
       { ...this, serverMessage: this.description },
       "Could not decode the response",
-      "The server answered with a body this client does not understand; check the base URL"
+      this.chunksDelivered === undefined
+        ? "The server answered with a body this client does not understand; check the base URL"
+        : "The stream broke off: the answer received so far is incomplete"
     )
   }
 }
@@ -566,8 +580,10 @@ export const isInferenceError = (u: unknown): u is InferenceError => Predicate.h
 
 /**
  * Tells whether a failed call is worth trying again: rate limits, server faults,
- * 409, 408, connection failures and per-attempt timeouts. Client errors, quota,
- * decoding failures and the total timeout are not.
+ * 409, 408, connection failures and timeouts of one attempt (`attempt`,
+ * `firstChunk`, `idle`). Client errors, quota, decoding failures and the total
+ * timeout are not. A stream that has delivered chunks is never retried, whatever
+ * this says.
  *
  * @since 0.1.0
  * @category predicates
@@ -581,7 +597,7 @@ export const isRetryable = (error: InferenceError): boolean => {
     case "ConnectionError":
       return true
     case "TimeoutError":
-      return error.phase === "attempt"
+      return error.phase !== "total"
     case "UnexpectedStatusError":
       return error.status === 408
     default:

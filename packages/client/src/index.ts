@@ -10,6 +10,13 @@
 export * as ChatCompletion from "./ChatCompletion.js"
 
 /**
+ * The chunks of a streamed chat completion, and the fold back into one completion.
+ *
+ * @since 0.1.0
+ */
+export * as ChatCompletionChunk from "./ChatCompletionChunk.js"
+
+/**
  * The client for W&B Inference.
  *
  * @since 0.1.0

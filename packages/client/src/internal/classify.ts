@@ -19,6 +19,8 @@ export interface CallContext {
   readonly attempt: number
   /** Removed from any text that ends up in an error (a server that echoes the key must not leak it). */
   readonly secret: string
+  /** For a stream that has started: the chunks the consumer has received so far. */
+  chunksDelivered?: number | undefined
 }
 
 /**
@@ -161,7 +163,8 @@ export const fromStatus = (
     serverMessage: scrubOptional(body.message, context.secret),
     model: context.model,
     retryAfter: parseRetryAfter(headers, now),
-    attempts: context.attempt
+    attempts: context.attempt,
+    chunksDelivered: context.chunksDelivered
   }
   switch (status) {
     case 400:
@@ -236,7 +239,7 @@ export const fromHttpClientError = (
     error.description ?? describeCause(error.cause),
     context.secret
   )
-  const base = { model: context.model, attempts: context.attempt }
+  const base = { model: context.model, attempts: context.attempt, chunksDelivered: context.chunksDelivered }
   if (error._tag === "ResponseError") {
     const fields = {
       ...base,
@@ -267,5 +270,57 @@ export const decodeFailure = (
     requestId: response.headers["x-request-id"],
     model: context.model,
     attempts: context.attempt,
+    chunksDelivered: context.chunksDelivered,
     description: scrub(description, context.secret)
   })
+
+const FRAME_TYPES: Record<string, number> = {
+  invalid_request_error: 400,
+  badrequesterror: 400,
+  authentication_error: 401,
+  invalid_api_key: 401,
+  insufficient_quota: 402,
+  permission_error: 403,
+  not_found_error: 404,
+  model_not_found: 404,
+  rate_limit_error: 429,
+  rate_limit_exceeded: 429,
+  server_error: 500,
+  api_error: 500,
+  internal_error: 500,
+  overloaded_error: 503,
+  engine_overloaded: 503,
+  service_unavailable: 503
+}
+
+/**
+ * The status an SSE error frame stands for: its `code` when that is an HTTP
+ * status (vLLM sends one), else its `type` or `code` by name, else its message,
+ * else 500. The stream itself was a 200, so the frame is all there is to go on.
+ *
+ * @internal
+ */
+export const frameStatus = (body: ErrorBody): number => {
+  const code = body.code === undefined ? Number.NaN : Number(body.code)
+  if (Number.isInteger(code) && code >= 400 && code <= 599) return code
+  for (const name of [body.type, body.code]) {
+    const status = name === undefined ? undefined : FRAME_TYPES[name.toLowerCase()]
+    if (status !== undefined) return status
+  }
+  const message = body.message ?? ""
+  if (/concurrency limit|rate limit|too many requests/i.test(message)) return 429
+  if (QUOTA_WORDS.test(message)) return 402
+  if (/overloaded|unavailable/i.test(message)) return 503
+  return 500
+}
+
+/**
+ * An SSE `error` frame (`{"error": {...}}` data) in the middle of a stream,
+ * classified into the same errors as an HTTP status.
+ *
+ * @internal
+ */
+export const fromErrorFrame = (data: string, now: number, context: CallContext): InferenceError.InferenceError => {
+  const body = parseErrorBody(data)
+  return fromStatus(frameStatus(body), {}, body, now, context)
+}

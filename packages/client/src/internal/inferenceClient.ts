@@ -3,34 +3,46 @@
  */
 import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { ChatCompletion } from "../ChatCompletion.js"
 import type { ChatCompletionRequestInput } from "../ChatCompletion.js"
+import { ChatCompletionChunk } from "../ChatCompletionChunk.js"
 import type * as InferenceClient from "../InferenceClient.js"
 import * as InferenceError from "../InferenceError.js"
 import type { Model } from "../Model.js"
 import { ModelList } from "../Model.js"
 import type { Options as RetryPolicyOptions } from "../RetryPolicy.js"
+import * as ChunkInternal from "./chunks.js"
 import * as classify from "./classify.js"
 import * as RetryPolicy from "./retryPolicy.js"
+import * as sse from "./sse.js"
 import { validateRequest } from "./validate.js"
 
 /** @internal */
 export const DEFAULT_BASE_URL = "https://api.inference.wandb.ai/v1"
 
 const DEFAULT_TIMEOUT = Duration.seconds(60)
+const DEFAULT_FIRST_CHUNK_TIMEOUT = Duration.seconds(60)
+const DEFAULT_IDLE_TIMEOUT = Duration.seconds(30)
 const DEFAULT_MAX_CONCURRENCY = 64
 const PROJECT = /^[^/\s]+\/[^/\s]+$/
 
@@ -44,6 +56,8 @@ export interface Resolved {
   readonly baseUrl: string
   readonly project: string | undefined
   readonly timeout: Duration.Duration
+  readonly firstChunkTimeout: Duration.Duration
+  readonly idleTimeout: Duration.Duration
   readonly totalTimeout: Duration.Duration | undefined
   readonly retry: Schedule.Schedule<unknown, InferenceError.InferenceError> | undefined
   readonly maxConcurrency: number
@@ -92,6 +106,11 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
       return yield* Either.left(`project must look like "team/project", got "${options.project}"`)
     }
     const timeout = yield* positiveDuration("timeout", options.timeout ?? DEFAULT_TIMEOUT)
+    const firstChunkTimeout = yield* positiveDuration(
+      "firstChunkTimeout",
+      options.firstChunkTimeout ?? DEFAULT_FIRST_CHUNK_TIMEOUT
+    )
+    const idleTimeout = yield* positiveDuration("idleTimeout", options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT)
     const totalTimeout = options.totalTimeout === undefined
       ? undefined
       : yield* positiveDuration("totalTimeout", options.totalTimeout)
@@ -109,6 +128,8 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
       baseUrl,
       project: options.project,
       timeout,
+      firstChunkTimeout,
+      idleTimeout,
       totalTimeout,
       retry,
       maxConcurrency,
@@ -138,6 +159,7 @@ export const config = Config.all({
 // ---------------------------------------------------------------------------
 
 const decodeCompletion = Schema.decodeUnknownEither(ChatCompletion)
+const decodeChunk = Schema.decodeUnknownEither(ChatCompletionChunk)
 const decodeModelList = Schema.decodeUnknownEither(ModelList)
 
 /** The first few mismatches as `path: issue`, not the whole tree (which can be long and repeats the body). */
@@ -307,11 +329,12 @@ export const make = (
     ): Effect.Effect<ChatCompletion, InferenceError.InferenceError> =>
       Either.match(validateRequest(input), {
         onLeft: Effect.fail,
-        onRight: (request) =>
+        onRight: ({ stream_options: _, ...request }) =>
           call(
             "InferenceClient.chatCompletion",
             request.model,
             HttpClientRequest.post("/chat/completions").pipe(
+              // stream_options is refused by OpenAI-compatible servers unless stream is true
               HttpClientRequest.bodyUnsafeJson({ ...request, stream: false })
             ),
             decodeWith(decodeCompletion)
@@ -328,5 +351,195 @@ export const make = (
         (response, context) => Effect.map(decodeModels(response, context), (list) => list.data)
       )
 
-    return { chatCompletion, listModels }
+    // -------------------------------------------------------------------------
+    // Streaming
+    // -------------------------------------------------------------------------
+
+    type Pull = Effect.Effect<Chunk.Chunk<ChatCompletionChunk>, Option.Option<InferenceError.InferenceError>>
+
+    /**
+     * Opens one streaming attempt: sends the request, classifies a non-2xx answer,
+     * and returns a pull of decoded chunks. The pull skips batches with no event
+     * (keep-alive comments), ends at `[DONE]` (or at the end of a body that gave
+     * a choice its finish reason) and fails on a truncated body, an error frame,
+     * a broken socket or an undecodable event.
+     */
+    const openStream = (
+      request: HttpClientRequest.HttpClientRequest,
+      context: classify.CallContext
+    ): Effect.Effect<Pull, InferenceError.InferenceError, Scope.Scope> =>
+      Effect.gen(function*() {
+        const response = yield* Effect.mapError(
+          httpClient.execute(request),
+          (error) => classify.fromHttpClientError(error, context)
+        )
+        if (response.status < 200 || response.status >= 300) return yield* failFromResponse(response, context)
+        const raw = yield* Stream.toPull(sse.events(response.stream))
+        let done = false
+        let finished = false
+        const fail = (error: InferenceError.InferenceError) => Effect.fail(Option.some(error))
+        const onEnd = (cause: Option.Option<HttpClientError.ResponseError | sse.Overflow>) =>
+          Option.match(cause, {
+            // A body that ends after a finish reason is complete even without [DONE].
+            onNone: () =>
+              finished ? Effect.fail(Option.none()) : fail(
+                classify.decodeFailure(
+                  response,
+                  "the stream ended before [DONE] or a finish_reason (truncated)",
+                  context
+                )
+              ),
+            onSome: (error) =>
+              fail(
+                error instanceof sse.Overflow
+                  ? classify.decodeFailure(response, `an SSE line exceeded ${error.size} bytes`, context)
+                  : classify.fromHttpClientError(error, context)
+              )
+          })
+        const decodeEvents = (events: Chunk.Chunk<sse.Event>): Pull => {
+          const out: Array<ChatCompletionChunk> = []
+          for (const event of events) {
+            if (event.data === "[DONE]") {
+              done = true
+              break
+            }
+            let json: unknown
+            try {
+              json = JSON.parse(event.data)
+            } catch {
+              return fail(classify.decodeFailure(response, "an SSE event is not JSON", context))
+            }
+            if (event.event === "error" || (Predicate.isRecord(json) && "error" in json && !("choices" in json))) {
+              return Effect.flatMap(
+                Effect.clockWith((clock) => clock.currentTimeMillis),
+                (now) => fail(classify.fromErrorFrame(event.data, now, context))
+              )
+            }
+            const decoded = decodeChunk(json)
+            if (Either.isLeft(decoded)) {
+              return fail(classify.decodeFailure(response, describeParseError(decoded.left), context))
+            }
+            if (decoded.right.choices.some((choice) => choice.finish_reason !== null)) finished = true
+            out.push(decoded.right)
+          }
+          if (out.length > 0) return Effect.succeed(Chunk.unsafeFromArray(out))
+          return done ? Effect.fail(Option.none()) : pull
+        }
+        const pull: Pull = Effect.suspend(() =>
+          done ? Effect.fail(Option.none()) : Effect.flatMap(Effect.catchAll(raw, onEnd), decodeEvents)
+        )
+        return pull
+      })
+
+    interface Started {
+      readonly prefix: ReadonlyArray<ChatCompletionChunk>
+      readonly pull: Pull
+      readonly ended: boolean
+      readonly context: classify.CallContext
+    }
+
+    const streamChatCompletion = (
+      input: ChatCompletionRequestInput
+    ): Stream.Stream<ChatCompletionChunk, InferenceError.InferenceError> =>
+      Either.match(validateRequest(input), {
+        onLeft: (error) => Stream.fail(error),
+        onRight: (request) => {
+          const httpRequest = HttpClientRequest.post("/chat/completions").pipe(
+            HttpClientRequest.bodyUnsafeJson({
+              ...request,
+              stream: true,
+              stream_options: { include_usage: true, ...request.stream_options }
+            })
+          )
+          const model = request.model
+          const firstChunkTimeout = (n: number) =>
+            new InferenceError.TimeoutError({
+              phase: "firstChunk",
+              timeout: resolved.firstChunkTimeout,
+              model,
+              attempts: n
+            })
+          return Stream.unwrapScoped(Effect.gen(function*() {
+            const outer = yield* Effect.scope
+            /**
+             * One attempt, in a scope of its own that is closed (aborting the request and
+             * freeing the slot) if the attempt fails, and kept open for the rest of the
+             * stream if it succeeds. It succeeds once content arrives: until then nothing
+             * has reached the consumer, so any failure can be retried from scratch.
+             */
+            const attempt = (n: number): Effect.Effect<Started, InferenceError.InferenceError> =>
+              Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (scope) => {
+                const context: classify.CallContext = { model, attempt: n, secret, chunksDelivered: undefined }
+                const start = Effect.gen(function*() {
+                  const pull = yield* openStream(httpRequest, context)
+                  const prefix: Array<ChatCompletionChunk> = []
+                  while (true) {
+                    const batch = yield* Effect.either(pull)
+                    if (Either.isLeft(batch)) {
+                      if (Option.isSome(batch.left)) return yield* Effect.fail(batch.left.value)
+                      return { prefix, pull, ended: true, context } satisfies Started
+                    }
+                    prefix.push(...batch.right)
+                    if (Chunk.some(batch.right, ChunkInternal.hasContent)) {
+                      return { prefix, pull, ended: false, context } satisfies Started
+                    }
+                  }
+                }).pipe(
+                  Effect.timeoutFail({ duration: resolved.firstChunkTimeout, onTimeout: () => firstChunkTimeout(n) })
+                )
+                const permitted = semaphore === undefined ? start : Effect.zipRight(
+                  Effect.acquireRelease(semaphore.take(1), () => semaphore.release(1)),
+                  start
+                )
+                return Scope.extend(permitted, scope).pipe(
+                  Effect.onError(() => Scope.close(scope, Exit.void))
+                )
+              })
+            const retried = resolved.retry === undefined
+              ? Effect.tapError(attempt(1), (error) => logFailure(error, 1, Option.none()))
+              : RetryPolicy.retrying(attempt, resolved.retry, logFailure)
+            const bounded = resolved.totalTimeout === undefined ? retried : Effect.timeoutFail(retried, {
+              duration: resolved.totalTimeout,
+              onTimeout: () =>
+                new InferenceError.TimeoutError({
+                  phase: "total",
+                  timeout: resolved.totalTimeout ?? Duration.zero,
+                  model
+                })
+            })
+            const started = yield* Effect.locally(bounded, Headers.currentRedactedNames, redactedNames)
+            const { context } = started
+            const idle = (): Option.Option<InferenceError.InferenceError> =>
+              Option.some(
+                new InferenceError.TimeoutError({
+                  phase: "idle",
+                  timeout: resolved.idleTimeout,
+                  model,
+                  attempts: context.attempt,
+                  chunksDelivered: context.chunksDelivered
+                })
+              )
+            const rest = started.ended
+              ? Stream.empty
+              : Stream.repeatEffectChunkOption(
+                Effect.timeoutFail(started.pull, { duration: resolved.idleTimeout, onTimeout: idle })
+              )
+            return Stream.concat(Stream.fromIterable(started.prefix), rest).pipe(
+              // Counted as chunks leave for the consumer: a later failure is not retried and says how far it got.
+              Stream.mapChunks((chunks) => {
+                context.chunksDelivered = (context.chunksDelivered ?? 0) + chunks.length
+                return chunks
+              }),
+              Stream.tapError((error) => logFailure(error, context.attempt, Option.none()))
+            )
+          })).pipe(
+            Stream.withSpan("InferenceClient.streamChatCompletion", {
+              kind: "client",
+              attributes: { "inference.model": model }
+            })
+          )
+        }
+      })
+
+    return { chatCompletion, streamChatCompletion, listModels }
   })

@@ -1,10 +1,11 @@
 /**
  * Where a scripted reply is picked for a call and turned into its completion or failure.
  */
-import { ChatCompletion, InferenceClient, InferenceError, Model } from "@effect-inference/client"
+import { ChatCompletion, ChatCompletionChunk, InferenceClient, InferenceError, Model } from "@effect-inference/client"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
+import * as Stream from "effect/Stream"
 import type * as TestInferenceClient from "../TestInferenceClient.js"
 import * as generate from "./generate.js"
 
@@ -141,13 +142,28 @@ export const make = (options?: TestInferenceClient.Options): Effect.Effect<{
     const models = (options?.models ?? DEFAULT_MODELS).map(toModel)
 
     // Picking the reply and recording the request are one `Ref.modify`, so concurrent
-    // calls each get a reply of their own and their numbers match `requests`. A future
+    // calls each get a reply of their own and their numbers match `requests`.
     // `streamChatCompletion` takes its answer the same way and sends it in chunks.
     const next = (request: Request) =>
       Effect.flatMap(Ref.modify(state, (s) => take(s, request)), ([reply, n]) => answer(reply, request, n))
 
     const client: InferenceClient.InferenceClient.Service = {
       chatCompletion: (input) => Effect.flatMap(InferenceClient.validateRequest(input), next),
+      streamChatCompletion: (input) =>
+        Stream.unwrap(
+          Effect.map(
+            Effect.flatMap(
+              InferenceClient.validateRequest(input),
+              (request) => Effect.map(next(request), (completion) => ({ completion, request }))
+            ),
+            ({ completion, request }) =>
+              Stream.fromIterable(
+                ChatCompletionChunk.fromCompletion(completion, {
+                  includeUsage: request.stream_options?.include_usage ?? true
+                })
+              )
+          )
+        ),
       listModels: () => Effect.succeed(models)
     }
 

@@ -1,0 +1,135 @@
+/**
+ * The pieces of a streamed chat completion (`chat.completion.chunk` events), and
+ * the fold that puts them back together into one `ChatCompletion`.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import type * as Stream from "effect/Stream"
+import type { ChatCompletion } from "./ChatCompletion.js"
+import { Usage } from "./ChatCompletion.js"
+// internal/chunks.js builds these classes, so the functions below call into it lazily (no import cycle at load).
+import * as internal from "./internal/chunks.js"
+
+const nullable = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { nullable: true })
+
+/**
+ * A piece of a tool call. Pieces with the same `index` belong to the same call:
+ * the first carries `id` and `function.name`, the rest more of `function.arguments`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ToolCallDelta = Schema.Struct({
+  index: Schema.Number,
+  id: nullable(Schema.String),
+  type: nullable(Schema.String),
+  function: nullable(Schema.Struct({
+    name: nullable(Schema.String),
+    arguments: nullable(Schema.String)
+  }))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ToolCallDelta = typeof ToolCallDelta.Type
+
+/**
+ * What one chunk adds to a choice.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export class Delta extends Schema.Class<Delta>("@effect-inference/client/Delta")({
+  role: nullable(Schema.String),
+  content: nullable(Schema.String),
+  tool_calls: nullable(Schema.Array(ToolCallDelta)),
+  refusal: nullable(Schema.String),
+  reasoning_content: nullable(Schema.String)
+}) {}
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export class ChunkChoice extends Schema.Class<ChunkChoice>("@effect-inference/client/ChunkChoice")({
+  index: Schema.Number,
+  delta: Schema.optionalWith(Delta, { nullable: true, default: () => new Delta({}) }),
+  finish_reason: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  logprobs: nullable(Schema.Unknown)
+}) {}
+
+/**
+ * One `chat.completion.chunk` event. The last one of a stream may have no
+ * choices and carry the `usage` of the whole call.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export class ChatCompletionChunk extends Schema.Class<ChatCompletionChunk>(
+  "@effect-inference/client/ChatCompletionChunk"
+)({
+  id: Schema.String,
+  object: Schema.optionalWith(Schema.String, { nullable: true, default: () => "chat.completion.chunk" }),
+  created: Schema.Number,
+  model: Schema.String,
+  choices: Schema.optionalWith(Schema.Array(ChunkChoice), { nullable: true, default: () => [] }),
+  usage: nullable(Usage),
+  system_fingerprint: nullable(Schema.String)
+}) {}
+
+/**
+ * Whether a chunk carries anything a consumer would show or act on (text,
+ * reasoning, a refusal, a tool call, a finish reason or usage), as opposed to the
+ * opening `{"role": "assistant", "content": ""}` chunk.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const hasContent = (chunk: ChatCompletionChunk): boolean => internal.hasContent(chunk)
+
+/**
+ * Puts the chunks of one stream back together: text, reasoning and refusals
+ * concatenated per choice, tool-call pieces merged by `index`, the last finish
+ * reason and the usage. The result equals what the same request returns without
+ * streaming (but for `id` and `created`, which the server gives each call).
+ *
+ * @example
+ * ```ts
+ * import { ChatCompletionChunk } from "@effect-inference/client"
+ *
+ * declare const chunks: ReadonlyArray<ChatCompletionChunk.ChatCompletionChunk>
+ * const completion = ChatCompletionChunk.toCompletion(chunks)
+ * ```
+ *
+ * @since 0.1.0
+ * @category folding
+ */
+export const toCompletion = (chunks: Iterable<ChatCompletionChunk>): ChatCompletion => internal.toCompletion(chunks)
+
+/**
+ * The chunks a server would stream for a completion (the inverse of
+ * {@link toCompletion}): per choice an opening role chunk, the text a word at a
+ * time, each tool call and the finish reason, then the usage unless
+ * `includeUsage` is `false`. For fakes, caches and replays.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromCompletion = (
+  completion: ChatCompletion,
+  options?: { readonly includeUsage?: boolean | undefined }
+): Array<ChatCompletionChunk> => internal.fromCompletion(completion, options)
+
+/**
+ * Runs a chunk stream to its end and folds it into one `ChatCompletion` (see
+ * {@link toCompletion}), in constant memory per choice.
+ *
+ * @since 0.1.0
+ * @category folding
+ */
+export const collect = <E, R>(stream: Stream.Stream<ChatCompletionChunk, E, R>): Effect.Effect<ChatCompletion, E, R> =>
+  Effect.map(internal.runFold(stream), internal.finish)

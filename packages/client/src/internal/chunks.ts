@@ -1,0 +1,204 @@
+/**
+ * Where streamed chunks are folded back into one completion.
+ */
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { ChatCompletion, Choice, ResponseMessage } from "../ChatCompletion.js"
+import type { ToolCall, Usage } from "../ChatCompletion.js"
+import type { ChatCompletionChunk } from "../ChatCompletionChunk.js"
+import { ChatCompletionChunk as ChatCompletionChunkClass, ChunkChoice, Delta } from "../ChatCompletionChunk.js"
+
+/** @internal */
+export const hasContent = (chunk: ChatCompletionChunk): boolean => {
+  if (chunk.usage !== undefined) return true
+  for (const choice of chunk.choices) {
+    if (choice.finish_reason !== null) return true
+    const delta = choice.delta
+    if (
+      (delta.content !== undefined && delta.content !== "") ||
+      (delta.reasoning_content !== undefined && delta.reasoning_content !== "") ||
+      (delta.refusal !== undefined && delta.refusal !== "") ||
+      (delta.tool_calls !== undefined && delta.tool_calls.length > 0)
+    ) return true
+  }
+  return false
+}
+
+interface ToolCallState {
+  id: string
+  name: string
+  arguments: Array<string>
+}
+
+interface ChoiceState {
+  role: string
+  content: Array<string> | undefined
+  reasoning: Array<string> | undefined
+  refusal: Array<string> | undefined
+  toolCalls: Map<number, ToolCallState>
+  finishReason: string | null
+}
+
+/**
+ * The fold's state: text is kept as arrays of pieces and joined once at the end,
+ * so a long answer costs linear time.
+ *
+ * @internal
+ */
+export interface Accumulator {
+  id: string
+  created: number
+  model: string
+  systemFingerprint: string | undefined
+  usage: Usage | undefined
+  choices: Map<number, ChoiceState>
+}
+
+/** @internal */
+export const empty = (): Accumulator => ({
+  id: "",
+  created: 0,
+  model: "",
+  systemFingerprint: undefined,
+  usage: undefined,
+  choices: new Map()
+})
+
+const push = (pieces: Array<string> | undefined, piece: string | undefined): Array<string> | undefined => {
+  if (piece === undefined || piece === "") return pieces
+  if (pieces === undefined) return [piece]
+  pieces.push(piece)
+  return pieces
+}
+
+/** @internal */
+export const step = (acc: Accumulator, chunk: ChatCompletionChunk): Accumulator => {
+  if (acc.id === "") {
+    acc.id = chunk.id
+    acc.created = chunk.created
+  }
+  if (acc.model === "") acc.model = chunk.model
+  if (chunk.system_fingerprint !== undefined) acc.systemFingerprint = chunk.system_fingerprint
+  if (chunk.usage !== undefined) acc.usage = chunk.usage
+  for (const choice of chunk.choices) {
+    let state = acc.choices.get(choice.index)
+    if (state === undefined) {
+      state = {
+        role: "assistant",
+        content: undefined,
+        reasoning: undefined,
+        refusal: undefined,
+        toolCalls: new Map(),
+        finishReason: null
+      }
+      acc.choices.set(choice.index, state)
+    }
+    const delta = choice.delta
+    if (delta.role !== undefined && delta.role !== "") state.role = delta.role
+    state.content = push(state.content, delta.content)
+    if (delta.content === "" && state.content === undefined) state.content = []
+    state.reasoning = push(state.reasoning, delta.reasoning_content)
+    state.refusal = push(state.refusal, delta.refusal)
+    for (const call of delta.tool_calls ?? []) {
+      let tool = state.toolCalls.get(call.index)
+      if (tool === undefined) {
+        tool = { id: "", name: "", arguments: [] }
+        state.toolCalls.set(call.index, tool)
+      }
+      if (call.id !== undefined && call.id !== "") tool.id = call.id
+      // The name comes whole in the first piece; servers that repeat it must not double it.
+      if (call.function?.name !== undefined && call.function.name !== "" && tool.name === "") {
+        tool.name = call.function.name
+      }
+      if (call.function?.arguments !== undefined) tool.arguments.push(call.function.arguments)
+    }
+    if (choice.finish_reason !== null) state.finishReason = choice.finish_reason
+  }
+  return acc
+}
+
+/** @internal */
+export const finish = (acc: Accumulator): ChatCompletion =>
+  new ChatCompletion({
+    id: acc.id,
+    object: "chat.completion",
+    created: acc.created,
+    model: acc.model,
+    choices: [...acc.choices.entries()].sort(([a], [b]) => a - b).map(([index, state]) => {
+      const toolCalls: Array<ToolCall> = [...state.toolCalls.entries()].sort(([a], [b]) => a - b).map((
+        [, tool]
+      ) => ({
+        id: tool.id,
+        type: "function" as const,
+        function: { name: tool.name, arguments: tool.arguments.join("") }
+      }))
+      return new Choice({
+        index,
+        message: new ResponseMessage({
+          role: state.role,
+          // As without streaming: null when the model only called tools, "" for an empty answer.
+          content: state.content !== undefined ? state.content.join("") : toolCalls.length > 0 ? null : "",
+          ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
+          ...(state.refusal !== undefined ? { refusal: state.refusal.join("") } : {}),
+          ...(state.reasoning !== undefined ? { reasoning_content: state.reasoning.join("") } : {})
+        }),
+        finish_reason: state.finishReason
+      })
+    }),
+    ...(acc.usage !== undefined ? { usage: acc.usage } : {}),
+    ...(acc.systemFingerprint !== undefined ? { system_fingerprint: acc.systemFingerprint } : {})
+  })
+
+/** @internal */
+export const toCompletion = (chunks: Iterable<ChatCompletionChunk>): ChatCompletion => {
+  const acc = empty()
+  for (const chunk of chunks) step(acc, chunk)
+  return finish(acc)
+}
+
+/** @internal */
+export const runFold = <E, R>(stream: Stream.Stream<ChatCompletionChunk, E, R>): Effect.Effect<Accumulator, E, R> =>
+  Effect.suspend(() => Stream.runFold(stream, empty(), step))
+
+/**
+ * The chunks a server would stream for a completion: per choice, an opening role
+ * chunk, the text a word at a time, each tool call, and the finish reason; then
+ * the usage, if asked for and known.
+ *
+ * @internal
+ */
+export const fromCompletion = (
+  completion: ChatCompletion,
+  options: { readonly includeUsage?: boolean | undefined } = {}
+): Array<ChatCompletionChunk> => {
+  const chunks: Array<ChatCompletionChunk> = []
+  const make = (choices: ReadonlyArray<ChunkChoice>, usage?: Usage) =>
+    new ChatCompletionChunkClass({
+      id: completion.id,
+      object: "chat.completion.chunk",
+      created: completion.created,
+      model: completion.model,
+      choices,
+      ...(usage === undefined ? {} : { usage })
+    })
+  const choice = (index: number, delta: ConstructorParameters<typeof Delta>[0], finish: string | null = null) =>
+    new ChunkChoice({ index, delta: new Delta(delta), finish_reason: finish })
+  for (const c of completion.choices) {
+    chunks.push(make([choice(c.index, { role: c.message.role, content: "" })]))
+    if (c.message.reasoning_content !== undefined) {
+      chunks.push(make([choice(c.index, { reasoning_content: c.message.reasoning_content })]))
+    }
+    for (const piece of c.message.content?.match(/\s*\S+\s*?/g) ?? []) {
+      chunks.push(make([choice(c.index, { content: piece })]))
+    }
+    if (c.message.refusal !== undefined) chunks.push(make([choice(c.index, { refusal: c.message.refusal })]))
+    ;(c.message.tool_calls ?? []).forEach((call, i) =>
+      chunks.push(make([choice(c.index, {
+        tool_calls: [{ index: i, id: call.id, type: call.type, function: call.function }]
+      })]))
+    )
+    chunks.push(make([choice(c.index, {}, c.finish_reason)]))
+  }
+  if (options.includeUsage !== false && completion.usage !== undefined) chunks.push(make([], completion.usage))
+  return chunks
+}
