@@ -15,6 +15,7 @@ import { answer } from "../examples/docs/catching-errors.js"
 import { program as gettingStarted } from "../examples/docs/getting-started-layer.js"
 import { program as readme } from "../examples/docs/readme.js"
 import { bounded, only503 } from "../examples/docs/retry-policy.js"
+import { printAnswer, wholeAnswer } from "../examples/docs/streaming.js"
 import { tagged } from "../examples/docs/transform-client.js"
 import * as InferenceClient from "../src/InferenceClient.js"
 import { hello, layer as clientLayer, MODEL, SECRET } from "./utils/Client.js"
@@ -84,6 +85,29 @@ describe("docs", () => {
         assert.strictEqual(result.usage?.total_tokens, 7)
         assert.deepInclude(fake.calls[1].body as object, { model: MODEL, temperature: 0, max_tokens: 100 })
         assert.strictEqual(fake.calls[1].headers.get("openai-project"), "my-team/my-project")
+      }))
+  })
+
+  describe("streaming", () => {
+    it.effect("printAnswer writes the text as it arrives, and wholeAnswer folds it", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => Fake.body(Fake.reads(Fake.sseAnswer(["Back", "pressure", " works."]))))
+        const written: Array<string> = []
+        yield* printAnswer((text) => written.push(text)).pipe(Effect.provide(clientLayer(fake)))
+        assert.strictEqual(written.join(""), "Backpressure works.")
+        const whole = yield* wholeAnswer.pipe(Effect.provide(clientLayer(fake)))
+        assert.strictEqual(whole.choices[0].message.content, "Backpressure works.")
+        assert.strictEqual(whole.usage?.completion_tokens, 3)
+      }))
+
+    it.effect("printAnswer reports a rate limit that arrives mid-answer", () =>
+      Effect.gen(function*() {
+        const body = Fake.sseAnswer(["Half"]).split("data: {\"id\"").slice(0, 3).join("data: {\"id\"") +
+          Fake.sseEvent({ error: { message: "Concurrency limit reached for requests" } }, "error")
+        const fake = Fake.make([Fake.body(Fake.reads(body))])
+        const written: Array<string> = []
+        yield* printAnswer((text) => written.push(text)).pipe(Effect.provide(clientLayer(fake)))
+        assert.strictEqual(written.join(""), "Half\n[rate limited after 2 chunks]")
       }))
   })
 

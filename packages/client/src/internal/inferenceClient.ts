@@ -377,12 +377,27 @@ export const make = (
         const raw = yield* Stream.toPull(sse.events(response.stream))
         let done = false
         let finished = false
-        const fail = (error: InferenceError.InferenceError) => Effect.fail(Option.some(error))
+        let out: Array<ChatCompletionChunk> = []
+        const flush = (): Pull => {
+          const batch = Chunk.unsafeFromArray(out)
+          out = []
+          return Effect.succeed(batch)
+        }
+        // An error that arrived in the same read as chunks before it: those chunks go out first.
+        // It is built when it is raised, so that its chunksDelivered counts those chunks.
+        let pending: (() => InferenceError.InferenceError) | undefined
+        const fail = (error: () => InferenceError.InferenceError): Pull => {
+          if (out.length === 0) return Effect.fail(Option.some(error()))
+          pending = error
+          return flush()
+        }
+        // Reading ended: every chunk of the last read has been flushed already.
+        const failNow = (error: InferenceError.InferenceError) => Effect.fail(Option.some(error))
         const onEnd = (cause: Option.Option<HttpClientError.ResponseError | sse.Overflow>) =>
           Option.match(cause, {
             // A body that ends after a finish reason is complete even without [DONE].
             onNone: () =>
-              finished ? Effect.fail(Option.none()) : fail(
+              finished ? Effect.fail(Option.none()) : failNow(
                 classify.decodeFailure(
                   response,
                   "the stream ended before [DONE] or a finish_reason (truncated)",
@@ -390,14 +405,13 @@ export const make = (
                 )
               ),
             onSome: (error) =>
-              fail(
+              failNow(
                 error instanceof sse.Overflow
                   ? classify.decodeFailure(response, `an SSE line exceeded ${error.size} bytes`, context)
                   : classify.fromHttpClientError(error, context)
               )
           })
         const decodeEvents = (events: Chunk.Chunk<sse.Event>): Pull => {
-          const out: Array<ChatCompletionChunk> = []
           for (const event of events) {
             if (event.data === "[DONE]") {
               done = true
@@ -407,27 +421,28 @@ export const make = (
             try {
               json = JSON.parse(event.data)
             } catch {
-              return fail(classify.decodeFailure(response, "an SSE event is not JSON", context))
+              return fail(() => classify.decodeFailure(response, "an SSE event is not JSON", context))
             }
             if (event.event === "error" || (Predicate.isRecord(json) && "error" in json && !("choices" in json))) {
               return Effect.flatMap(
                 Effect.clockWith((clock) => clock.currentTimeMillis),
-                (now) => fail(classify.fromErrorFrame(event.data, now, context))
+                (now) => fail(() => classify.fromErrorFrame(event.data, now, context))
               )
             }
             const decoded = decodeChunk(json)
             if (Either.isLeft(decoded)) {
-              return fail(classify.decodeFailure(response, describeParseError(decoded.left), context))
+              return fail(() => classify.decodeFailure(response, describeParseError(decoded.left), context))
             }
             if (decoded.right.choices.some((choice) => choice.finish_reason !== null)) finished = true
             out.push(decoded.right)
           }
-          if (out.length > 0) return Effect.succeed(Chunk.unsafeFromArray(out))
+          if (out.length > 0) return flush()
           return done ? Effect.fail(Option.none()) : pull
         }
-        const pull: Pull = Effect.suspend(() =>
-          done ? Effect.fail(Option.none()) : Effect.flatMap(Effect.catchAll(raw, onEnd), decodeEvents)
-        )
+        const pull: Pull = Effect.suspend(() => {
+          if (pending !== undefined) return Effect.fail(Option.some(pending()))
+          return done ? Effect.fail(Option.none()) : Effect.flatMap(Effect.catchAll(raw, onEnd), decodeEvents)
+        })
         return pull
       })
 

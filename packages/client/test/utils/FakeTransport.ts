@@ -9,6 +9,7 @@ import * as Clock from "effect/Clock"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 
 /** What the fake does for one request. */
@@ -17,6 +18,7 @@ export type Reply =
   | { readonly _tag: "Reset" }
   | { readonly _tag: "Hang" }
   | { readonly _tag: "Delay"; readonly delay: Duration.DurationInput; readonly then: () => Response }
+  | { readonly _tag: "Body"; readonly status: number; readonly body: Stream.Stream<Uint8Array> }
 
 /** A request as the fake saw it. */
 export interface Recorded {
@@ -31,6 +33,50 @@ export interface Recorded {
 export const reset: Reply = { _tag: "Reset" }
 export const hang: Reply = { _tag: "Hang" }
 export const delayed = (delay: Duration.DurationInput, then: () => Response): Reply => ({ _tag: "Delay", delay, then })
+
+/**
+ * A 200 whose body is an Effect stream of byte reads, played on the test's own
+ * runtime (so `Effect.sleep` between reads follows the `TestClock`).
+ */
+export const body = (reads: Stream.Stream<Uint8Array>, status = 200): Reply => ({ _tag: "Body", status, body: reads })
+
+const encoder = new TextEncoder()
+
+/** Text reads as bytes. */
+export const reads = (...texts: ReadonlyArray<string>): Stream.Stream<Uint8Array> =>
+  Stream.fromIterable(texts.map((text) => encoder.encode(text)))
+
+/** One SSE event for a JSON payload (or a raw `data:` string). */
+export const sseEvent = (data: unknown, event?: string): string =>
+  `${event === undefined ? "" : `event: ${event}\n`}data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`
+
+/** A chunk as OpenAI-compatible servers stream it. */
+export const chunkBody = (
+  delta: Record<string, unknown>,
+  finishReason: string | null = null,
+  extra: Record<string, unknown> = {}
+) => ({
+  id: "chatcmpl-1",
+  object: "chat.completion.chunk",
+  created: 1_700_000_000,
+  model: "meta-llama/Llama-3.1-8B-Instruct",
+  choices: [{ index: 0, delta, finish_reason: finishReason }],
+  ...extra
+})
+
+/** A whole, well-formed stream answering `words`, with usage and [DONE]. */
+export const sseAnswer = (words: ReadonlyArray<string>): string =>
+  [
+    sseEvent(chunkBody({ role: "assistant", content: "" })),
+    ...words.map((word) => sseEvent(chunkBody({ content: word }))),
+    sseEvent(chunkBody({}, "stop")),
+    sseEvent({
+      ...chunkBody({}),
+      choices: [],
+      usage: { prompt_tokens: 3, completion_tokens: words.length, total_tokens: 3 + words.length }
+    }),
+    "data: [DONE]\n\n"
+  ].join("")
 
 export const json = (status: number, body: unknown, headers: Record<string, string> = {}): Response =>
   new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } })
@@ -92,6 +138,13 @@ export const make = (script: ReadonlyArray<Reply> | ((n: number) => Reply)): Fak
           })
         case "Hang":
           return yield* Effect.never
+        case "Body": {
+          const readable = yield* Stream.toReadableStreamEffect(reply.body)
+          return HttpClientResponse.fromWeb(
+            request,
+            new Response(readable, { status: reply.status, headers: { "content-type": "text/event-stream" } })
+          )
+        }
         case "Delay": {
           inFlight++
           maxInFlight = Math.max(maxInFlight, inFlight)

@@ -1,0 +1,245 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
+import * as ChatCompletionChunk from "../src/ChatCompletionChunk.js"
+import type * as InferenceClient from "../src/InferenceClient.js"
+import type * as InferenceError from "../src/InferenceError.js"
+import { hello, withClient } from "./utils/Client.js"
+import * as Fake from "./utils/FakeTransport.js"
+
+const stream = (fake: Fake.Fake, options: Partial<InferenceClient.Options> = {}) =>
+  withClient(fake, (client) => Stream.runCollect(client.streamChatCompletion(hello)), options)
+
+const contentOf = (chunks: Chunk.Chunk<ChatCompletionChunk.ChatCompletionChunk>): string =>
+  ChatCompletionChunk.toCompletion(chunks).choices[0]?.message.content ?? ""
+
+const words = Array.from({ length: 1024 }, (_, i) => ` w${i}`)
+
+/** Collects a stream's chunks and its end: the failure, if it failed. */
+const collectEither = <A, E>(s: Stream.Stream<A, E>) =>
+  Effect.gen(function*() {
+    const seen: Array<A> = []
+    const exit = yield* Stream.runForEach(s, (a) => Effect.sync(() => seen.push(a))).pipe(Effect.either)
+    return { seen, failure: Either.isLeft(exit) ? exit.left : undefined }
+  })
+
+describe("streamChatCompletion", () => {
+  describe("SSE parsing", () => {
+    it.effect("1,024 events in a single read are each parsed exactly once", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.body(Fake.reads(Fake.sseAnswer(words)))])
+        const chunks = yield* stream(fake)
+        // role chunk + 1,024 words + finish chunk + usage chunk
+        assert.strictEqual(Chunk.size(chunks), 1024 + 3)
+        assert.strictEqual(contentOf(chunks), words.join(""))
+      }))
+
+    it.effect(
+      "events split across reads at every byte boundary are each parsed exactly once",
+      () =>
+        Effect.gen(function*() {
+          // multibyte text and CRLF line ends, so splits land inside characters and between \r and \n
+          const text = Fake.sseAnswer([" héllo", " wörld", " 🚀"]).replace(/\n/g, "\r\n")
+          const bytes = new TextEncoder().encode(text)
+          // one client for every cut: request n gets the body cut at byte n
+          const fake = Fake.make((cut) => Fake.body(Stream.make(bytes.slice(0, cut), bytes.slice(cut))))
+          yield* withClient(
+            fake,
+            (client) =>
+              Effect.forEach(
+                Array.from({ length: bytes.length - 1 }, (_, i) => i + 1),
+                (cut) =>
+                  Effect.map(Stream.runCollect(client.streamChatCompletion(hello)), (chunks) => {
+                    assert.strictEqual(contentOf(chunks), " héllo wörld 🚀", `cut at byte ${cut}`)
+                    assert.strictEqual(Chunk.size(chunks), 6, `cut at byte ${cut}`)
+                  })
+              )
+          )
+          assert.strictEqual(fake.requests.length, bytes.length - 1)
+          const oneByteReads = Stream.fromIterable(Array.from(bytes, (b) => Uint8Array.of(b)))
+          assert.strictEqual(contentOf(yield* stream(Fake.make([Fake.body(oneByteReads)]))), " héllo wörld 🚀")
+        }),
+      30_000
+    )
+
+    it.effect("the request asks for a stream with usage, and the usage arrives in the last chunk", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.body(Fake.reads(Fake.sseAnswer([" a", " b"])))])
+        const chunks = yield* stream(fake)
+        assert.deepInclude(fake.requests[0].body as object, { stream: true, stream_options: { include_usage: true } })
+        assert.strictEqual(ChatCompletionChunk.toCompletion(chunks).usage?.total_tokens, 5)
+      }))
+
+    it.effect("a body that ends after a finish_reason but without [DONE] is complete", () =>
+      Effect.gen(function*() {
+        const body = Fake.sseAnswer([" a", " b"]).replace("data: [DONE]\n\n", "")
+        const chunks = yield* stream(Fake.make([Fake.body(Fake.reads(body))]))
+        assert.strictEqual(contentOf(chunks), " a b")
+      }))
+  })
+
+  describe("failures before the first content", () => {
+    it.effect("a 503 is retried and the stream restarts cleanly", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([
+          Fake.json(503, Fake.errorBody("The engine is currently overloaded, please try again later")),
+          Fake.body(Fake.reads(Fake.sseAnswer([" once"])))
+        ])
+        const exit = yield* Fake.runWithClock(stream(fake))
+        assert.isTrue(Exit.isSuccess(exit))
+        if (Exit.isSuccess(exit)) assert.strictEqual(contentOf(exit.value), " once")
+        assert.strictEqual(fake.requests.length, 2)
+      }))
+
+    it.effect("an error frame before content is classified and retried; the opening chunk is not seen twice", () =>
+      Effect.gen(function*() {
+        const opening = Fake.sseEvent(Fake.chunkBody({ role: "assistant", content: "" }))
+        const frame = Fake.sseEvent({
+          error: { message: "Concurrency limit reached for requests", type: "rate_limit_error" }
+        }, "error")
+        const fake = Fake.make([
+          Fake.body(Fake.reads(opening, frame)),
+          Fake.body(Fake.reads(Fake.sseAnswer([" ok"])))
+        ])
+        const exit = yield* Fake.runWithClock(stream(fake))
+        assert.isTrue(Exit.isSuccess(exit))
+        if (Exit.isSuccess(exit)) {
+          const roles = Chunk.filter(exit.value, (c) => c.choices[0]?.delta.role === "assistant")
+          assert.strictEqual(Chunk.size(roles), 1)
+        }
+        assert.strictEqual(fake.requests.length, 2)
+      }))
+
+    it.effect("a 401 fails at once with AuthenticationError", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.json(401, Fake.errorBody("Authentication failed"))])
+        const error = yield* Effect.flip(stream(fake))
+        assert.strictEqual(error._tag, "AuthenticationError")
+        assert.strictEqual(fake.requests.length, 1)
+      }))
+
+    it.effect("no content within firstChunkTimeout is TimeoutError (firstChunk), retried", () =>
+      Effect.gen(function*() {
+        const silent = Fake.body(Stream.concat(Fake.reads(": keep-alive\n\n"), Stream.never))
+        const fake = Fake.make([silent])
+        const fiber = yield* Effect.fork(stream(fake, { firstChunkTimeout: "10 seconds" }))
+        yield* TestClock.adjust("9 seconds")
+        assert.strictEqual(fake.requests.length, 1, "still waiting")
+        yield* TestClock.adjust("1 hour")
+        const error = yield* Effect.flip(Fiber.join(fiber))
+        assert.strictEqual(error._tag, "TimeoutError")
+        if (error._tag === "TimeoutError") assert.strictEqual(error.phase, "firstChunk")
+        assert.strictEqual(fake.requests.length, 4)
+        assert.isTrue(fake.requests.every((r) => r.signal.aborted))
+      }))
+  })
+
+  describe("failures after content", () => {
+    const started = Fake.sseEvent(Fake.chunkBody({ role: "assistant", content: "" })) +
+      [" one", " two", " three"].map((w) => Fake.sseEvent(Fake.chunkBody({ content: w }))).join("")
+
+    const frames: ReadonlyArray<readonly [string, unknown, InferenceError.InferenceError["_tag"]]> = [
+      ["type rate_limit_error", { error: { message: "Slow down", type: "rate_limit_error" } }, "RateLimitError"],
+      ["W&B's concurrency message", { error: { message: "Concurrency limit reached for requests" } }, "RateLimitError"],
+      ["code 503", { error: { message: "busy", code: 503 } }, "ServiceUnavailableError"],
+      ["insufficient_quota", { error: { message: "no credits", code: "insufficient_quota" } }, "QuotaExceededError"],
+      ["an unknown error", { error: { message: "boom" } }, "InternalServerError"]
+    ]
+    for (const [name, frame, tag] of frames) {
+      it.effect(`an error frame (${name}) ends the stream with ${tag}, chunksDelivered set, not retried`, () =>
+        Effect.gen(function*() {
+          const fake = Fake.make([Fake.body(Fake.reads(started, Fake.sseEvent(frame, "error")))])
+          const { failure, seen } = yield* Fake.runWithClock(
+            withClient(fake, (client) => collectEither(client.streamChatCompletion(hello)))
+          ).pipe(Effect.flatten)
+          assert.strictEqual(failure?._tag, tag)
+          assert.strictEqual(
+            failure !== undefined && "chunksDelivered" in failure ? failure.chunksDelivered : -1,
+            seen.length
+          )
+          assert.strictEqual(seen.length, 4)
+          assert.strictEqual(fake.requests.length, 1)
+        }))
+    }
+
+    it.effect("an error in the same read as the first content comes after that content: delivered, then failed", () =>
+      Effect.gen(function*() {
+        const frame = Fake.sseEvent({ error: { message: "Concurrency limit reached for requests" } }, "error")
+        const fake = Fake.make([Fake.body(Fake.reads(started + frame))])
+        const { failure, seen } = yield* withClient(fake, (client) => collectEither(client.streamChatCompletion(hello)))
+        assert.strictEqual(seen.length, 4)
+        assert.strictEqual(failure?._tag, "RateLimitError")
+        assert.strictEqual(failure !== undefined && "chunksDelivered" in failure ? failure.chunksDelivered : -1, 4)
+        assert.strictEqual(fake.requests.length, 1, "not retried")
+      }))
+
+    it.effect("a body cut before [DONE] without a finish_reason is ResponseDecodeError (truncated)", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.body(Fake.reads(started))])
+        const { failure, seen } = yield* withClient(fake, (client) => collectEither(client.streamChatCompletion(hello)))
+        assert.strictEqual(failure?._tag, "ResponseDecodeError")
+        assert.include(failure?.message ?? "", "truncated")
+        assert.strictEqual(seen.length, 4)
+        assert.strictEqual(fake.requests.length, 1)
+      }))
+
+    it.effect("a stall after content is TimeoutError (idle) even with keep-alive comments flowing", () =>
+      Effect.gen(function*() {
+        const keepAlive = Stream.repeatEffect(
+          Effect.as(Effect.sleep("1 second"), new TextEncoder().encode(": ping\n\n"))
+        )
+        const fake = Fake.make([Fake.body(Stream.concat(Fake.reads(started), keepAlive))])
+        const fiber = yield* Effect.fork(
+          withClient(fake, (client) => collectEither(client.streamChatCompletion(hello)), { idleTimeout: "5 seconds" })
+        )
+        yield* TestClock.adjust("4 seconds")
+        assert.isNull(fiber.unsafePoll(), "not yet")
+        yield* TestClock.adjust("2 seconds")
+        const { failure, seen } = yield* Fiber.join(fiber)
+        assert.strictEqual(failure?._tag, "TimeoutError")
+        if (failure?._tag === "TimeoutError") {
+          assert.strictEqual(failure.phase, "idle")
+          assert.strictEqual(failure.chunksDelivered, 4)
+        }
+        assert.strictEqual(seen.length, 4)
+      }))
+  })
+
+  describe("consumers", () => {
+    it.effect("interrupting the consumer (Stream.take) aborts the request", () =>
+      Effect.gen(function*() {
+        const endless = Stream.concat(
+          Fake.reads(Fake.sseEvent(Fake.chunkBody({ role: "assistant", content: "" }))),
+          Stream.repeatEffect(
+            Effect.as(
+              Effect.sleep("10 millis"),
+              new TextEncoder().encode(Fake.sseEvent(Fake.chunkBody({ content: " more" })))
+            )
+          )
+        )
+        const fake = Fake.make([Fake.body(endless)])
+        const fiber = yield* Effect.fork(
+          withClient(fake, (client) => Stream.runCollect(Stream.take(client.streamChatCompletion(hello), 3)))
+        )
+        yield* TestClock.adjust("1 second")
+        const chunks = yield* Fiber.join(fiber)
+        assert.strictEqual(Chunk.size(chunks), 3)
+        assert.isTrue(fake.requests[0].signal.aborted)
+      }))
+
+    it.effect("an invalid request fails the stream with InvalidRequestError and sends nothing", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.body(Fake.reads(Fake.sseAnswer([" a"])))])
+        const error = yield* Effect.flip(
+          withClient(fake, (client) => Stream.runCollect(client.streamChatCompletion({ ...hello, temperature: 9 })))
+        )
+        assert.strictEqual(error._tag, "InvalidRequestError")
+        assert.strictEqual(fake.requests.length, 0)
+      }))
+  })
+})
