@@ -2,10 +2,10 @@
  * Where a streamed body becomes server-sent events.
  *
  * The parser is `eventsource-parser` (maintained, spec-compliant, used by the
- * Vercel AI SDK). It is linear in the input: measured here at ~0.1 µs per event
- * whether a network read holds 1 or 1,024 events, where `@effect/experimental`'s
- * `Sse` rescans its buffer after every line and reached ~1.2 ms per event at 1,024
- * events per read.
+ * Vercel AI SDK). It is linear in the input: under 1 µs per event whether a network
+ * read holds 1 or 1,024 events, where `@effect/experimental`'s `Sse` rescans its
+ * buffer after every line and reached ~0.7 ms per event at 1,024 events per read
+ * (`pnpm --filter @effect-inference/benchmarks sse`; figures in docs/streaming.md).
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
