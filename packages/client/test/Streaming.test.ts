@@ -9,6 +9,7 @@ import * as TestClock from "effect/TestClock"
 import * as ChatCompletionChunk from "../src/ChatCompletionChunk.js"
 import type * as InferenceClient from "../src/InferenceClient.js"
 import type * as InferenceError from "../src/InferenceError.js"
+import * as Capture from "./utils/Capture.js"
 import { hello, withClient } from "./utils/Client.js"
 import * as Fake from "./utils/FakeTransport.js"
 
@@ -207,6 +208,23 @@ describe("streamChatCompletion", () => {
           assert.strictEqual(failure.chunksDelivered, 4)
         }
         assert.strictEqual(seen.length, 4)
+      }))
+  })
+
+  describe("tracing", () => {
+    it.effect("a stream runs in a span with the model, attempts and outcome", () =>
+      Effect.gen(function*() {
+        const capture = Capture.make()
+        const fake = Fake.make([
+          Fake.json(503, Fake.errorBody("busy")),
+          Fake.body(Fake.reads(Fake.sseAnswer([" a"])))
+        ])
+        yield* Fake.runWithClock(Capture.withCapture(capture, stream(fake)))
+        const span = capture.spans.find((s) => s.name === "InferenceClient.streamChatCompletion")
+        assert.strictEqual(span?.attributes.get("inference.model"), hello.model)
+        assert.strictEqual(span?.attributes.get("inference.attempts"), 2)
+        assert.strictEqual(span?.attributes.get("inference.outcome"), "success")
+        assert.isTrue(span?.ended)
       }))
   })
 

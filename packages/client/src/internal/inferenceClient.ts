@@ -545,7 +545,14 @@ export const make = (
                 context.chunksDelivered = (context.chunksDelivered ?? 0) + chunks.length
                 return chunks
               }),
-              Stream.tapError((error) => logFailure(error, context.attempt, Option.none()))
+              Stream.tapError((error) =>
+                Effect.zipRight(
+                  logFailure(error, context.attempt, Option.none()),
+                  Effect.annotateCurrentSpan("inference.outcome", error._tag)
+                )
+              ),
+              Stream.onEnd(Effect.annotateCurrentSpan("inference.outcome", "success")),
+              Stream.onStart(Effect.annotateCurrentSpan("inference.attempts", context.attempt))
             )
           })).pipe(
             Stream.withSpan("InferenceClient.streamChatCompletion", {
