@@ -98,6 +98,11 @@ export interface Options {
   readonly firstByte?: Duration.DurationInput | undefined
   /** Delay per generated token. Default 0. */
   readonly perToken?: Duration.DurationInput | undefined
+  /**
+   * How long answers are, in tokens, before `max_tokens` cuts them: each request's
+   * length is drawn (from the seed and the request) between the two bounds. Default `[8, 40]`.
+   */
+  readonly answerTokens?: readonly [min: number, max: number] | undefined
   /** Most requests in flight per project (by `OpenAI-Project`); more get W&B's 429. Default no limit. */
   readonly concurrencyLimit?: number | undefined
   /** Share of chat requests given a fault drawn from `faults`. Default 0. */
@@ -180,6 +185,10 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
     if (!(rate >= 0 && rate <= 1)) {
       return yield* Effect.dieMessage(`InferenceSimulator: faultRate must be within 0..1, got ${rate}`)
     }
+    const answerTokens = options.answerTokens ?? [8, 40]
+    if (!(Number.isInteger(answerTokens[0]) && answerTokens[0] >= 1 && answerTokens[1] >= answerTokens[0])) {
+      return yield* Effect.dieMessage(`InferenceSimulator: answerTokens must be whole numbers, 1 <= min <= max`)
+    }
     const simulator = new Simulator({
       host: options.host ?? "127.0.0.1",
       port: options.port ?? 0,
@@ -190,6 +199,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       seed: options.seed ?? 42,
       firstByteMillis: millis(options.firstByte),
       perTokenMillis: millis(options.perToken),
+      answerTokens,
       concurrencyLimit: options.concurrencyLimit ?? Infinity,
       faultRate: rate,
       faults: options.faults ?? Fault.transient,

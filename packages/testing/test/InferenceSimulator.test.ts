@@ -181,6 +181,18 @@ describe("InferenceSimulator", () => {
         })
       ))
 
+    it.live("answerTokens sets the length of answers: 500 words, finish_reason \"stop\"", () =>
+      withSimulator(
+        (simulator) =>
+          Effect.gen(function*() {
+            const body = yield* completion(simulator)
+            assert.strictEqual(body.usage.completion_tokens, 500)
+            assert.strictEqual(body.choices[0]!.message.content.split(" ").length, 500)
+            assert.strictEqual(body.choices[0]!.finish_reason, "stop")
+          }),
+        { answerTokens: [500, 500] }
+      ))
+
     it.live("an unknown model → 404 \"The requested resource was not found\"", () =>
       withSimulator((simulator) =>
         Effect.gen(function*() {

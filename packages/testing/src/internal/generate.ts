@@ -119,7 +119,12 @@ export interface GenerateRequest {
 }
 
 /** The answer of choice `index` for a request, from the simulator's seed. */
-export const generate = (request: GenerateRequest, seed: number, index: number): Generated => {
+export const generate = (
+  request: GenerateRequest,
+  seed: number,
+  index: number,
+  lengths: readonly [min: number, max: number] = [8, 40]
+): Generated => {
   const key = JSON.stringify([
     request.model,
     request.messages,
@@ -128,7 +133,7 @@ export const generate = (request: GenerateRequest, seed: number, index: number):
     index
   ])
   const random = prng(hash(key, seed))
-  const natural = 8 + Math.floor(random() * 33)
+  const natural = lengths[0] + Math.floor(random() * (lengths[1] - lengths[0] + 1))
   const limit = request.max_completion_tokens ?? request.max_tokens
   const length = limit === undefined ? natural : Math.min(natural, limit)
   const tokens: Array<string> = []

@@ -22,6 +22,7 @@ export interface Config {
   readonly seed: number
   readonly firstByteMillis: number
   readonly perTokenMillis: number
+  readonly answerTokens: readonly [number, number]
   readonly concurrencyLimit: number
   readonly faultRate: number
   readonly faults: ReadonlyArray<Fault>
@@ -408,7 +409,7 @@ export class Simulator {
 
   private choices(body: ChatRequest): ReadonlyArray<generate.Generated> {
     const n = typeof body.n === "number" && body.n >= 1 ? Math.floor(body.n) : 1
-    return Array.from({ length: n }, (_, i) => generate.generate(body, this.config.seed, i))
+    return Array.from({ length: n }, (_, i) => generate.generate(body, this.config.seed, i, this.config.answerTokens))
   }
 
   private usage(body: ChatRequest, choices: ReadonlyArray<generate.Generated>) {
