@@ -4,12 +4,14 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
 import { program as simulatorSnippet } from "../examples/docs/simulator.js"
 
 describe("docs/testing.md", () => {
   it.live("the simulator snippet sees two 503s retried, then an answer", () =>
     Effect.gen(function*() {
-      const result = yield* simulatorSnippet
+      // the snippet's retry warnings are the client's normal output; they are asserted elsewhere
+      const result = yield* simulatorSnippet.pipe(Effect.provide(Logger.remove(Logger.defaultLogger)))
       assert.deepStrictEqual(result.outcomes, ["fault", "fault", "ok"])
       assert.isAbove((result.answer ?? "").length, 0)
     }))
