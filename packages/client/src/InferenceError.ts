@@ -508,6 +508,43 @@ export class ResponseDecodeError extends Schema.TaggedError<ResponseDecodeError>
 }
 
 /**
+ * The circuit breaker in front of this endpoint and model is open (or half-open
+ * with its probes taken): the call failed at once and nothing was sent.
+ * `retryAfter` is the time until the breaker lets a probe through. Not retried
+ * against the same breaker; a fallback model may take the call.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>(
+  "@effect-inference/client/CircuitOpenError"
+)("CircuitOpenError", {
+  model: Schema.optional(Schema.String),
+  /** The breaker's key: base URL and model. */
+  breaker: Schema.String,
+  state: Schema.Literal("open", "half-open"),
+  retryAfter: optionalDuration,
+  attempts: Schema.Int.pipe(Schema.propertySignature, Schema.withConstructorDefault(() => 0))
+}) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    const wait = Option.match(this.retryAfter, {
+      onNone: () => "",
+      onSome: (d) => ` for another ${Duration.format(d)}`
+    })
+    return this.state === "open"
+      ? `Circuit open for ${this.breaker}: calls fail fast${wait} after repeated failures. Nothing was sent; try a fallback model or wait`
+      : `Circuit half-open for ${this.breaker}: its probe calls are in flight. Nothing was sent; try again shortly`
+  }
+}
+
+/**
  * Every error an inference call can fail with.
  *
  * @since 0.1.0
@@ -529,6 +566,7 @@ export type InferenceError =
   | ConnectionError
   | TimeoutError
   | ResponseDecodeError
+  | CircuitOpenError
 
 /**
  * The schema of the union, to decode an error that was sent across a boundary.
@@ -551,7 +589,8 @@ export const InferenceError: Schema.Union<[
   typeof UnexpectedStatusError,
   typeof ConnectionError,
   typeof TimeoutError,
-  typeof ResponseDecodeError
+  typeof ResponseDecodeError,
+  typeof CircuitOpenError
 ]> = Schema.Union(
   InvalidRequestError,
   BadRequestError,
@@ -567,7 +606,8 @@ export const InferenceError: Schema.Union<[
   UnexpectedStatusError,
   ConnectionError,
   TimeoutError,
-  ResponseDecodeError
+  ResponseDecodeError,
+  CircuitOpenError
 )
 
 /**

@@ -319,7 +319,8 @@ describe("InferenceError", () => {
       ConnectionError: true,
       // the sample is an attempt timeout
       TimeoutError: true,
-      ResponseDecodeError: false
+      ResponseDecodeError: false,
+      CircuitOpenError: false
     }
     for (const error of everyErrorList) {
       it.effect(`${error._tag} is ${expected[error._tag] ? "" : "not "}retryable`, () =>

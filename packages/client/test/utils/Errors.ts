@@ -53,6 +53,12 @@ export const everyError: { readonly [Tag in InferenceError.InferenceError["_tag"
     ...fullFields,
     status: 200,
     description: "the body is not JSON (12 bytes)"
+  }),
+  CircuitOpenError: new InferenceError.CircuitOpenError({
+    model: MODEL,
+    breaker: `https://api.inference.wandb.ai/v1 ${MODEL}`,
+    state: "open",
+    retryAfter: Option.some(Duration.seconds(7))
   })
 }
 
