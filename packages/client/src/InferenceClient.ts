@@ -17,6 +17,7 @@ import type * as Schedule from "effect/Schedule"
 import type * as Stream from "effect/Stream"
 import type { ChatCompletion, ChatCompletionRequest, ChatCompletionRequestInput } from "./ChatCompletion.js"
 import type { ChatCompletionChunk } from "./ChatCompletionChunk.js"
+import type * as CircuitBreaker from "./CircuitBreaker.js"
 import type * as InferenceError from "./InferenceError.js"
 import * as internal from "./internal/inferenceClient.js"
 import * as validate from "./internal/validate.js"
@@ -109,7 +110,11 @@ export interface Options {
   readonly baseUrl?: string | undefined
   /** `team/project` the usage is attributed to, sent as `OpenAI-Project`. */
   readonly project?: string | undefined
-  /** Bound of one HTTP attempt, body included. Default 60 seconds. */
+  /**
+   * Bound of one HTTP attempt, body included. Default 60 seconds. Streams are
+   * bounded by `firstChunkTimeout` and `idleTimeout` instead, as a long answer
+   * that keeps flowing is not a fault.
+   */
   readonly timeout?: Duration.DurationInput | undefined
   /** Streaming: bound of the wait for the first content, from the request's start. Default 60 seconds. */
   readonly firstChunkTimeout?: Duration.DurationInput | undefined
@@ -135,6 +140,14 @@ export interface Options {
    * project's limit. Default 64; `Infinity` for no limit.
    */
   readonly maxConcurrency?: number | undefined
+  /**
+   * The circuit breaker in front of each model of this endpoint (see
+   * `CircuitBreaker`): `false` to turn it off, or its options. Default on: 5
+   * failures in a row or half of the last 20 calls trip it; breaks of 10 s
+   * doubling to 2 minutes; 2 probes. A `CircuitBreaker.layer` in context, if
+   * any, supplies the breakers instead.
+   */
+  readonly circuitBreaker?: false | CircuitBreaker.Options | undefined
   /** A last change to the configured `HttpClient` (extra headers, a proxy, tracing settings). */
   readonly transformClient?: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
 }

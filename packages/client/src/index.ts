@@ -17,6 +17,13 @@ export * as ChatCompletion from "./ChatCompletion.js"
 export * as ChatCompletionChunk from "./ChatCompletionChunk.js"
 
 /**
+ * A circuit breaker for inference calls, per endpoint and model.
+ *
+ * @since 0.1.0
+ */
+export * as CircuitBreaker from "./CircuitBreaker.js"
+
+/**
  * The client for W&B Inference.
  *
  * @since 0.1.0

@@ -11,10 +11,11 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type { ChatCompletion } from "../src/ChatCompletion.js"
+import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as InferenceClient from "../src/InferenceClient.js"
 import type * as InferenceError from "../src/InferenceError.js"
 import * as Capture from "./utils/Capture.js"
-import { hello, MODEL, SECRET, withClient } from "./utils/Client.js"
+import { hello, layer, MODEL, SECRET, withClient } from "./utils/Client.js"
 import { everyError } from "./utils/Errors.js"
 import * as Fake from "./utils/FakeTransport.js"
 
@@ -361,7 +362,9 @@ describe("InferenceClient", () => {
     it.effect("delays grow exponentially and are capped at maxDelay", () =>
       Effect.gen(function*() {
         const { fake } = yield* call([Fake.json(503, Fake.errorBody("busy"))], {
-          retry: { maxRetries: 5, baseDelay: "1 second", factor: 2, maxDelay: "5 seconds", jitter: false }
+          retry: { maxRetries: 5, baseDelay: "1 second", factor: 2, maxDelay: "5 seconds", jitter: false },
+          // five failures in a row would open the default breaker before the sixth attempt
+          circuitBreaker: false
         })
         assert.deepStrictEqual(fake.requests.map((r) => r.at), [0, 1000, 3000, 7000, 12_000, 17_000])
       }))
@@ -432,6 +435,65 @@ describe("InferenceClient", () => {
           assert.isTrue(Option.isSome(error.retryAfter))
           assert.isTrue(Duration.equals(Option.getOrThrow(error.retryAfter), Duration.seconds(120)))
         }
+      }))
+  })
+
+  describe("circuit breaker", () => {
+    it.effect("after repeated service failures, calls fail fast with CircuitOpenError and send nothing", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.json(503, Fake.errorBody("The engine is currently overloaded"))])
+        const errors = yield* Fake.runWithClock(
+          withClient(
+            fake,
+            (client) => Effect.forEach(Array.from({ length: 4 }), () => Effect.flip(client.chatCompletion(hello))),
+            {
+              retry: false,
+              circuitBreaker: { consecutiveFailures: 3, failureRate: false }
+            }
+          )
+        ).pipe(Effect.flatten)
+        assert.deepStrictEqual(errors.map((e) => e._tag), [
+          "ServiceUnavailableError",
+          "ServiceUnavailableError",
+          "ServiceUnavailableError",
+          "CircuitOpenError"
+        ])
+        assert.strictEqual(fake.requests.length, 3)
+        const open = errors[3]
+        if (open?._tag === "CircuitOpenError") {
+          assert.strictEqual(open.model, MODEL)
+          assert.strictEqual(open.breaker, `http://inference.test/v1 ${MODEL}`)
+        }
+      }))
+
+    it.effect("retries stop at an open breaker (retry outside, breaker inside)", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.json(503, Fake.errorBody("busy"))])
+        const exit = yield* Fake.runWithClock(
+          withClient(fake, (client) => client.chatCompletion(hello), {
+            retry: { maxRetries: 5, jitter: false },
+            circuitBreaker: { consecutiveFailures: 2, failureRate: false }
+          })
+        )
+        assert.strictEqual(failureOf(exit)._tag, "CircuitOpenError")
+        assert.strictEqual(fake.requests.length, 2)
+      }))
+
+    it.effect("a CircuitBreaker.layer in context supplies the breakers: isolate one and its calls fail fast", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.completion()])
+        const error = yield* Effect.gen(function*() {
+          const breakers = yield* CircuitBreaker.Breakers
+          const breaker = yield* breakers.get(CircuitBreaker.key("http://inference.test/v1", MODEL))
+          yield* breaker.isolate
+          const client = yield* InferenceClient.InferenceClient
+          return yield* Effect.flip(client.chatCompletion(hello))
+        }).pipe(
+          Effect.provide(layer(fake)),
+          Effect.provide(CircuitBreaker.layer())
+        )
+        assert.strictEqual(error._tag, "CircuitOpenError")
+        assert.strictEqual(fake.requests.length, 0)
       }))
   })
 

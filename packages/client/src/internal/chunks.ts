@@ -117,6 +117,11 @@ export const step = (acc: Accumulator, chunk: ChatCompletionChunk): Accumulator 
   return acc
 }
 
+const contentOf = (pieces: Array<string> | undefined, hasToolCalls: boolean): string | null => {
+  const text = pieces === undefined ? "" : pieces.join("")
+  return text === "" && hasToolCalls ? null : text
+}
+
 /** @internal */
 export const finish = (acc: Accumulator): ChatCompletion =>
   new ChatCompletion({
@@ -136,8 +141,9 @@ export const finish = (acc: Accumulator): ChatCompletion =>
         index,
         message: new ResponseMessage({
           role: state.role,
-          // As without streaming: null when the model only called tools, "" for an empty answer.
-          content: state.content !== undefined ? state.content.join("") : toolCalls.length > 0 ? null : "",
+          // As without streaming: null when the model only called tools (servers open such streams with
+          // content "" too), "" for an empty answer.
+          content: contentOf(state.content, toolCalls.length > 0),
           ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
           ...(state.refusal !== undefined ? { refusal: state.refusal.join("") } : {}),
           ...(state.reasoning !== undefined ? { reasoning_content: state.reasoning.join("") } : {})

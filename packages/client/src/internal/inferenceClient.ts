@@ -26,6 +26,8 @@ import * as Stream from "effect/Stream"
 import { ChatCompletion } from "../ChatCompletion.js"
 import type { ChatCompletionRequestInput } from "../ChatCompletion.js"
 import { ChatCompletionChunk } from "../ChatCompletionChunk.js"
+import type { Options as CircuitBreakerOptions } from "../CircuitBreaker.js"
+import * as CircuitBreaker from "../CircuitBreaker.js"
 import type * as InferenceClient from "../InferenceClient.js"
 import * as InferenceError from "../InferenceError.js"
 import type { Model } from "../Model.js"
@@ -62,6 +64,31 @@ export interface Resolved {
   readonly retry: Schedule.Schedule<unknown, InferenceError.InferenceError> | undefined
   readonly maxConcurrency: number
   readonly transformClient: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
+  readonly circuitBreaker: CircuitBreakerOptions | undefined
+}
+
+const breakerOptions = (options: CircuitBreakerOptions): Either.Either<CircuitBreakerOptions, string> => {
+  const n = options.consecutiveFailures
+  if (n !== undefined && n !== false && !(Number.isInteger(n) && n >= 1)) {
+    return Either.left(`circuitBreaker.consecutiveFailures must be a whole number >= 1 or false, got ${n}`)
+  }
+  const rate = options.failureRate
+  if (rate !== undefined && rate !== false) {
+    if (!(rate.threshold > 0 && rate.threshold <= 1)) {
+      return Either.left(`circuitBreaker.failureRate.threshold must be within (0, 1], got ${rate.threshold}`)
+    }
+    if (
+      !(Number.isInteger(rate.window) && rate.window >= 1 && Number.isInteger(rate.minimumCalls) &&
+        rate.minimumCalls >= 1 && rate.minimumCalls <= rate.window)
+    ) {
+      return Either.left("circuitBreaker.failureRate needs whole numbers 1 <= minimumCalls <= window")
+    }
+  }
+  const probes = options.halfOpenProbes
+  if (probes !== undefined && !(Number.isInteger(probes) && probes >= 1)) {
+    return Either.left(`circuitBreaker.halfOpenProbes must be a whole number >= 1, got ${probes}`)
+  }
+  return Either.right(options)
 }
 
 const positiveDuration = (name: string, input: Duration.DurationInput): Either.Either<Duration.Duration, string> => {
@@ -123,7 +150,11 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
       : Schedule.isSchedule(options.retry)
       ? options.retry
       : yield* retryOptions(options.retry ?? {})
+    const circuitBreaker = options.circuitBreaker === false
+      ? undefined
+      : yield* breakerOptions(options.circuitBreaker ?? {})
     return {
+      circuitBreaker,
       apiKey: options.apiKey,
       baseUrl,
       project: options.project,
@@ -239,6 +270,28 @@ export const make = (
       "authorization",
       "openai-project"
     ]
+    const breakers = resolved.circuitBreaker === undefined
+      ? undefined
+      : yield* Effect.flatMap(
+        Effect.serviceOption(CircuitBreaker.Breakers),
+        Option.match({
+          onNone: () => CircuitBreaker.makeRegistry(resolved.circuitBreaker),
+          onSome: Effect.succeed
+        })
+      )
+    /** Runs `effect` through the breaker of this endpoint and model (retry outside, breaker inside). */
+    const guarded = <A>(
+      model: string | undefined,
+      effect: Effect.Effect<A, InferenceError.InferenceError>
+    ): Effect.Effect<A, InferenceError.InferenceError> =>
+      breakers === undefined ? effect : Effect.flatMap(
+        breakers.get(CircuitBreaker.key(resolved.baseUrl, model ?? "(models)")),
+        (breaker) =>
+          Effect.mapError(breaker.withBreaker(effect), (error) =>
+            error._tag === "CircuitOpenError" && model !== undefined
+              ? new InferenceError.CircuitOpenError({ ...error, model })
+              : error)
+      )
     const semaphore = resolved.maxConcurrency === Infinity
       ? undefined
       : yield* Effect.makeSemaphore(resolved.maxConcurrency)
@@ -292,7 +345,7 @@ export const make = (
                 new InferenceError.TimeoutError({ phase: "attempt", timeout: resolved.timeout, model, attempts: n })
             })
           )
-          return semaphore === undefined ? exchange : semaphore.withPermits(1)(exchange)
+          return guarded(model, semaphore === undefined ? exchange : semaphore.withPermits(1)(exchange))
         }
         const retried = resolved.retry === undefined
           ? Effect.tapError(attempt(1), (error) => logFailure(error, 1, Option.none()))
@@ -506,7 +559,7 @@ export const make = (
                   Effect.acquireRelease(semaphore.take(1), () => semaphore.release(1)),
                   start
                 )
-                return Scope.extend(permitted, scope).pipe(
+                return guarded(model, Scope.extend(permitted, scope)).pipe(
                   Effect.onError(() => Scope.close(scope, Exit.void))
                 )
               })

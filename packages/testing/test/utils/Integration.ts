@@ -3,12 +3,16 @@
  * with undici as the transport (its connection pool closes with the layer, so
  * tests can check that no socket is left).
  */
-import type { RetryPolicy } from "@effect-inference/client"
-import { InferenceClient } from "@effect-inference/client"
+import type { ChatCompletion, ChatCompletionChunk, InferenceError } from "@effect-inference/client"
+import { InferenceClient, RetryPolicy } from "@effect-inference/client"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import * as InferenceSimulator from "../../src/InferenceSimulator.js"
 
 /** Retries that keep real delays short. */
@@ -95,3 +99,60 @@ export const chatLog = Effect.map(
   Effect.flatMap(InferenceSimulator.InferenceSimulator, (simulator) => simulator.log),
   (log) => log.filter((entry) => entry.path === "/v1/chat/completions")
 )
+
+/** A chat request for the simulator's default model; `overrides` add or replace fields. */
+export const chatRequest = (
+  overrides: Partial<ChatCompletion.ChatCompletionRequestInput> = {},
+  content = "Hello"
+): ChatCompletion.ChatCompletionRequestInput => ({ model: MODEL, messages: [{ role: "user", content }], ...overrides })
+
+/** `client.streamChatCompletion(request)` of the client in context. */
+export const streamChat = (request: ChatCompletion.ChatCompletionRequestInput) =>
+  Stream.unwrap(Effect.map(InferenceClient.InferenceClient, (client) => client.streamChatCompletion(request)))
+
+/**
+ * Runs `stream` to its end and returns every chunk the consumer received, then the
+ * typed error that ended it, if any (a defect is not caught, so it fails the test).
+ */
+export const runStream = <E, R>(stream: Stream.Stream<ChatCompletionChunk.ChatCompletionChunk, E, R>) =>
+  Effect.map(Stream.runCollect(Stream.either(stream)), (items) => {
+    const chunks: Array<ChatCompletionChunk.ChatCompletionChunk> = []
+    let error: E | undefined = undefined
+    for (const item of Chunk.toReadonlyArray(items)) {
+      if (Either.isRight(item)) chunks.push(item.right)
+      else error = item.left
+    }
+    return { chunks, error }
+  })
+
+/**
+ * The retry policy of {@link fastRetry}, unchanged, with a record of every failed
+ * attempt it was asked about, so a test can see which errors were retried.
+ * Make one per test: the record is the test's own.
+ */
+export const observedRetry = () => {
+  const seen: Array<InferenceError.InferenceError> = []
+  const retry = RetryPolicy.make(fastRetry).pipe(
+    Schedule.tapInput((error: InferenceError.InferenceError) => Effect.sync(() => seen.push(error)))
+  )
+  return { retry, seen }
+}
+
+/**
+ * The most requests the simulator was answering at once, from the arrival and
+ * close times of the requests that were answered. A close and an arrival in the
+ * same millisecond count as the close first (the slot is freed on close).
+ */
+export const peakInFlight = (log: ReadonlyArray<InferenceSimulator.LogEntry>): number => {
+  const events = log
+    .filter((entry) => entry.outcome === "ok")
+    .flatMap((entry) => [[entry.at, 1], [entry.endedAt ?? Infinity, -1]] as const)
+    .sort(([a, da], [b, db]) => a - b || da - db)
+  let current = 0
+  let peak = 0
+  for (const [, delta] of events) {
+    current += delta
+    peak = Math.max(peak, current)
+  }
+  return peak
+}

@@ -1,0 +1,235 @@
+/**
+ * A circuit breaker for inference calls: after repeated failures that say the
+ * service is unhealthy, calls fail at once (`CircuitOpenError`) instead of
+ * piling onto a failing endpoint, until a break has passed and probe calls show
+ * it has recovered.
+ *
+ * Effect has no circuit breaker, and the well-known Node ones (opossum,
+ * cockatiel) move state on timers, allow one probe when half-open and cannot be
+ * tested deterministically; this one reads Effect's `Clock` lazily, so
+ * `TestClock` tests are exact, and backs off repeated trips with a `Schedule`.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import type * as Queue from "effect/Queue"
+import type * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type { CircuitOpenError, InferenceError } from "./InferenceError.js"
+// The internal module builds this module's classes, so these functions call into it lazily (no import cycle at load).
+import * as internal from "./internal/circuitBreaker.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export const State = Schema.Literal("closed", "open", "half-open")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type State = typeof State.Type
+
+/**
+ * How a breaker trips and recovers. Every field has a default.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Trip after this many counted failures in a row. Default 5; `false` turns the rule off. */
+  readonly consecutiveFailures?: number | false | undefined
+  /**
+   * Trip when, among the last `window` calls (at least `minimumCalls` of them),
+   * the share of counted failures reaches `threshold`. Default: 50% of the last
+   * 20 calls, once 10 have been made; `false` turns the rule off.
+   */
+  readonly failureRate?:
+    | { readonly threshold: number; readonly window: number; readonly minimumCalls: number }
+    | false
+    | undefined
+  /**
+   * How long the breaker stays open after each trip in a row: a fixed duration,
+   * or a `Schedule` stepped once per trip (reset when the breaker closes), so that
+   * repeated trips back off. Default: 10 s doubling to at most 2 minutes.
+   */
+  readonly breakDuration?: Duration.DurationInput | Schedule.Schedule<unknown, unknown> | undefined
+  /** Probe calls let through when half-open; all must succeed to close it. Default 2. */
+  readonly halfOpenProbes?: number | undefined
+  /**
+   * Which failures count. Default: `ConnectionError`, `TimeoutError`,
+   * `RateLimitError`, `InternalServerError` and `ServiceUnavailableError`; client
+   * errors (4xx, invalid requests, quota) never trip a breaker.
+   */
+  readonly isFailure?: ((error: InferenceError) => boolean) | undefined
+}
+
+/**
+ * A change of state, as published on `events` and counted in the metrics.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class StateChange extends Schema.TaggedClass<StateChange>("@effect-inference/client/CircuitBreaker/StateChange")(
+  "StateChange",
+  {
+    key: Schema.String,
+    from: State,
+    to: State,
+    /** Epoch milliseconds, from Effect's `Clock`. */
+    at: Schema.Number,
+    reason: Schema.String
+  }
+) {}
+
+/**
+ * The whole state of a breaker, serialisable with Schema, so that it can be
+ * saved and restored or shared.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Snapshot extends Schema.Class<Snapshot>("@effect-inference/client/CircuitBreaker/Snapshot")({
+  key: Schema.String,
+  state: State,
+  /** Counted failures in a row. */
+  consecutiveFailures: Schema.Int,
+  /** The outcomes of the last calls, oldest first (`true` for a counted failure). */
+  window: Schema.Array(Schema.Boolean),
+  /** Trips since the breaker last closed: how far the break schedule has stepped. */
+  trips: Schema.Int,
+  /** While open: when it turns half-open, in epoch milliseconds (`null` while isolated). */
+  openUntil: Schema.NullOr(Schema.Number),
+  /** Held open by `isolate` until `reset`. */
+  isolated: Schema.Boolean,
+  /** While half-open: probes let through and probes that succeeded. */
+  probes: Schema.Int,
+  probesSucceeded: Schema.Int
+}) {}
+
+/**
+ * One breaker.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CircuitBreaker {
+  readonly key: string
+  /**
+   * Runs the effect if the breaker lets it through, and records its outcome;
+   * otherwise fails at once with `CircuitOpenError`.
+   */
+  readonly withBreaker: <A, E extends InferenceError, R>(
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | CircuitOpenError, R>
+  /** The state now (an open breaker whose break has passed reads as half-open). */
+  readonly state: Effect.Effect<State>
+  readonly snapshot: Effect.Effect<Snapshot>
+  /** Replaces the state with a saved one (its key is ignored). */
+  readonly restore: (snapshot: Snapshot) => Effect.Effect<void>
+  /** Holds the breaker open until `reset`. */
+  readonly isolate: Effect.Effect<void>
+  /** Closes the breaker and forgets its history. */
+  readonly reset: Effect.Effect<void>
+  /** The state changes from when the stream starts. */
+  readonly events: Stream.Stream<StateChange>
+  /** A queue of the state changes from now on, for as long as the scope lasts (nothing is missed). */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<StateChange>, never, Scope.Scope>
+}
+
+/**
+ * Makes one breaker.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (key: string, options?: Options): Effect.Effect<CircuitBreaker> => internal.make(key, options)
+
+/**
+ * The breakers of a client, one per key (base URL and model), made on first use
+ * with the same options.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Registry {
+  readonly get: (key: string) => Effect.Effect<CircuitBreaker>
+  /** The breakers made so far. */
+  readonly all: Effect.Effect<ReadonlyArray<CircuitBreaker>>
+  /** The state changes of every breaker of the registry. */
+  readonly events: Stream.Stream<StateChange>
+  /** A queue of every breaker's state changes from now on, for as long as the scope lasts. */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<StateChange>, never, Scope.Scope>
+}
+
+/**
+ * Makes a registry of breakers sharing `options`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeRegistry = (options?: Options): Effect.Effect<Registry> => internal.makeRegistry(options)
+
+/**
+ * The registry a client uses. Provide `CircuitBreaker.layer(options)` to reach
+ * the client's breakers (to read their state, `isolate` or `reset` them, or
+ * watch their events); without it, each client makes a registry of its own from
+ * its `circuitBreaker` option.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Breakers extends Context.Tag("@effect-inference/client/CircuitBreaker/Breakers")<Breakers, Registry>() {}
+
+/**
+ * A registry of breakers as a `Layer`, shared by every client built with it.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options?: Options): Layer.Layer<Breakers> => Layer.effect(Breakers, makeRegistry(options))
+
+/**
+ * The breakers' metrics, each tagged with `breaker` (its key):
+ * `inference_circuit_breaker_transitions` (a counter, also tagged `from` and
+ * `to`), `inference_circuit_breaker_rejected` (calls failed fast) and
+ * `inference_circuit_breaker_state` (a gauge: 0 closed, 1 half-open, 2 open).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const metrics = {
+  transitions: Metric.counter("inference_circuit_breaker_transitions", {
+    description: "Circuit breaker state changes, by breaker and by from/to state"
+  }),
+  rejected: Metric.counter("inference_circuit_breaker_rejected", {
+    description: "Calls failed fast by an open or busy half-open breaker"
+  }),
+  state: Metric.gauge("inference_circuit_breaker_state", {
+    description: "Breaker state: 0 closed, 1 half-open, 2 open"
+  })
+}
+
+/**
+ * The key of the breaker for a base URL and a model.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const key = (baseUrl: string, model: string): string => `${baseUrl} ${model}`
+
+/**
+ * The default rule of what counts as a failure: the errors that say the
+ * service is unhealthy.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isServiceFailure = (error: InferenceError): boolean => internal.isServiceFailure(error)
