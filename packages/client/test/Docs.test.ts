@@ -5,6 +5,7 @@
  */
 import { FetchHttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -12,6 +13,7 @@ import * as Layer from "effect/Layer"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { answer } from "../examples/docs/catching-errors.js"
+import { Breakers, Client, drain } from "../examples/docs/circuit-breaker.js"
 import { program as gettingStarted } from "../examples/docs/getting-started-layer.js"
 import { program as readme } from "../examples/docs/readme.js"
 import { bounded, only503 } from "../examples/docs/retry-policy.js"
@@ -108,6 +110,25 @@ describe("docs", () => {
         const written: Array<string> = []
         yield* printAnswer((text) => written.push(text)).pipe(Effect.provide(clientLayer(fake)))
         assert.strictEqual(written.join(""), "Half\n[rate limited after 2 chunks]")
+      }))
+  })
+
+  describe("circuit breaker", () => {
+    it.effect("drain isolates the model: its calls fail fast, and the change was published", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.completion()])
+        const { error, result } = yield* Effect.gen(function*() {
+          const result = yield* drain(MODEL)
+          const client = yield* InferenceClient.InferenceClient
+          const error = yield* Effect.flip(client.chatCompletion(hello))
+          return { error, result }
+        }).pipe(Effect.provide(Client.pipe(Layer.provide(fake.layer), Layer.provideMerge(Breakers))))
+        assert.strictEqual(result.state, "open")
+        assert.deepStrictEqual(Chunk.toReadonlyArray(result.changes).map((c) => [c.from, c.to, c.reason]), [
+          ["closed", "open", "isolated"]
+        ])
+        assert.strictEqual(error._tag, "CircuitOpenError")
+        assert.strictEqual(fake.requests.length, 0)
       }))
   })
 
