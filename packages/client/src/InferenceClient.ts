@@ -148,6 +148,12 @@ export interface Options {
    * any, supplies the breakers instead.
    */
   readonly circuitBreaker?: false | CircuitBreaker.Options | undefined
+  /**
+   * Models to fall back to, in order, when a call's model fails with a retryable
+   * error after its retries, or its circuit breaker is open. Each model has its own
+   * breaker and retries; `completion.model` says which one answered. Default none.
+   */
+  readonly fallback?: ReadonlyArray<string> | undefined
   /** A last change to the configured `HttpClient` (extra headers, a proxy, tracing settings). */
   readonly transformClient?: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
 }

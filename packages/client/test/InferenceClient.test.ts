@@ -2,6 +2,7 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { assert, describe, expectTypeOf, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -10,6 +11,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import type { ChatCompletion } from "../src/ChatCompletion.js"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as InferenceClient from "../src/InferenceClient.js"
@@ -494,6 +496,72 @@ describe("InferenceClient", () => {
         )
         assert.strictEqual(error._tag, "CircuitOpenError")
         assert.strictEqual(fake.requests.length, 0)
+      }))
+  })
+
+  describe("fallback", () => {
+    it.effect("falls back in order when a model fails after its retries; the completion names who answered", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make((
+          n
+        ) => (n <= 4 + 4
+          ? Fake.json(503, Fake.errorBody("busy"))
+          : Fake.json(200, Fake.completionBody("from c", "c/model")))
+        )
+        const exit = yield* Fake.runWithClock(
+          withClient(fake, (client) => client.chatCompletion(hello), {
+            fallback: ["b/model", "c/model"],
+            retry: { maxRetries: 3, jitter: false },
+            circuitBreaker: false
+          })
+        )
+        assert.isTrue(Exit.isSuccess(exit))
+        if (Exit.isSuccess(exit)) assert.strictEqual(exit.value.model, "c/model")
+        const models = fake.requests.map((r) => (r.body as { model: string }).model)
+        assert.deepStrictEqual(models, [...Array(4).fill(MODEL), ...Array(4).fill("b/model"), "c/model"])
+      }))
+
+    it.effect("an open breaker sends the call to the fallback at once", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make((
+          n
+        ) => (n === 1 ? Fake.json(503, Fake.errorBody("busy")) : Fake.json(200, Fake.completionBody("ok", "b/model"))))
+        const models = yield* withClient(fake, (client) =>
+          Effect.forEach(Array.from({ length: 3 }), () =>
+            Effect.map(client.chatCompletion(hello), (c) => c.model)), {
+          fallback: ["b/model"],
+          retry: false,
+          circuitBreaker: { consecutiveFailures: 1, failureRate: false }
+        })
+        // call 1: primary 503 (opens its breaker) → b; calls 2 and 3: primary open, straight to b
+        assert.deepStrictEqual(models, ["b/model", "b/model", "b/model"])
+        assert.deepStrictEqual(
+          fake.requests.map((r) =>
+            (r.body as { model: string }).model
+          ),
+          [MODEL, "b/model", "b/model", "b/model"]
+        )
+      }))
+
+    it.effect("a non-retryable error does not fall back", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.json(401, Fake.errorBody("Authentication failed"))])
+        const error = yield* Effect.flip(
+          withClient(fake, (client) => client.chatCompletion(hello), { fallback: ["b/model"], retry: false })
+        )
+        assert.strictEqual(error._tag, "AuthenticationError")
+        assert.strictEqual(fake.requests.length, 1)
+      }))
+
+    it.effect("a stream falls back before its first content", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.json(503, Fake.errorBody("busy")), Fake.body(Fake.reads(Fake.sseAnswer([" hi"])))])
+        const chunks = yield* withClient(fake, (client) => Stream.runCollect(client.streamChatCompletion(hello)), {
+          fallback: ["b/model"],
+          retry: false
+        })
+        assert.isAbove(Chunk.size(chunks), 0)
+        assert.deepStrictEqual(fake.requests.map((r) => (r.body as { model: string }).model), [MODEL, "b/model"])
       }))
   })
 

@@ -65,6 +65,7 @@ export interface Resolved {
   readonly maxConcurrency: number
   readonly transformClient: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
   readonly circuitBreaker: CircuitBreakerOptions | undefined
+  readonly fallback: ReadonlyArray<string>
 }
 
 const breakerOptions = (options: CircuitBreakerOptions): Either.Either<CircuitBreakerOptions, string> => {
@@ -153,7 +154,12 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
     const circuitBreaker = options.circuitBreaker === false
       ? undefined
       : yield* breakerOptions(options.circuitBreaker ?? {})
+    const fallback = options.fallback ?? []
+    if (fallback.some((model) => typeof model !== "string" || model.trim() === "")) {
+      return yield* Either.left("fallback must list model ids")
+    }
     return {
+      fallback,
       circuitBreaker,
       apiKey: options.apiKey,
       baseUrl,
@@ -377,21 +383,46 @@ export const make = (
         )
       })
 
+    /**
+     * Runs `run` for the request's model, then for each fallback model in turn while
+     * the last one failed with a retryable error (after its own retries) or its
+     * breaker was open. The last model's error is the call's.
+     */
+    const withFallback = <A, R>(
+      primary: string,
+      run: (model: string) => Effect.Effect<A, InferenceError.InferenceError, R>
+    ): Effect.Effect<A, InferenceError.InferenceError, R> => {
+      if (resolved.fallback.length === 0) return run(primary)
+      const models = [primary, ...resolved.fallback.filter((model) => model !== primary)]
+      const from = (i: number): Effect.Effect<A, InferenceError.InferenceError, R> =>
+        i === models.length - 1 ? run(models[i]!) : Effect.catchIf(
+          run(models[i]!),
+          (error) => error._tag === "CircuitOpenError" || InferenceError.isRetryable(error),
+          (error) =>
+            Effect.logWarning("Inference model failed; falling back").pipe(
+              Effect.annotateLogs({ model: models[i], fallback: models[i + 1], tag: error._tag }),
+              Effect.zipRight(from(i + 1))
+            )
+        )
+      return from(0)
+    }
+
     const chatCompletion = (
       input: ChatCompletionRequestInput
     ): Effect.Effect<ChatCompletion, InferenceError.InferenceError> =>
       Either.match(validateRequest(input), {
         onLeft: Effect.fail,
         onRight: ({ stream_options: _, ...request }) =>
-          call(
-            "InferenceClient.chatCompletion",
-            request.model,
-            HttpClientRequest.post("/chat/completions").pipe(
-              // stream_options is refused by OpenAI-compatible servers unless stream is true
-              HttpClientRequest.bodyUnsafeJson({ ...request, stream: false })
-            ),
-            decodeWith(decodeCompletion)
-          )
+          withFallback(request.model, (model) =>
+            call(
+              "InferenceClient.chatCompletion",
+              model,
+              HttpClientRequest.post("/chat/completions").pipe(
+                // stream_options is refused by OpenAI-compatible servers unless stream is true
+                HttpClientRequest.bodyUnsafeJson({ ...request, model, stream: false })
+              ),
+              decodeWith(decodeCompletion)
+            ))
       })
 
     const listModelsRequest = HttpClientRequest.get("/models")
@@ -512,77 +543,82 @@ export const make = (
       Either.match(validateRequest(input), {
         onLeft: (error) => Stream.fail(error),
         onRight: (request) => {
-          const httpRequest = HttpClientRequest.post("/chat/completions").pipe(
-            HttpClientRequest.bodyUnsafeJson({
-              ...request,
-              stream: true,
-              stream_options: { include_usage: true, ...request.stream_options }
-            })
-          )
-          const model = request.model
-          const firstChunkTimeout = (n: number) =>
-            new InferenceError.TimeoutError({
-              phase: "firstChunk",
-              timeout: resolved.firstChunkTimeout,
-              model,
-              attempts: n
+          /** The stream of one model, up to its first content, retried by the policy. */
+          const startFor = (model: string) =>
+            Effect.gen(function*() {
+              const httpRequest = HttpClientRequest.post("/chat/completions").pipe(
+                HttpClientRequest.bodyUnsafeJson({
+                  ...request,
+                  model,
+                  stream: true,
+                  stream_options: { include_usage: true, ...request.stream_options }
+                })
+              )
+              const firstChunkTimeout = (n: number) =>
+                new InferenceError.TimeoutError({
+                  phase: "firstChunk",
+                  timeout: resolved.firstChunkTimeout,
+                  model,
+                  attempts: n
+                })
+              const outer = yield* Effect.scope
+              /**
+               * One attempt, in a scope of its own that is closed (aborting the request and
+               * freeing the slot) if the attempt fails, and kept open for the rest of the
+               * stream if it succeeds. It succeeds once content arrives: until then nothing
+               * has reached the consumer, so any failure can be retried from scratch.
+               */
+              const attempt = (n: number): Effect.Effect<Started, InferenceError.InferenceError> =>
+                Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (scope) => {
+                  const context: classify.CallContext = { model, attempt: n, secret, chunksDelivered: undefined }
+                  const start = Effect.gen(function*() {
+                    const pull = yield* openStream(httpRequest, context)
+                    const prefix: Array<ChatCompletionChunk> = []
+                    while (true) {
+                      const batch = yield* Effect.either(pull)
+                      if (Either.isLeft(batch)) {
+                        if (Option.isSome(batch.left)) return yield* Effect.fail(batch.left.value)
+                        return { prefix, pull, ended: true, context } satisfies Started
+                      }
+                      prefix.push(...batch.right)
+                      if (Chunk.some(batch.right, ChunkInternal.hasContent)) {
+                        return { prefix, pull, ended: false, context } satisfies Started
+                      }
+                    }
+                  }).pipe(
+                    Effect.timeoutFail({ duration: resolved.firstChunkTimeout, onTimeout: () => firstChunkTimeout(n) })
+                  )
+                  const permitted = semaphore === undefined ? start : Effect.zipRight(
+                    Effect.acquireRelease(semaphore.take(1), () => semaphore.release(1)),
+                    start
+                  )
+                  return guarded(model, Scope.extend(permitted, scope)).pipe(
+                    Effect.onError(() => Scope.close(scope, Exit.void))
+                  )
+                })
+              const retried = resolved.retry === undefined
+                ? Effect.tapError(attempt(1), (error) => logFailure(error, 1, Option.none()))
+                : RetryPolicy.retrying(attempt, resolved.retry, logFailure)
+              const bounded = resolved.totalTimeout === undefined ? retried : Effect.timeoutFail(retried, {
+                duration: resolved.totalTimeout,
+                onTimeout: () =>
+                  new InferenceError.TimeoutError({
+                    phase: "total",
+                    timeout: resolved.totalTimeout ?? Duration.zero,
+                    model
+                  })
+              })
+              return yield* Effect.locally(bounded, Headers.currentRedactedNames, redactedNames)
             })
           return Stream.unwrapScoped(Effect.gen(function*() {
-            const outer = yield* Effect.scope
-            /**
-             * One attempt, in a scope of its own that is closed (aborting the request and
-             * freeing the slot) if the attempt fails, and kept open for the rest of the
-             * stream if it succeeds. It succeeds once content arrives: until then nothing
-             * has reached the consumer, so any failure can be retried from scratch.
-             */
-            const attempt = (n: number): Effect.Effect<Started, InferenceError.InferenceError> =>
-              Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (scope) => {
-                const context: classify.CallContext = { model, attempt: n, secret, chunksDelivered: undefined }
-                const start = Effect.gen(function*() {
-                  const pull = yield* openStream(httpRequest, context)
-                  const prefix: Array<ChatCompletionChunk> = []
-                  while (true) {
-                    const batch = yield* Effect.either(pull)
-                    if (Either.isLeft(batch)) {
-                      if (Option.isSome(batch.left)) return yield* Effect.fail(batch.left.value)
-                      return { prefix, pull, ended: true, context } satisfies Started
-                    }
-                    prefix.push(...batch.right)
-                    if (Chunk.some(batch.right, ChunkInternal.hasContent)) {
-                      return { prefix, pull, ended: false, context } satisfies Started
-                    }
-                  }
-                }).pipe(
-                  Effect.timeoutFail({ duration: resolved.firstChunkTimeout, onTimeout: () => firstChunkTimeout(n) })
-                )
-                const permitted = semaphore === undefined ? start : Effect.zipRight(
-                  Effect.acquireRelease(semaphore.take(1), () => semaphore.release(1)),
-                  start
-                )
-                return guarded(model, Scope.extend(permitted, scope)).pipe(
-                  Effect.onError(() => Scope.close(scope, Exit.void))
-                )
-              })
-            const retried = resolved.retry === undefined
-              ? Effect.tapError(attempt(1), (error) => logFailure(error, 1, Option.none()))
-              : RetryPolicy.retrying(attempt, resolved.retry, logFailure)
-            const bounded = resolved.totalTimeout === undefined ? retried : Effect.timeoutFail(retried, {
-              duration: resolved.totalTimeout,
-              onTimeout: () =>
-                new InferenceError.TimeoutError({
-                  phase: "total",
-                  timeout: resolved.totalTimeout ?? Duration.zero,
-                  model
-                })
-            })
-            const started = yield* Effect.locally(bounded, Headers.currentRedactedNames, redactedNames)
+            const started = yield* withFallback(request.model, startFor)
             const { context } = started
             const idle = (): Option.Option<InferenceError.InferenceError> =>
               Option.some(
                 new InferenceError.TimeoutError({
                   phase: "idle",
                   timeout: resolved.idleTimeout,
-                  model,
+                  model: context.model,
                   attempts: context.attempt,
                   chunksDelivered: context.chunksDelivered
                 })
@@ -610,7 +646,7 @@ export const make = (
           })).pipe(
             Stream.withSpan("InferenceClient.streamChatCompletion", {
               kind: "client",
-              attributes: { "inference.model": model }
+              attributes: { "inference.model": request.model }
             })
           )
         }

@@ -1,0 +1,334 @@
+/**
+ * Where a call waits for room in the rate limits, and where its tokens are
+ * reserved, charged and given back.
+ *
+ * Each limit is a log of charges over a sliding window: a call fits if what was
+ * charged in the last `interval`, with what calls in flight have reserved,
+ * leaves room for it. (Why not Effect's `RateLimiter`: see `RateLimit.ts`.)
+ * Every decision is one synchronous step over the logs and the clock's `now`,
+ * so no other fiber sees a half-made change; a caller that finds no room sleeps
+ * in its own fiber until the oldest charge in the way expires, or until a
+ * settlement may have made room, whichever comes first. Nothing runs between
+ * calls.
+ */
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import type * as Exit from "effect/Exit"
+import { dual } from "effect/Function"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import type { ChatCompletionRequestInput } from "../ChatCompletion.js"
+import type { InferenceError } from "../InferenceError.js"
+import type * as RateLimit from "../RateLimit.js"
+
+// ---------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------
+
+/** @internal */
+export interface ResolvedLimit {
+  readonly limit: number
+  readonly intervalMillis: number
+}
+
+/** @internal */
+export interface Resolved {
+  readonly requests: ResolvedLimit | undefined
+  readonly tokens: ResolvedLimit | undefined
+}
+
+const resolveLimit = (
+  name: string,
+  limit: RateLimit.Limit | undefined
+): Either.Either<ResolvedLimit | undefined, string> => {
+  if (limit === undefined) return Either.right(undefined)
+  if (!(Number.isInteger(limit.limit) && limit.limit >= 1)) {
+    return Either.left(`${name}.limit must be a whole number >= 1, got ${limit.limit}`)
+  }
+  const interval = Option.getOrUndefined(Duration.decodeUnknown(limit.interval))
+  if (interval === undefined || !Duration.isFinite(interval) || !Duration.greaterThan(interval, Duration.zero)) {
+    return Either.left(`${name}.interval must be a positive, finite duration, got ${String(limit.interval)}`)
+  }
+  return Either.right({ limit: limit.limit, intervalMillis: Duration.toMillis(interval) })
+}
+
+/**
+ * Checks the options; the message names the option (for example
+ * `requests.limit`), to be prefixed by the caller.
+ *
+ * @internal
+ */
+export const resolveOptions = (options: RateLimit.Options): Either.Either<Resolved, string> =>
+  Either.gen(function*() {
+    const requests = yield* resolveLimit("requests", options.requests)
+    const tokens = yield* resolveLimit("tokens", options.tokens)
+    return { requests, tokens }
+  })
+
+// ---------------------------------------------------------------------------
+// One limit
+// ---------------------------------------------------------------------------
+
+interface Charge {
+  /** Epoch milliseconds; the charge counts until `at + interval` (excluded). */
+  readonly at: number
+  readonly amount: number
+}
+
+/**
+ * One limit's log. It is changed only inside a synchronous step of an Effect,
+ * so each change is atomic.
+ */
+class Window {
+  /** Charges still counting, oldest first (they are appended at the clock's time, which only moves forward). */
+  private readonly log: Array<Charge> = []
+  /** The sum of `log`. */
+  private charged = 0
+  /** Held by calls in flight; it does not expire, as the call may still be using it. */
+  private reserved = 0
+
+  constructor(readonly limit: number, readonly intervalMillis: number) {}
+
+  private expire(now: number): void {
+    while (this.log.length > 0 && this.log[0].at + this.intervalMillis <= now) {
+      this.charged -= this.log.shift()!.amount
+    }
+  }
+
+  /**
+   * The earliest time, from `now` on, at which `amount` more fits as far as the
+   * log can tell: `now` if it fits already, when enough of the oldest charges
+   * will have expired otherwise, and `Infinity` if only reservations stand in
+   * the way (a settlement has to free them first).
+   */
+  fitsAt(now: number, amount: number): number {
+    this.expire(now)
+    let used = this.reserved + this.charged
+    if (used + amount <= this.limit) return now
+    for (const charge of this.log) {
+      used -= charge.amount
+      if (used + amount <= this.limit) return charge.at + this.intervalMillis
+    }
+    return Infinity
+  }
+
+  charge(now: number, amount: number): void {
+    if (amount > 0) {
+      this.log.push({ at: now, amount })
+      this.charged += amount
+    }
+  }
+
+  reserve(amount: number): void {
+    this.reserved += amount
+  }
+
+  release(amount: number): void {
+    this.reserved -= amount
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The limiter
+// ---------------------------------------------------------------------------
+
+type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+const tokensOf = (actual: number | undefined, reserved: number): number =>
+  actual !== undefined && Number.isFinite(actual) && actual >= 0 ? Math.ceil(actual) : reserved
+
+const fromResolved = (
+  resolved: Resolved,
+  gate: Effect.Semaphore,
+  firstChange: Deferred.Deferred<void>
+): RateLimit.RateLimit => {
+  const requests = resolved.requests === undefined
+    ? undefined
+    : new Window(resolved.requests.limit, resolved.requests.intervalMillis)
+  const tokens = resolved.tokens === undefined
+    ? undefined
+    : new Window(resolved.tokens.limit, resolved.tokens.intervalMillis)
+  /**
+   * Completed, and replaced by a fresh one, whenever a settlement may have made
+   * room. A waiter takes the current one in the same step in which it finds no
+   * room, so a settlement cannot slip between its check and its wait.
+   */
+  let changed = firstChange
+
+  const permit = (reservedTokens: number): RateLimit.Permit => {
+    let settled = false
+    return {
+      tokens: reservedTokens,
+      settle: (actualTokens) =>
+        Effect.flatMap(
+          Effect.zip(Deferred.make<void>(), Clock.currentTimeMillis),
+          ([next, now]) =>
+            Effect.suspend(() => {
+              if (settled || tokens === undefined) return Effect.void
+              settled = true
+              tokens.release(reservedTokens)
+              tokens.charge(now, tokensOf(actualTokens, reservedTokens))
+              const woken = changed
+              changed = next
+              return Deferred.succeed(woken, undefined)
+            })
+        )
+    }
+  }
+
+  /**
+   * Waits for room and takes it. Only the waits are interruptible (`restore`);
+   * the check and the charge are one step, so an interrupted caller has taken
+   * nothing and a caller that got through holds its permit. The gate lets one
+   * caller at a time wait for room, in (roughly) the order they came, so that a
+   * large call is not passed over forever by small ones.
+   */
+  const admit = (reservedTokens: number, restore: Restore): Effect.Effect<RateLimit.Permit> => {
+    const attempt: Effect.Effect<RateLimit.Permit> = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const at = Math.max(
+        requests === undefined ? now : requests.fitsAt(now, 1),
+        tokens === undefined ? now : tokens.fitsAt(now, reservedTokens)
+      )
+      if (at <= now) {
+        requests?.charge(now, 1)
+        tokens?.reserve(reservedTokens)
+        return Effect.succeed(permit(reservedTokens))
+      }
+      const wake = Deferred.await(changed)
+      return Effect.zipRight(
+        restore(at === Infinity ? wake : Effect.race(Effect.sleep(Duration.millis(at - now)), wake)),
+        attempt
+      )
+    })
+    return Effect.zipRight(restore(gate.take(1)), Effect.ensuring(attempt, gate.release(1)))
+  }
+
+  const reservation = (estimatedTokens: number): Effect.Effect<number> =>
+    Number.isFinite(estimatedTokens) && estimatedTokens >= 0
+      ? Effect.succeed(Math.min(Math.ceil(estimatedTokens), tokens === undefined ? Infinity : tokens.limit))
+      : Effect.dieMessage(`RateLimit: estimatedTokens must be a finite number >= 0, got ${estimatedTokens}`)
+
+  const acquire = (estimatedTokens: number): Effect.Effect<RateLimit.Permit, never, Scope.Scope> =>
+    Effect.flatMap(
+      reservation(estimatedTokens),
+      (reserved) =>
+        Effect.uninterruptibleMask((restore) =>
+          Effect.tap(admit(reserved, restore), (taken) => Effect.addFinalizer(() => taken.settle(undefined)))
+        )
+    )
+
+  const withLimit: RateLimit.RateLimit["withLimit"] = dual(
+    2,
+    <A, E, R>(self: Effect.Effect<A, E, R>, cost: RateLimit.Cost<A, E>): Effect.Effect<A, E, R> =>
+      Effect.flatMap(
+        reservation(cost.estimatedTokens),
+        (reserved) =>
+          Effect.uninterruptibleMask((restore) =>
+            Effect.flatMap(admit(reserved, restore), (taken) =>
+              Effect.onExit(
+                restore(self),
+                (exit: Exit.Exit<A, E>) =>
+                  taken.settle(cost.actualTokens === undefined ? undefined : cost.actualTokens(exit))
+              ))
+          )
+      )
+  )
+
+  return { acquire, withLimit }
+}
+
+/** @internal */
+export const make = (options: RateLimit.Options): Effect.Effect<RateLimit.RateLimit> =>
+  Either.match(resolveOptions(options), {
+    onLeft: (message) => Effect.dieMessage(`RateLimit: ${message}`),
+    onRight: (resolved) =>
+      Effect.map(
+        Effect.zip(Effect.makeSemaphore(1), Deferred.make<void>()),
+        ([gate, firstChange]) => fromResolved(resolved, gate, firstChange)
+      )
+  })
+
+// ---------------------------------------------------------------------------
+// Estimates
+// ---------------------------------------------------------------------------
+
+/** @internal */
+export const DEFAULT_COMPLETION_TOKENS = 1024
+
+const CHARS_PER_TOKEN = 4
+const TOKENS_PER_MESSAGE = 4
+const TOKENS_PER_IMAGE = 1000
+/** The tokens that start the model's reply. */
+const REPLY_PRIMING = 3
+
+type Message = ChatCompletionRequestInput["messages"][number]
+
+const messageTokens = (message: Message): number => {
+  let chars = 0
+  let images = 0
+  const content = message.content
+  if (typeof content === "string") {
+    chars += content.length
+  } else if (content !== undefined && content !== null) {
+    for (const part of content) {
+      if (part.type === "text") chars += part.text.length
+      else images++
+    }
+  }
+  if ("name" in message && message.name !== undefined) chars += message.name.length
+  if (message.role === "assistant") {
+    if (message.tool_calls !== undefined) chars += JSON.stringify(message.tool_calls).length
+    if (message.refusal !== undefined && message.refusal !== null) chars += message.refusal.length
+  }
+  if (message.role === "tool") chars += message.tool_call_id.length
+  return TOKENS_PER_MESSAGE + Math.ceil(chars / CHARS_PER_TOKEN) + images * TOKENS_PER_IMAGE
+}
+
+const jsonTokens = (value: unknown): number => Math.ceil(JSON.stringify(value).length / CHARS_PER_TOKEN)
+
+/** @internal */
+export const estimateTokens = (request: ChatCompletionRequestInput): number => {
+  let prompt = REPLY_PRIMING
+  for (const message of request.messages) prompt += messageTokens(message)
+  if (request.tools !== undefined && request.tools.length > 0) prompt += jsonTokens(request.tools)
+  if (request.response_format !== undefined && request.response_format.type === "json_schema") {
+    prompt += jsonTokens(request.response_format.json_schema)
+  }
+  const completion = request.max_completion_tokens ?? request.max_tokens ?? DEFAULT_COMPLETION_TOKENS
+  return prompt + completion * (request.n ?? 1)
+}
+
+// ---------------------------------------------------------------------------
+// What a failure costs
+// ---------------------------------------------------------------------------
+
+/** Whether the error shows that the server generated nothing for the request. */
+const generatedNothing = (error: InferenceError): boolean => {
+  switch (error._tag) {
+    // The request may have been processed: the bound or the connection gave out
+    // first, or a 2xx body could not be read.
+    case "ConnectionError":
+    case "TimeoutError":
+    case "ResponseDecodeError":
+      return false
+    // Never sent.
+    case "InvalidRequestError":
+    case "CircuitOpenError":
+      return true
+    // Refused with an error status, unless the stream had delivered content before the error frame.
+    default:
+      return error.chunksDelivered === undefined
+  }
+}
+
+/** @internal */
+export const tokensOfFailure = (cause: Cause.Cause<InferenceError>): 0 | undefined => {
+  if (Cause.isInterrupted(cause) || Cause.isDie(cause)) return undefined
+  const failures = Cause.failures(cause)
+  return Chunk.isNonEmpty(failures) && Chunk.every(failures, generatedNothing) ? 0 : undefined
+}
