@@ -22,6 +22,7 @@ import type * as InferenceError from "./InferenceError.js"
 import * as internal from "./internal/inferenceClient.js"
 import * as validate from "./internal/validate.js"
 import type { Model } from "./Model.js"
+import type * as RateLimit from "./RateLimit.js"
 import type * as RetryPolicy from "./RetryPolicy.js"
 
 /**
@@ -148,6 +149,13 @@ export interface Options {
    * any, supplies the breakers instead.
    */
   readonly circuitBreaker?: false | CircuitBreaker.Options | undefined
+  /**
+   * Client-side limits: at most so many requests and tokens per interval (see
+   * `RateLimit`), so that a batch stays under a known quota without 429s. Default
+   * none. A `RateLimit.layer` in context, if any, is used instead, so that
+   * several clients of one project share a quota.
+   */
+  readonly rateLimit?: RateLimit.Options | undefined
   /**
    * Models to fall back to, in order, when a call's model fails with a retryable
    * error after its retries, or its circuit breaker is open. Each model has its own

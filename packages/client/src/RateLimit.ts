@@ -134,7 +134,9 @@ export interface RateLimit {
    * (interrupted included).
    */
   readonly withLimit: {
-    <A, E>(cost: Cost<NoInfer<A>, NoInfer<E>>): <R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+    <A, E>(
+      cost: Cost<A, E>
+    ): <A2 extends A, E2 extends E, R>(self: Effect.Effect<A2, E2, R>) => Effect.Effect<A2, E2, R>
     <A, E, R>(self: Effect.Effect<A, E, R>, cost: Cost<NoInfer<A>, NoInfer<E>>): Effect.Effect<A, E, R>
   }
 }

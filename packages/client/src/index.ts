@@ -45,6 +45,13 @@ export * as InferenceError from "./InferenceError.js"
 export * as Model from "./Model.js"
 
 /**
+ * Client-side limits on requests and tokens per interval.
+ *
+ * @since 0.1.0
+ */
+export * as RateLimit from "./RateLimit.js"
+
+/**
  * When a failed call is tried again, and after how long.
  *
  * @since 0.1.0

@@ -565,6 +565,44 @@ describe("InferenceClient", () => {
       }))
   })
 
+  describe("rate limits", () => {
+    it.effect("requests per interval: calls beyond the limit wait for the window (TestClock)", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => Fake.completion())
+        const exit = yield* Fake.runWithClock(
+          withClient(
+            fake,
+            (client) =>
+              Effect.forEach(Array.from({ length: 5 }), () => client.chatCompletion(hello), { concurrency: 5 }),
+            {
+              rateLimit: { requests: { limit: 2, interval: "1 second" } }
+            }
+          )
+        )
+        assert.isTrue(Exit.isSuccess(exit))
+        assert.deepStrictEqual(fake.requests.map((r) => r.at), [0, 0, 1000, 1000, 2000])
+      }))
+
+    it.effect("tokens per interval: an estimate is held while the call runs, then settled from usage", () =>
+      Effect.gen(function*() {
+        // each estimate (max_tokens 80 plus a 9-token prompt) is most of the 110-token limit; each answer takes 1 s
+        // and reports 7 tokens, so the next call goes as soon as the one before it is settled
+        const fake = Fake.make(() => Fake.delayed("1 second", () => Fake.completion()))
+        const exit = yield* Fake.runWithClock(
+          withClient(
+            fake,
+            (client) =>
+              Effect.forEach(Array.from({ length: 3 }), () => client.chatCompletion({ ...hello, max_tokens: 80 }), {
+                concurrency: 3
+              }),
+            { rateLimit: { tokens: { limit: 110, interval: "1 minute" } } }
+          )
+        )
+        assert.isTrue(Exit.isSuccess(exit))
+        assert.deepStrictEqual(fake.requests.map((r) => r.at), [0, 1000, 2000])
+      }))
+  })
+
   describe("concurrency", () => {
     it.effect("maxConcurrency bounds the requests in flight", () =>
       Effect.gen(function*() {

@@ -32,6 +32,7 @@ import type * as InferenceClient from "../InferenceClient.js"
 import * as InferenceError from "../InferenceError.js"
 import type { Model } from "../Model.js"
 import { ModelList } from "../Model.js"
+import * as RateLimit from "../RateLimit.js"
 import type { Options as RetryPolicyOptions } from "../RetryPolicy.js"
 import * as ChunkInternal from "./chunks.js"
 import * as classify from "./classify.js"
@@ -66,6 +67,7 @@ export interface Resolved {
   readonly transformClient: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
   readonly circuitBreaker: CircuitBreakerOptions | undefined
   readonly fallback: ReadonlyArray<string>
+  readonly rateLimit: RateLimit.Options | undefined
 }
 
 const breakerOptions = (options: CircuitBreakerOptions): Either.Either<CircuitBreakerOptions, string> => {
@@ -159,6 +161,7 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
       return yield* Either.left("fallback must list model ids")
     }
     return {
+      rateLimit: options.rateLimit,
       fallback,
       circuitBreaker,
       apiKey: options.apiKey,
@@ -298,6 +301,12 @@ export const make = (
               ? new InferenceError.CircuitOpenError({ ...error, model })
               : error)
       )
+    const provided = yield* Effect.serviceOption(RateLimit.Limiter)
+    const limiter = Option.isSome(provided)
+      ? provided.value
+      : resolved.rateLimit === undefined
+      ? undefined
+      : yield* RateLimit.make(resolved.rateLimit)
     const semaphore = resolved.maxConcurrency === Infinity
       ? undefined
       : yield* Effect.makeSemaphore(resolved.maxConcurrency)
@@ -331,7 +340,8 @@ export const make = (
       onSuccess: (
         response: HttpClientResponse.HttpClientResponse,
         context: classify.CallContext
-      ) => Effect.Effect<A, InferenceError.InferenceError>
+      ) => Effect.Effect<A, InferenceError.InferenceError>,
+      cost: RateLimit.Cost<A, InferenceError.InferenceError> = { estimatedTokens: 0 }
     ): Effect.Effect<A, InferenceError.InferenceError> =>
       Effect.suspend(() => {
         let attempts = 0
@@ -351,7 +361,9 @@ export const make = (
                 new InferenceError.TimeoutError({ phase: "attempt", timeout: resolved.timeout, model, attempts: n })
             })
           )
-          return guarded(model, semaphore === undefined ? exchange : semaphore.withPermits(1)(exchange))
+          // Inside the slot (charged when really sent), outside the attempt's timeout (a wait for quota is not the server's fault).
+          const limited = limiter === undefined ? exchange : limiter.withLimit(exchange, cost)
+          return guarded(model, semaphore === undefined ? limited : semaphore.withPermits(1)(limited))
         }
         const retried = resolved.retry === undefined
           ? Effect.tapError(attempt(1), (error) => logFailure(error, 1, Option.none()))
@@ -421,7 +433,14 @@ export const make = (
                 // stream_options is refused by OpenAI-compatible servers unless stream is true
                 HttpClientRequest.bodyUnsafeJson({ ...request, model, stream: false })
               ),
-              decodeWith(decodeCompletion)
+              decodeWith(decodeCompletion),
+              limiter === undefined ? undefined : {
+                estimatedTokens: RateLimit.estimateTokens(request),
+                actualTokens: Exit.match({
+                  onSuccess: (completion) => completion.usage?.total_tokens,
+                  onFailure: RateLimit.tokensOfFailure
+                })
+              }
             ))
       })
 
@@ -535,6 +554,8 @@ export const make = (
       readonly pull: Pull
       readonly ended: boolean
       readonly context: classify.CallContext
+      /** The attempt's place in the rate limits, settled from the usage in the last chunk. */
+      readonly permit: RateLimit.Permit | undefined
     }
 
     const streamChatCompletion = (
@@ -544,6 +565,7 @@ export const make = (
         onLeft: (error) => Stream.fail(error),
         onRight: (request) => {
           /** The stream of one model, up to its first content, retried by the policy. */
+          const estimatedTokens = limiter === undefined ? 0 : RateLimit.estimateTokens(request)
           const startFor = (model: string) =>
             Effect.gen(function*() {
               const httpRequest = HttpClientRequest.post("/chat/completions").pipe(
@@ -578,22 +600,33 @@ export const make = (
                       const batch = yield* Effect.either(pull)
                       if (Either.isLeft(batch)) {
                         if (Option.isSome(batch.left)) return yield* Effect.fail(batch.left.value)
-                        return { prefix, pull, ended: true, context } satisfies Started
+                        return { prefix, pull, ended: true, context }
                       }
                       prefix.push(...batch.right)
                       if (Chunk.some(batch.right, ChunkInternal.hasContent)) {
-                        return { prefix, pull, ended: false, context } satisfies Started
+                        return { prefix, pull, ended: false, context }
                       }
                     }
                   }).pipe(
                     Effect.timeoutFail({ duration: resolved.firstChunkTimeout, onTimeout: () => firstChunkTimeout(n) })
                   )
-                  const permitted = semaphore === undefined ? start : Effect.zipRight(
-                    Effect.acquireRelease(semaphore.take(1), () => semaphore.release(1)),
-                    start
-                  )
+                  let permit: RateLimit.Permit | undefined
+                  const permitted = Effect.gen(function*() {
+                    if (semaphore !== undefined) {
+                      yield* Effect.acquireRelease(semaphore.take(1), () => semaphore.release(1))
+                    }
+                    // After the slot and before the first-chunk timer: a wait for quota is not the server's fault.
+                    if (limiter !== undefined) permit = yield* limiter.acquire(estimatedTokens)
+                    return { ...(yield* start), permit }
+                  })
                   return guarded(model, Scope.extend(permitted, scope)).pipe(
-                    Effect.onError(() => Scope.close(scope, Exit.void))
+                    Effect.onError((cause) =>
+                      Effect.zipRight(
+                        // A refused or unsent attempt gives its tokens back; the scope would charge the estimate.
+                        permit === undefined ? Effect.void : permit.settle(RateLimit.tokensOfFailure(cause)),
+                        Scope.close(scope, Exit.void)
+                      )
+                    )
                   )
                 })
               const retried = resolved.retry === undefined
@@ -634,6 +667,11 @@ export const make = (
                 context.chunksDelivered = (context.chunksDelivered ?? 0) + chunks.length
                 return chunks
               }),
+              Stream.tap((chunk) =>
+                chunk.usage === undefined || started.permit === undefined
+                  ? Effect.void
+                  : started.permit.settle(chunk.usage.total_tokens)
+              ),
               Stream.tapError((error) =>
                 Effect.zipRight(
                   logFailure(error, context.attempt, Option.none()),

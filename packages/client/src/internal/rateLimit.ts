@@ -85,9 +85,14 @@ interface Charge {
  * so each change is atomic.
  */
 class Window {
-  /** Charges still counting, oldest first (they are appended at the clock's time, which only moves forward). */
-  private readonly log: Array<Charge> = []
-  /** The sum of `log`. */
+  /**
+   * Charges oldest first, appended at the clock's time (which only moves
+   * forward); those before `start` have expired. Dropped in bulk rather than
+   * one `shift` at a time, as a busy window holds thousands.
+   */
+  private log: Array<Charge> = []
+  private start = 0
+  /** The sum of the charges still counting. */
   private charged = 0
   /** Held by calls in flight; it does not expire, as the call may still be using it. */
   private reserved = 0
@@ -95,8 +100,13 @@ class Window {
   constructor(readonly limit: number, readonly intervalMillis: number) {}
 
   private expire(now: number): void {
-    while (this.log.length > 0 && this.log[0].at + this.intervalMillis <= now) {
-      this.charged -= this.log.shift()!.amount
+    while (this.start < this.log.length && this.log[this.start].at + this.intervalMillis <= now) {
+      this.charged -= this.log[this.start].amount
+      this.start++
+    }
+    if (this.start > 1024 && this.start * 2 > this.log.length) {
+      this.log = this.log.slice(this.start)
+      this.start = 0
     }
   }
 
@@ -110,9 +120,9 @@ class Window {
     this.expire(now)
     let used = this.reserved + this.charged
     if (used + amount <= this.limit) return now
-    for (const charge of this.log) {
-      used -= charge.amount
-      if (used + amount <= this.limit) return charge.at + this.intervalMillis
+    for (let i = this.start; i < this.log.length; i++) {
+      used -= this.log[i].amount
+      if (used + amount <= this.limit) return this.log[i].at + this.intervalMillis
     }
     return Infinity
   }
