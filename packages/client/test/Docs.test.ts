@@ -14,7 +14,9 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { answer } from "../examples/docs/catching-errors.js"
 import { Breakers, Client, drain } from "../examples/docs/circuit-breaker.js"
+import { answer as fallbackAnswer, Resilient } from "../examples/docs/fallback.js"
 import { program as gettingStarted } from "../examples/docs/getting-started-layer.js"
+import { batch, Client as QuotaClient } from "../examples/docs/rate-limits.js"
 import { program as readme } from "../examples/docs/readme.js"
 import { bounded, only503 } from "../examples/docs/retry-policy.js"
 import { printAnswer, wholeAnswer } from "../examples/docs/streaming.js"
@@ -129,6 +131,36 @@ describe("docs", () => {
         ])
         assert.strictEqual(error._tag, "CircuitOpenError")
         assert.strictEqual(fake.requests.length, 0)
+      }))
+  })
+
+  describe("fallback and limits", () => {
+    it.effect("answer falls back from Llama to DeepSeek and says so", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make((n) =>
+          n <= 4
+            ? Fake.json(503, Fake.errorBody("busy"))
+            : Fake.json(200, Fake.completionBody("news", "deepseek-ai/DeepSeek-V3.1"))
+        )
+        const exit = yield* Fake.runWithClock(
+          fallbackAnswer.pipe(Effect.provide(Resilient.pipe(Layer.provide(fake.layer))))
+        )
+        assert.deepStrictEqual(exit, Exit.succeed({ model: "deepseek-ai/DeepSeek-V3.1", text: "news" }))
+        assert.strictEqual((fake.requests[4]?.body as { model: string }).model, "deepseek-ai/DeepSeek-V3.1")
+      }))
+
+    it.effect("batch keeps to 60 requests a minute", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => Fake.completion())
+        const exit = yield* Fake.runWithClock(
+          batch(Array.from({ length: 150 }, (_, i) => `q${i}`)).pipe(
+            Effect.provide(QuotaClient.pipe(Layer.provide(fake.layer)))
+          ),
+          "10 minutes"
+        )
+        assert.isTrue(Exit.isSuccess(exit))
+        const minutes = fake.requests.map((r) => Math.floor(r.at / 60_000))
+        assert.deepStrictEqual([0, 1, 2].map((m) => minutes.filter((x) => x === m).length), [60, 60, 30])
       }))
   })
 
