@@ -144,7 +144,7 @@ const simulated = Effect.gen(function*() {
   const refused = log.filter((e) => e.outcome === "concurrency-limited").length
   yield* say(
     `${results.filter((r) => r._tag === "Right").length}/20 succeeded in ${took6}; peak in flight ${
-      peakInFlight(log)
+      InferenceSimulator.peakInFlight(log)
     }; 429s from the server: ${refused}`
   )
 
@@ -152,19 +152,6 @@ const simulated = Effect.gen(function*() {
 }).pipe(
   Effect.provide(InferenceSimulator.layer({ firstByte: "40 millis", perToken: "3 millis", concurrencyLimit: 4 }))
 )
-
-/** The most requests the simulator had in flight at once, from its log. */
-const peakInFlight = (log: ReadonlyArray<InferenceSimulator.LogEntry>): number => {
-  const events = log.flatMap((e) => [[e.at, 1], [e.endedAt ?? e.at, -1]] as const)
-    .sort((a, b) => a[0] - b[0] || a[1] - b[1])
-  let current = 0
-  let peak = 0
-  for (const [, delta] of events) {
-    current += delta
-    peak = Math.max(peak, current)
-  }
-  return peak
-}
 
 const real = Effect.gen(function*() {
   yield* say("WANDB_API_KEY is set: running the fault-free parts against W&B Inference")

@@ -171,6 +171,28 @@ const millis = (input: Duration.DurationInput | undefined): number =>
   input === undefined ? 0 : Duration.toMillis(Duration.decode(input))
 
 /**
+ * The most requests the simulator was answering at once, from a log: the arrival
+ * and end of each request answered normally. A close and an arrival in the same
+ * millisecond count as the close first (the slot is freed on close).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const peakInFlight = (log: ReadonlyArray<LogEntry>): number => {
+  const events = log
+    .filter((entry) => entry.outcome === "ok")
+    .flatMap((entry) => [[entry.at, 1], [entry.endedAt ?? Infinity, -1]] as const)
+    .sort(([a, da], [b, db]) => a - b || da - db)
+  let current = 0
+  let peak = 0
+  for (const [, delta] of events) {
+    current += delta
+    peak = Math.max(peak, current)
+  }
+  return peak
+}
+
+/**
  * Starts a simulator for the life of the scope; closing the scope closes every
  * connection, hung ones included.
  *

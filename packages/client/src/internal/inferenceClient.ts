@@ -329,6 +329,30 @@ export const make = (
         })
       )
 
+    /** Attempts retried by the policy (every failure logged), all within the total timeout if there is one. */
+    const retriedWithin = <A, R>(
+      attempt: (n: number) => Effect.Effect<A, InferenceError.InferenceError, R>,
+      model: string | undefined,
+      attempts: () => number | undefined
+    ): Effect.Effect<A, InferenceError.InferenceError, R> => {
+      const retried = resolved.retry === undefined
+        ? Effect.tapError(attempt(1), (error) => logFailure(error, 1, Option.none()))
+        : RetryPolicy.retrying(attempt, resolved.retry, logFailure)
+      const total = resolved.totalTimeout
+      return total === undefined ? retried : Effect.timeoutFail(retried, {
+        duration: total,
+        onTimeout: () => {
+          const n = attempts()
+          return new InferenceError.TimeoutError({
+            phase: "total",
+            timeout: total,
+            model,
+            ...(n === undefined ? {} : { attempts: n })
+          })
+        }
+      })
+    }
+
     /**
      * One call: attempts under the per-attempt timeout and the concurrency limit,
      * retried by the policy, bounded by the total timeout, in a span.
@@ -365,19 +389,7 @@ export const make = (
           const limited = limiter === undefined ? exchange : limiter.withLimit(exchange, cost)
           return guarded(model, semaphore === undefined ? limited : semaphore.withPermits(1)(limited))
         }
-        const retried = resolved.retry === undefined
-          ? Effect.tapError(attempt(1), (error) => logFailure(error, 1, Option.none()))
-          : RetryPolicy.retrying(attempt, resolved.retry, logFailure)
-        const bounded = resolved.totalTimeout === undefined ? retried : Effect.timeoutFail(retried, {
-          duration: resolved.totalTimeout,
-          onTimeout: () =>
-            new InferenceError.TimeoutError({
-              phase: "total",
-              timeout: resolved.totalTimeout ?? Duration.zero,
-              model,
-              attempts
-            })
-        })
+        const bounded = retriedWithin(attempt, model, () => attempts)
         return bounded.pipe(
           Effect.onExit((exit) =>
             Effect.annotateCurrentSpan({
@@ -629,19 +641,11 @@ export const make = (
                     )
                   )
                 })
-              const retried = resolved.retry === undefined
-                ? Effect.tapError(attempt(1), (error) => logFailure(error, 1, Option.none()))
-                : RetryPolicy.retrying(attempt, resolved.retry, logFailure)
-              const bounded = resolved.totalTimeout === undefined ? retried : Effect.timeoutFail(retried, {
-                duration: resolved.totalTimeout,
-                onTimeout: () =>
-                  new InferenceError.TimeoutError({
-                    phase: "total",
-                    timeout: resolved.totalTimeout ?? Duration.zero,
-                    model
-                  })
-              })
-              return yield* Effect.locally(bounded, Headers.currentRedactedNames, redactedNames)
+              return yield* Effect.locally(
+                retriedWithin(attempt, model, () => undefined),
+                Headers.currentRedactedNames,
+                redactedNames
+              )
             })
           return Stream.unwrapScoped(Effect.gen(function*() {
             const started = yield* withFallback(request.model, startFor)

@@ -7,7 +7,7 @@ import type { InferenceClient } from "@effect-inference/client"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import type * as InferenceSimulator from "../../src/InferenceSimulator.js"
+import * as InferenceSimulator from "../../src/InferenceSimulator.js"
 import { ask, chatLog, withClient, withSimulatorOnly } from "../utils/Integration.js"
 
 const LIMIT = 4
@@ -25,25 +25,6 @@ const burst = (client: Partial<InferenceClient.Options>) =>
       { concurrency: "unbounded" }
     )
   )
-
-/**
- * The most requests the simulator was answering at once, from the arrival and
- * close times of the requests that held a slot. A close and an arrival in the
- * same millisecond count as the close first (the slot is freed on close).
- */
-const peakInFlight = (log: ReadonlyArray<InferenceSimulator.LogEntry>): number => {
-  const events = log
-    .filter((entry) => entry.outcome === "ok")
-    .flatMap((entry) => [[entry.at, 1], [entry.endedAt ?? Infinity, -1]] as const)
-    .sort(([a, da], [b, db]) => a - b || da - db)
-  let current = 0
-  let peak = 0
-  for (const [, delta] of events) {
-    current += delta
-    peak = Math.max(peak, current)
-  }
-  return peak
-}
 
 const rateLimitMessages = (results: ReadonlyArray<Either.Either<unknown, { readonly _tag: string }>>) =>
   results.flatMap((result) =>
@@ -66,7 +47,7 @@ describe("concurrency limit", () => {
         assert.strictEqual(log.length, CALLS, "one request per call (no retries)")
         assert.strictEqual(log.filter((e) => e.outcome === "concurrency-limited").length, limited.length)
         assert.isTrue(log.filter((e) => e.outcome === "concurrency-limited").every((e) => e.status === 429))
-        assert.isAtMost(peakInFlight(log), LIMIT, "requests answered at once")
+        assert.isAtMost(InferenceSimulator.peakInFlight(log), LIMIT, "requests answered at once")
       }),
       simulatorOptions
     ))
@@ -80,7 +61,7 @@ describe("concurrency limit", () => {
         assert.strictEqual(log.length, CALLS)
         assert.isTrue(log.every((e) => e.outcome === "ok"), "every request answered")
         // The client kept its slots full, so the test did press against the limit.
-        assert.strictEqual(peakInFlight(log), LIMIT, "requests answered at once")
+        assert.strictEqual(InferenceSimulator.peakInFlight(log), LIMIT, "requests answered at once")
       }),
       simulatorOptions
     ))
@@ -97,9 +78,9 @@ describe("concurrency limit", () => {
         for (const project of ["acme/a", "acme/b"]) {
           const own = log.filter((e) => e.project === project)
           assert.strictEqual(own.length, CALLS, `requests of ${project}`)
-          assert.strictEqual(peakInFlight(own), LIMIT, `requests of ${project} answered at once`)
+          assert.strictEqual(InferenceSimulator.peakInFlight(own), LIMIT, `requests of ${project} answered at once`)
         }
-        assert.isAbove(peakInFlight(log), LIMIT, "requests of both projects answered at once")
+        assert.isAbove(InferenceSimulator.peakInFlight(log), LIMIT, "requests of both projects answered at once")
       }),
       simulatorOptions
     ))
@@ -114,7 +95,7 @@ describe("concurrency limit", () => {
         const log = yield* chatLog
         assert.isAbove(rateLimitMessages([...a, ...b]).length, 0, "calls refused with 429")
         assert.isAbove(log.filter((e) => e.outcome === "concurrency-limited").length, 0)
-        assert.isAtMost(peakInFlight(log), LIMIT, "requests answered at once")
+        assert.isAtMost(InferenceSimulator.peakInFlight(log), LIMIT, "requests answered at once")
       }),
       simulatorOptions
     ))

@@ -19,7 +19,6 @@ import {
   eventually,
   noOpenConnections,
   observedRetry,
-  peakInFlight,
   runStream,
   streamChat,
   withClient,
@@ -466,7 +465,7 @@ describe("streaming against the simulator", () => {
           assert.strictEqual(log.length, 6)
           assert.isTrue(log.every((entry) => entry.stream && entry.outcome === "ok"), "every stream answered")
           // The client kept both slots busy: the test did press against the limit.
-          assert.strictEqual(peakInFlight(log), 2, "streams answered at once, from the log")
+          assert.strictEqual(InferenceSimulator.peakInFlight(log), 2, "streams answered at once, from the log")
           assert.isAtMost(peakSampled, 2, "streams answered at once, sampled")
         }),
         // The simulator refuses a third concurrent request with 429, which retry: false would surface.

@@ -137,22 +137,3 @@ export const observedRetry = () => {
   )
   return { retry, seen }
 }
-
-/**
- * The most requests the simulator was answering at once, from the arrival and
- * close times of the requests that were answered. A close and an arrival in the
- * same millisecond count as the close first (the slot is freed on close).
- */
-export const peakInFlight = (log: ReadonlyArray<InferenceSimulator.LogEntry>): number => {
-  const events = log
-    .filter((entry) => entry.outcome === "ok")
-    .flatMap((entry) => [[entry.at, 1], [entry.endedAt ?? Infinity, -1]] as const)
-    .sort(([a, da], [b, db]) => a - b || da - db)
-  let current = 0
-  let peak = 0
-  for (const [, delta] of events) {
-    current += delta
-    peak = Math.max(peak, current)
-  }
-  return peak
-}
