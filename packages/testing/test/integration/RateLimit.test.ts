@@ -7,8 +7,19 @@ import * as Effect from "effect/Effect"
 import * as InferenceSimulator from "../../src/InferenceSimulator.js"
 import { ask, chatLog, withSimulator } from "../utils/Integration.js"
 
-const LIMIT = 40
-const INTERVAL = 250
+/** The most timestamps within any span shorter than `span`. */
+const mostWithin = (sorted: ReadonlyArray<number>, span: number): number => {
+  let most = 0
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while (sorted[i]! - sorted[j]! >= span) j++
+    most = Math.max(most, i - j + 1)
+  }
+  return most
+}
+
+const LIMIT = 50
+const INTERVAL = 500
+const SKEW = 200
 
 describe("rate limits against the simulator", () => {
   it.live(`200 concurrent calls, at most ${LIMIT} requests per ${INTERVAL} ms, all answered`, () =>
@@ -24,24 +35,23 @@ describe("rate limits against the simulator", () => {
           concurrency: "unbounded"
         })
         assert.isTrue(results.every((r) => r._tag === "Right"))
-        const arrivals = (yield* chatLog).map((entry) => entry.at).sort((a, b) => a - b)
-        assert.strictEqual(arrivals.length, 200)
-        // Sent at most LIMIT per INTERVAL; arrivals can bunch by a few ms of loopback latency, so windows a
-        // little shorter than the interval are checked.
-        const window = INTERVAL - 25
-        let worst = 0
-        for (let i = 0, j = 0; i < arrivals.length; i++) {
-          while (arrivals[i]! - arrivals[j]! >= window) j++
-          worst = Math.max(worst, i - j + 1)
-        }
-        assert.isAtMost(worst, LIMIT, `most requests in any ${window} ms`)
+        const log = yield* chatLog
+        assert.strictEqual(log.length, 200)
+        // The limiter lets requests go in bursts of LIMIT, INTERVAL apart (its own timing is tested exactly
+        // under TestClock). Here client and simulator share one busy event loop, so a request can arrive a
+        // long while after it was let through: a window shorter than the interval by SKEW absorbs that.
+        const arrivals = log.map((entry) => entry.at).sort((a, b) => a - b)
+        assert.isAtMost(mostWithin(arrivals, INTERVAL - SKEW), LIMIT, `most requests in any ${INTERVAL - SKEW} ms`)
         assert.isAtLeast(
           arrivals[arrivals.length - 1]! - arrivals[0]!,
-          (200 / LIMIT - 1) * INTERVAL - 25,
+          (200 / LIMIT - 1) * INTERVAL - SKEW,
           "spread over the windows"
         )
       }),
       {},
-      { rateLimit: { requests: { limit: LIMIT, interval: `${INTERVAL} millis` } }, maxConcurrency: Infinity }
+      {
+        rateLimit: { requests: { limit: LIMIT, interval: `${INTERVAL} millis` } },
+        maxConcurrency: Infinity
+      }
     ))
 })
