@@ -75,6 +75,10 @@ export interface LogEntry {
   readonly status: number | undefined
   /** The connection closed before the response was complete (a reset, a timeout, an abort). */
   readonly closedEarly: boolean
+  /** The usage the answer reported (a JSON answer, or a stream asked for `include_usage`), if it got that far. */
+  readonly usage:
+    | { readonly prompt_tokens: number; readonly completion_tokens: number; readonly total_tokens: number }
+    | undefined
 }
 
 /**

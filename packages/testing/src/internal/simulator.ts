@@ -264,7 +264,8 @@ export class Simulator {
       outcome: "pending",
       fault: undefined,
       status: undefined,
-      closedEarly: false
+      closedEarly: false,
+      usage: undefined
     }
     this.entries.push(entry)
     // Trim in batches so a full log costs amortised O(1) per request, not a copy of the array each time.
@@ -412,10 +413,12 @@ export class Simulator {
     return Array.from({ length: n }, (_, i) => generate.generate(body, this.config.seed, i, this.config.answerTokens))
   }
 
-  private usage(body: ChatRequest, choices: ReadonlyArray<generate.Generated>) {
+  private usage(body: ChatRequest, choices: ReadonlyArray<generate.Generated>, entry: Mutable<LogEntry>) {
     const prompt = generate.promptTokens(body.messages)
     const completion = choices.reduce((sum, c) => sum + generate.completionTokens(c), 0)
-    return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
+    const usage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
+    entry.usage = usage
+    return usage
   }
 
   private async complete(
@@ -441,7 +444,7 @@ export class Simulator {
         finish_reason: c.finishReason,
         logprobs: null
       })),
-      usage: this.usage(body, choices)
+      usage: this.usage(body, choices, entry)
     })
     if (fault !== undefined) {
       // The body-breaking faults: half the JSON, then a stall, a reset, or a clean end.
@@ -508,7 +511,7 @@ export class Simulator {
           created,
           model: body.model,
           choices: [],
-          usage: this.usage(body, choices)
+          usage: this.usage(body, choices, entry)
         }),
         signal
       )
