@@ -1,7 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -293,6 +295,13 @@ describe("CircuitBreaker", () => {
         assert.strictEqual(event?.key, "http://x/v1 a")
         assert.strictEqual((yield* registry.all).length, 2)
       }).pipe(Effect.scoped))
+
+    it.effect("invalid options stop the program with a message naming the option", () =>
+      Effect.gen(function*() {
+        const exit = yield* Effect.exit(CircuitBreaker.make("k", { halfOpenProbes: 0 }))
+        assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+        if (Exit.isFailure(exit)) assert.include(Cause.pretty(exit.cause), "halfOpenProbes")
+      }))
 
     it.effect("a custom Schedule sets the breaks", () =>
       Effect.gen(function*() {

@@ -315,6 +315,24 @@ describe("InferenceClient", () => {
       }))
   })
 
+  describe("bodies JSON cannot hold", () => {
+    it.effect("a BigInt in tool parameters fails with InvalidRequestError instead of throwing", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.completion()])
+        const request = {
+          ...hello,
+          tools: [{ type: "function" as const, function: { name: "f", parameters: { limit: 1n } } }]
+        }
+        const error = yield* withClient(
+          fake,
+          (client) => Effect.flip(Effect.suspend(() => client.chatCompletion(request)))
+        )
+        assert.strictEqual(error._tag, "InvalidRequestError")
+        assert.include(error.message, "JSON")
+        assert.strictEqual(fake.requests.length, 0)
+      }))
+  })
+
   describe("validateRequest", () => {
     it.effect("accepts what chatCompletion sends and names the wrong field of what it refuses", () =>
       Effect.gen(function*() {
@@ -553,6 +571,27 @@ describe("InferenceClient", () => {
         assert.strictEqual(fake.requests.length, 1)
       }))
 
+    it.effect("totalTimeout bounds the whole call, fallback models included", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.hang])
+        const exit = yield* Fake.runWithClock(
+          withClient(fake, (client) => client.chatCompletion(hello), {
+            fallback: ["b/model", "c/model"],
+            retry: false,
+            timeout: "10 seconds",
+            totalTimeout: "15 seconds"
+          })
+        )
+        const error = failureOf(exit)
+        assert.strictEqual(error._tag, "TimeoutError")
+        if (error._tag === "TimeoutError") {
+          assert.strictEqual(error.phase, "total")
+          assert.strictEqual(error.model, "b/model")
+          assert.strictEqual(error.attempts, 2)
+        }
+        assert.deepStrictEqual(fake.requests.map((r) => r.at), [0, 10_000])
+      }))
+
     it.effect("a stream falls back before its first content", () =>
       Effect.gen(function*() {
         const fake = Fake.make([Fake.json(503, Fake.errorBody("busy")), Fake.body(Fake.reads(Fake.sseAnswer([" hi"])))])
@@ -739,6 +778,21 @@ describe("InferenceClient", () => {
         )
         const error = failureOf(exit)
         assert.include(String(error), "WANDB_API_KEY")
+      }))
+
+    it.effect("layerConfig rejects a base URL that is not http(s) with a ConfigError", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.completion()])
+        const exit = yield* Effect.flatMap(InferenceClient.InferenceClient, (c) => c.chatCompletion(hello)).pipe(
+          Effect.provide(InferenceClient.layerConfig().pipe(Layer.provide(fake.layer))),
+          Effect.withConfigProvider(
+            ConfigProvider.fromMap(
+              new Map([["WANDB_API_KEY", SECRET], ["WANDB_INFERENCE_BASE_URL", "ftp://example.com"]])
+            )
+          ),
+          Effect.exit
+        )
+        assert.include(String(failureOf(exit)), "WANDB_INFERENCE_BASE_URL")
       }))
 
     it.effect("layerConfig rejects a project that is not team/project", () =>

@@ -211,6 +211,58 @@ describe("streamChatCompletion", () => {
       }))
   })
 
+  describe("edge cases", () => {
+    it.effect("with n = 2, a body that ends with one choice unfinished is truncated, not complete", () =>
+      Effect.gen(function*() {
+        const choice = (index: number, delta: Record<string, unknown>, finish: string | null = null) =>
+          Fake.sseEvent({ ...Fake.chunkBody(delta, finish), choices: [{ index, delta, finish_reason: finish }] })
+        const body = choice(0, { role: "assistant", content: "" }) + choice(1, { role: "assistant", content: "" }) +
+          choice(0, { content: "Hello" }) + choice(1, { content: "Hal" }) + choice(0, {}, "stop")
+        const fake = Fake.make([Fake.body(Fake.reads(body))])
+        const { failure } = yield* withClient(
+          fake,
+          (client) => collectEither(client.streamChatCompletion({ ...hello, n: 2 }))
+        )
+        assert.strictEqual(failure?._tag, "ResponseDecodeError")
+        assert.include(failure?.message ?? "", "truncated")
+      }))
+
+    it.effect("a stream that ends before any content is a ConnectionError, retried", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([
+          Fake.body(Fake.reads(Fake.sseEvent(Fake.chunkBody({ role: "assistant", content: "" })))),
+          Fake.body(Fake.reads("data: [DONE]\n\n")),
+          Fake.body(Fake.reads(Fake.sseAnswer([" ok"])))
+        ])
+        const exit = yield* Fake.runWithClock(stream(fake))
+        assert.isTrue(Exit.isSuccess(exit))
+        if (Exit.isSuccess(exit)) assert.strictEqual(contentOf(exit.value), " ok")
+        assert.strictEqual(fake.requests.length, 3)
+      }))
+
+    it.effect("a stream waiting for a concurrency slot can be interrupted (a timeout around it fires on time)", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([
+          Fake.body(Stream.concat(Fake.reads(Fake.sseEvent(Fake.chunkBody({ content: "holding" }))), Stream.never))
+        ])
+        const outcome = yield* withClient(fake, (client) =>
+          Effect.gen(function*() {
+            const holder = yield* Effect.fork(Stream.runDrain(client.streamChatCompletion(hello)))
+            yield* TestClock.adjust("1 second")
+            const waiting = yield* Effect.fork(
+              Stream.runDrain(client.streamChatCompletion(hello)).pipe(Effect.timeout("2 seconds"), Effect.either)
+            )
+            yield* TestClock.adjust("2 seconds")
+            const result = yield* Fiber.join(waiting)
+            yield* Fiber.interrupt(holder)
+            return result
+          }), { maxConcurrency: 1, idleTimeout: "1 hour" })
+        assert.isTrue(Either.isLeft(outcome))
+        if (Either.isLeft(outcome)) assert.strictEqual(outcome.left._tag, "TimeoutException")
+        assert.strictEqual(fake.requests.length, 1, "the second stream never got a slot")
+      }))
+  })
+
   describe("tracing", () => {
     it.effect("a stream runs in a span with the model, attempts and outcome", () =>
       Effect.gen(function*() {

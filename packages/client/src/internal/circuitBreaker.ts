@@ -10,6 +10,7 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -89,8 +90,35 @@ type Permit =
 type Outcome = "success" | "failure" | "ignored"
 
 /** @internal */
+export const validate = (options: CB.Options): Either.Either<CB.Options, string> => {
+  const n = options.consecutiveFailures
+  if (n !== undefined && n !== false && !(Number.isInteger(n) && n >= 1)) {
+    return Either.left(`circuitBreaker.consecutiveFailures must be a whole number >= 1 or false, got ${n}`)
+  }
+  const rate = options.failureRate
+  if (rate !== undefined && rate !== false) {
+    if (!(rate.threshold > 0 && rate.threshold <= 1)) {
+      return Either.left(`circuitBreaker.failureRate.threshold must be within (0, 1], got ${rate.threshold}`)
+    }
+    if (
+      !(Number.isInteger(rate.window) && rate.window >= 1 && Number.isInteger(rate.minimumCalls) &&
+        rate.minimumCalls >= 1 && rate.minimumCalls <= rate.window)
+    ) {
+      return Either.left("circuitBreaker.failureRate needs whole numbers 1 <= minimumCalls <= window")
+    }
+  }
+  const probes = options.halfOpenProbes
+  if (probes !== undefined && !(Number.isInteger(probes) && probes >= 1)) {
+    return Either.left(`circuitBreaker.halfOpenProbes must be a whole number >= 1, got ${probes}`)
+  }
+  return Either.right(options)
+}
+
+/** @internal */
 export const make = (key: string, options?: CB.Options, shared?: PubSub.PubSub<StateChange>) =>
   Effect.gen(function*() {
+    const checked = validate(options ?? {})
+    if (Either.isLeft(checked)) return yield* Effect.dieMessage(`CircuitBreaker: ${checked.left}`)
     const o = resolve(options)
     // Its own events, and (for a registry's breakers) the registry's too.
     const pubsub = yield* PubSub.sliding<StateChange>(1024)
@@ -233,33 +261,36 @@ export const make = (key: string, options?: CB.Options, shared?: PubSub.PubSub<S
     const withBreaker = <A, E extends InferenceError, R>(
       effect: Effect.Effect<A, E, R>
     ): Effect.Effect<A, E | CircuitOpenError, R> =>
-      Effect.flatMap(acquire, (permit): Effect.Effect<A, E | CircuitOpenError, R> =>
-        permit._tag === "Rejected"
-          ? Effect.zipRight(
-            Metric.increment(rejectedCount),
-            Effect.fail(
-              new CircuitOpenError({
-                breaker: key,
-                state: permit.state,
-                retryAfter: permit.retryAfter === undefined
-                  ? Option.none()
-                  : Option.some(Duration.millis(permit.retryAfter))
-              })
-            )
-          )
-          : Effect.onExit(effect, (exit) =>
-            record(
-              permit,
-              Exit.isSuccess(exit)
-                ? "success"
-                : Exit.isInterrupted(exit)
-                ? "ignored"
-                : Option.match(Cause.failureOption(exit.cause), {
-                  onNone: () =>
-                    "failure" as const,
-                  onSome: (error) => (o.isFailure(error) ? "failure" : "ignored")
+      // Masked: a permit taken must reach onExit, or an interruption in between would keep a probe slot forever.
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(acquire, (permit): Effect.Effect<A, E | CircuitOpenError, R> =>
+          permit._tag === "Rejected"
+            ? Effect.zipRight(
+              Metric.increment(rejectedCount),
+              Effect.fail(
+                new CircuitOpenError({
+                  breaker: key,
+                  state: permit.state,
+                  retryAfter: permit.retryAfter === undefined
+                    ? Option.none()
+                    : Option.some(Duration.millis(permit.retryAfter))
                 })
-            )))
+              )
+            )
+            : Effect.onExit(restore(effect), (exit) =>
+              record(
+                permit,
+                Exit.isSuccess(exit)
+                  ? "success"
+                  : Exit.isInterrupted(exit)
+                  ? "ignored"
+                  : Option.match(Cause.failureOption(exit.cause), {
+                    onNone: () =>
+                      "failure" as const,
+                    onSome: (error) => (o.isFailure(error) ? "failure" : "ignored")
+                  })
+              )))
+      )
 
     const state = Effect.flatMap(Clock.currentTimeMillis, (now) =>
       SynchronizedRef.modifyEffect(ref, (before) => {
@@ -349,6 +380,8 @@ export const make = (key: string, options?: CB.Options, shared?: PubSub.PubSub<S
 /** @internal */
 export const makeRegistry = (options?: CB.Options): Effect.Effect<CB.Registry> =>
   Effect.gen(function*() {
+    const checked = validate(options ?? {})
+    if (Either.isLeft(checked)) return yield* Effect.dieMessage(`CircuitBreaker: ${checked.left}`)
     const pubsub = yield* PubSub.sliding<StateChange>(4096)
     const breakers = new Map<string, CB.CircuitBreaker>()
     const lock = yield* Effect.makeSemaphore(1)

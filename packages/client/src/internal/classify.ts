@@ -127,10 +127,21 @@ const QUOTA_CODES = new Set([
 const QUOTA_WORDS = /quota|credit|billing|spending (cap|limit)|payment/i
 const PERSONAL_ACCOUNT = /personal account/i
 
-const saysQuota = (body: ErrorBody): boolean =>
-  (body.code !== undefined && QUOTA_CODES.has(body.code)) ||
-  (body.type !== undefined && QUOTA_CODES.has(body.type)) ||
-  (body.message !== undefined && QUOTA_WORDS.test(body.message))
+const RATE_LIMIT_CODES = new Set(["rate_limit_error", "rate_limit_exceeded", "requests", "tokens"])
+
+/**
+ * A 429 is about quota when its code or type says so; a code or type naming a rate
+ * limit settles it the other way, whatever the message adds (OpenAI's rate-limit
+ * messages mention billing). Only without either do the message's words decide.
+ */
+const saysQuota = (body: ErrorBody): boolean => {
+  for (const name of [body.code, body.type]) {
+    if (name === undefined) continue
+    if (QUOTA_CODES.has(name)) return true
+    if (RATE_LIMIT_CODES.has(name)) return false
+  }
+  return body.message !== undefined && QUOTA_WORDS.test(body.message)
+}
 
 const permissionReason = (body: ErrorBody): InferenceError.PermissionDeniedReason => {
   const message = body.message ?? ""

@@ -35,6 +35,7 @@ import { ModelList } from "../Model.js"
 import * as RateLimit from "../RateLimit.js"
 import type { Options as RetryPolicyOptions } from "../RetryPolicy.js"
 import * as ChunkInternal from "./chunks.js"
+import * as CircuitBreakerInternal from "./circuitBreaker.js"
 import * as classify from "./classify.js"
 import * as RetryPolicy from "./retryPolicy.js"
 import * as sse from "./sse.js"
@@ -68,30 +69,6 @@ export interface Resolved {
   readonly circuitBreaker: CircuitBreakerOptions | undefined
   readonly fallback: ReadonlyArray<string>
   readonly rateLimit: RateLimit.Options | undefined
-}
-
-const breakerOptions = (options: CircuitBreakerOptions): Either.Either<CircuitBreakerOptions, string> => {
-  const n = options.consecutiveFailures
-  if (n !== undefined && n !== false && !(Number.isInteger(n) && n >= 1)) {
-    return Either.left(`circuitBreaker.consecutiveFailures must be a whole number >= 1 or false, got ${n}`)
-  }
-  const rate = options.failureRate
-  if (rate !== undefined && rate !== false) {
-    if (!(rate.threshold > 0 && rate.threshold <= 1)) {
-      return Either.left(`circuitBreaker.failureRate.threshold must be within (0, 1], got ${rate.threshold}`)
-    }
-    if (
-      !(Number.isInteger(rate.window) && rate.window >= 1 && Number.isInteger(rate.minimumCalls) &&
-        rate.minimumCalls >= 1 && rate.minimumCalls <= rate.window)
-    ) {
-      return Either.left("circuitBreaker.failureRate needs whole numbers 1 <= minimumCalls <= window")
-    }
-  }
-  const probes = options.halfOpenProbes
-  if (probes !== undefined && !(Number.isInteger(probes) && probes >= 1)) {
-    return Either.left(`circuitBreaker.halfOpenProbes must be a whole number >= 1, got ${probes}`)
-  }
-  return Either.right(options)
 }
 
 const positiveDuration = (name: string, input: Duration.DurationInput): Either.Either<Duration.Duration, string> => {
@@ -155,7 +132,7 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
       : yield* retryOptions(options.retry ?? {})
     const circuitBreaker = options.circuitBreaker === false
       ? undefined
-      : yield* breakerOptions(options.circuitBreaker ?? {})
+      : yield* CircuitBreakerInternal.validate(options.circuitBreaker ?? {})
     const fallback = options.fallback ?? []
     if (fallback.some((model) => typeof model !== "string" || model.trim() === "")) {
       return yield* Either.left("fallback must list model ids")
@@ -188,7 +165,10 @@ export const config = Config.all({
     Config.map(Option.getOrUndefined)
   ),
   baseUrl: Config.string("WANDB_INFERENCE_BASE_URL").pipe(
-    Config.validate({ message: "WANDB_INFERENCE_BASE_URL must be an http(s) URL", validation: (u) => URL.canParse(u) }),
+    Config.validate({
+      message: "WANDB_INFERENCE_BASE_URL must be an http(s) URL",
+      validation: (u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol)
+    }),
     Config.option,
     Config.map(Option.getOrUndefined)
   )
@@ -329,27 +309,57 @@ export const make = (
         })
       )
 
-    /** Attempts retried by the policy (every failure logged), all within the total timeout if there is one. */
-    const retriedWithin = <A, R>(
-      attempt: (n: number) => Effect.Effect<A, InferenceError.InferenceError, R>,
-      model: string | undefined,
-      attempts: () => number | undefined
-    ): Effect.Effect<A, InferenceError.InferenceError, R> => {
-      const retried = resolved.retry === undefined
+    /** How far a call got, for the error of its total timeout. */
+    interface Progress {
+      attempts: number
+      model: string | undefined
+    }
+
+    /**
+     * A POST body as JSON. The schema lets any value into tool parameters and JSON
+     * schemas; one that JSON cannot hold (a BigInt, a cycle) is the caller's
+     * mistake, reported before anything is sent.
+     */
+    const jsonBody = (
+      body: unknown
+    ): Effect.Effect<HttpClientRequest.HttpClientRequest, InferenceError.InvalidRequestError> =>
+      Effect.mapError(
+        HttpClientRequest.bodyJson(HttpClientRequest.post("/chat/completions"), body),
+        (error) =>
+          new InferenceError.InvalidRequestError({
+            path: "(request)",
+            issue: `cannot be sent as JSON: ${
+              error.reason._tag === "JsonError" ? String(error.reason.error) : error.reason._tag
+            }`
+          })
+      )
+
+    /** Attempts retried by the policy, every failure logged. */
+    const retried = <A, R>(
+      attempt: (n: number) => Effect.Effect<A, InferenceError.InferenceError, R>
+    ): Effect.Effect<A, InferenceError.InferenceError, R> =>
+      resolved.retry === undefined
         ? Effect.tapError(attempt(1), (error) => logFailure(error, 1, Option.none()))
         : RetryPolicy.retrying(attempt, resolved.retry, logFailure)
+
+    /**
+     * Bounds a whole call (every model it falls back to, every attempt and wait)
+     * by the total timeout; `progress` says how far it got.
+     */
+    const withinTotal = <A, R>(
+      effect: Effect.Effect<A, InferenceError.InferenceError, R>,
+      progress: Progress
+    ): Effect.Effect<A, InferenceError.InferenceError, R> => {
       const total = resolved.totalTimeout
-      return total === undefined ? retried : Effect.timeoutFail(retried, {
+      return total === undefined ? effect : Effect.timeoutFail(effect, {
         duration: total,
-        onTimeout: () => {
-          const n = attempts()
-          return new InferenceError.TimeoutError({
+        onTimeout: () =>
+          new InferenceError.TimeoutError({
             phase: "total",
             timeout: total,
-            model,
-            ...(n === undefined ? {} : { attempts: n })
+            model: progress.model,
+            attempts: Math.max(progress.attempts, 1)
           })
-        }
       })
     }
 
@@ -365,12 +375,15 @@ export const make = (
         response: HttpClientResponse.HttpClientResponse,
         context: classify.CallContext
       ) => Effect.Effect<A, InferenceError.InferenceError>,
+      progress: Progress,
       cost: RateLimit.Cost<A, InferenceError.InferenceError> = { estimatedTokens: 0 }
     ): Effect.Effect<A, InferenceError.InferenceError> =>
       Effect.suspend(() => {
         let attempts = 0
         const attempt = (n: number): Effect.Effect<A, InferenceError.InferenceError> => {
           attempts = n
+          progress.attempts++
+          progress.model = model
           const context: classify.CallContext = { model, attempt: n, secret }
           const exchange = httpClient.execute(request).pipe(
             Effect.mapError((error) => classify.fromHttpClientError(error, context)),
@@ -387,10 +400,10 @@ export const make = (
           )
           // Inside the slot (charged when really sent), outside the attempt's timeout (a wait for quota is not the server's fault).
           const limited = limiter === undefined ? exchange : limiter.withLimit(exchange, cost)
-          return guarded(model, semaphore === undefined ? limited : semaphore.withPermits(1)(limited))
+          // The breaker inside the slot: a half-open probe does not sit in the queue for a slot while it holds a probe place.
+          return semaphore === undefined ? guarded(model, limited) : semaphore.withPermits(1)(guarded(model, limited))
         }
-        const bounded = retriedWithin(attempt, model, () => attempts)
-        return bounded.pipe(
+        return retried(attempt).pipe(
           Effect.onExit((exit) =>
             Effect.annotateCurrentSpan({
               "inference.attempts": attempts,
@@ -437,34 +450,51 @@ export const make = (
       Either.match(validateRequest(input), {
         onLeft: Effect.fail,
         onRight: ({ stream_options: _, ...request }) =>
-          withFallback(request.model, (model) =>
-            call(
-              "InferenceClient.chatCompletion",
-              model,
-              HttpClientRequest.post("/chat/completions").pipe(
-                // stream_options is refused by OpenAI-compatible servers unless stream is true
-                HttpClientRequest.bodyUnsafeJson({ ...request, model, stream: false })
-              ),
-              decodeWith(decodeCompletion),
-              limiter === undefined ? undefined : {
-                estimatedTokens: RateLimit.estimateTokens(request),
-                actualTokens: Exit.match({
-                  onSuccess: (completion) => completion.usage?.total_tokens,
-                  onFailure: RateLimit.tokensOfFailure
-                })
-              }
-            ))
+          Effect.suspend(() => {
+            const progress: Progress = { attempts: 0, model: request.model }
+            const cost = limiter === undefined ? undefined : {
+              estimatedTokens: RateLimit.estimateTokens(request),
+              actualTokens: Exit.match({
+                onSuccess: (completion: ChatCompletion) => completion.usage?.total_tokens,
+                onFailure: RateLimit.tokensOfFailure
+              })
+            }
+            return withinTotal(
+              withFallback(request.model, (model) =>
+                Effect.flatMap(
+                  // stream_options is refused by OpenAI-compatible servers unless stream is true
+                  jsonBody({ ...request, model, stream: false }),
+                  (httpRequest) =>
+                    call(
+                      "InferenceClient.chatCompletion",
+                      model,
+                      httpRequest,
+                      decodeWith(decodeCompletion),
+                      progress,
+                      cost
+                    )
+                )),
+              progress
+            )
+          })
       })
 
     const listModelsRequest = HttpClientRequest.get("/models")
     const decodeModels = decodeWith(decodeModelList)
     const listModels = (): Effect.Effect<ReadonlyArray<Model>, InferenceError.InferenceError> =>
-      call(
-        "InferenceClient.listModels",
-        undefined,
-        listModelsRequest,
-        (response, context) => Effect.map(decodeModels(response, context), (list) => list.data)
-      )
+      Effect.suspend(() => {
+        const progress: Progress = { attempts: 0, model: undefined }
+        return withinTotal(
+          call(
+            "InferenceClient.listModels",
+            undefined,
+            listModelsRequest,
+            (response, context) => Effect.map(decodeModels(response, context), (list) => list.data),
+            progress
+          ),
+          progress
+        )
+      })
 
     // -------------------------------------------------------------------------
     // Streaming
@@ -491,7 +521,29 @@ export const make = (
         if (response.status < 200 || response.status >= 300) return yield* failFromResponse(response, context)
         const raw = yield* Stream.toPull(sse.events(response.stream))
         let done = false
-        let finished = false
+        // Every choice that appeared must finish: with n > 1, one finished choice does not complete the others.
+        const seen = new Set<number>()
+        const finished = new Set<number>()
+        const complete = () => seen.size > 0 && finished.size === seen.size
+        /**
+         * A stream that ends unfinished. Before any content reached the consumer it is a
+         * broken connection (a proxy closing it, say), retried like one; after, the answer
+         * the consumer holds is cut short.
+         */
+        const truncated = (): InferenceError.InferenceError =>
+          context.chunksDelivered === undefined
+            ? new InferenceError.ConnectionError({
+              model: context.model,
+              attempts: context.attempt,
+              status: response.status,
+              requestId: response.headers["x-request-id"],
+              description: "the stream ended before its first content"
+            })
+            : classify.decodeFailure(
+              response,
+              "the stream ended before [DONE] or a finish_reason (truncated)",
+              context
+            )
         let out: Array<ChatCompletionChunk> = []
         const flush = (): Pull => {
           const batch = Chunk.unsafeFromArray(out)
@@ -511,14 +563,7 @@ export const make = (
         const onEnd = (cause: Option.Option<HttpClientError.ResponseError | sse.Overflow>) =>
           Option.match(cause, {
             // A body that ends after a finish reason is complete even without [DONE].
-            onNone: () =>
-              finished ? Effect.fail(Option.none()) : failNow(
-                classify.decodeFailure(
-                  response,
-                  "the stream ended before [DONE] or a finish_reason (truncated)",
-                  context
-                )
-              ),
+            onNone: () => complete() ? Effect.fail(Option.none()) : failNow(truncated()),
             onSome: (error) =>
               failNow(
                 error instanceof sse.Overflow
@@ -529,6 +574,7 @@ export const make = (
         const decodeEvents = (events: Chunk.Chunk<sse.Event>): Pull => {
           for (const event of events) {
             if (event.data === "[DONE]") {
+              if (!complete()) return fail(truncated)
               done = true
               break
             }
@@ -548,7 +594,10 @@ export const make = (
             if (Either.isLeft(decoded)) {
               return fail(() => classify.decodeFailure(response, describeParseError(decoded.left), context))
             }
-            if (decoded.right.choices.some((choice) => choice.finish_reason !== null)) finished = true
+            for (const choice of decoded.right.choices) {
+              seen.add(choice.index)
+              if (choice.finish_reason !== null) finished.add(choice.index)
+            }
             out.push(decoded.right)
           }
           if (out.length > 0) return flush()
@@ -578,16 +627,14 @@ export const make = (
         onRight: (request) => {
           /** The stream of one model, up to its first content, retried by the policy. */
           const estimatedTokens = limiter === undefined ? 0 : RateLimit.estimateTokens(request)
-          const startFor = (model: string) =>
+          const startFor = (model: string, progress: Progress) =>
             Effect.gen(function*() {
-              const httpRequest = HttpClientRequest.post("/chat/completions").pipe(
-                HttpClientRequest.bodyUnsafeJson({
-                  ...request,
-                  model,
-                  stream: true,
-                  stream_options: { include_usage: true, ...request.stream_options }
-                })
-              )
+              const httpRequest = yield* jsonBody({
+                ...request,
+                model,
+                stream: true,
+                stream_options: { include_usage: true, ...request.stream_options }
+              })
               const firstChunkTimeout = (n: number) =>
                 new InferenceError.TimeoutError({
                   phase: "firstChunk",
@@ -604,6 +651,8 @@ export const make = (
                */
               const attempt = (n: number): Effect.Effect<Started, InferenceError.InferenceError> =>
                 Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (scope) => {
+                  progress.attempts++
+                  progress.model = model
                   const context: classify.CallContext = { model, attempt: n, secret, chunksDelivered: undefined }
                   const start = Effect.gen(function*() {
                     const pull = yield* openStream(httpRequest, context)
@@ -623,32 +672,37 @@ export const make = (
                     Effect.timeoutFail({ duration: resolved.firstChunkTimeout, onTimeout: () => firstChunkTimeout(n) })
                   )
                   let permit: RateLimit.Permit | undefined
+                  // Waiting for a slot stays interruptible (acquireRelease would not be); once taken, it is released with the scope.
+                  const slot = semaphore === undefined ?
+                    Effect.void :
+                    Effect.uninterruptibleMask((restore) =>
+                      Effect.zipRight(restore(semaphore.take(1)), Effect.addFinalizer(() => semaphore.release(1)))
+                    )
                   const permitted = Effect.gen(function*() {
-                    if (semaphore !== undefined) {
-                      yield* Effect.acquireRelease(semaphore.take(1), () => semaphore.release(1))
-                    }
                     // After the slot and before the first-chunk timer: a wait for quota is not the server's fault.
                     if (limiter !== undefined) permit = yield* limiter.acquire(estimatedTokens)
                     return { ...(yield* start), permit }
                   })
-                  return guarded(model, Scope.extend(permitted, scope)).pipe(
-                    Effect.onError((cause) =>
-                      Effect.zipRight(
-                        // A refused or unsent attempt gives its tokens back; the scope would charge the estimate.
-                        permit === undefined ? Effect.void : permit.settle(RateLimit.tokensOfFailure(cause)),
-                        Scope.close(scope, Exit.void)
+                  // The breaker inside the slot, as for calls.
+                  return Effect.zipRight(Scope.extend(slot, scope), guarded(model, Scope.extend(permitted, scope)))
+                    .pipe(
+                      Effect.onError((cause) =>
+                        Effect.zipRight(
+                          // A refused or unsent attempt gives its tokens back; the scope would charge the estimate.
+                          permit === undefined ? Effect.void : permit.settle(RateLimit.tokensOfFailure(cause)),
+                          Scope.close(scope, Exit.void)
+                        )
                       )
                     )
-                  )
                 })
-              return yield* Effect.locally(
-                retriedWithin(attempt, model, () => undefined),
-                Headers.currentRedactedNames,
-                redactedNames
-              )
+              return yield* Effect.locally(retried(attempt), Headers.currentRedactedNames, redactedNames)
             })
           return Stream.unwrapScoped(Effect.gen(function*() {
-            const started = yield* withFallback(request.model, startFor)
+            const progress: Progress = { attempts: 0, model: request.model }
+            const started = yield* withinTotal(
+              withFallback(request.model, (model) => startFor(model, progress)),
+              progress
+            )
             const { context } = started
             const idle = (): Option.Option<InferenceError.InferenceError> =>
               Option.some(

@@ -292,14 +292,23 @@ const messageTokens = (message: Message): number => {
   }
   if ("name" in message && message.name !== undefined) chars += message.name.length
   if (message.role === "assistant") {
-    if (message.tool_calls !== undefined) chars += JSON.stringify(message.tool_calls).length
+    if (message.tool_calls !== undefined) chars += jsonLength(message.tool_calls)
     if (message.refusal !== undefined && message.refusal !== null) chars += message.refusal.length
   }
   if (message.role === "tool") chars += message.tool_call_id.length
   return TOKENS_PER_MESSAGE + Math.ceil(chars / CHARS_PER_TOKEN) + images * TOKENS_PER_IMAGE
 }
 
-const jsonTokens = (value: unknown): number => Math.ceil(JSON.stringify(value).length / CHARS_PER_TOKEN)
+/** JSON that cannot be written (a BigInt, a cycle) counts as nothing here; sending it fails as an invalid request. */
+const jsonLength = (value: unknown): number => {
+  try {
+    return JSON.stringify(value)?.length ?? 0
+  } catch {
+    return 0
+  }
+}
+
+const jsonTokens = (value: unknown): number => Math.ceil(jsonLength(value) / CHARS_PER_TOKEN)
 
 /** @internal */
 export const estimateTokens = (request: ChatCompletionRequestInput): number => {

@@ -316,6 +316,20 @@ describe("classify", () => {
         assert.strictEqual(requestId({ "request-id": "req-alt", "x-request-id": "req-main" }), "req-main")
       }))
 
+    it.effect("a 429 whose code or type names a rate limit stays a RateLimitError, whatever its message says", () =>
+      Effect.sync(() => {
+        const message = "Rate limit reached for requests. Add a payment method at /account/billing to raise it"
+        assert.strictEqual(
+          fromStatus(429, { message, type: "rate_limit_error", code: "rate_limit_exceeded" })._tag,
+          "RateLimitError"
+        )
+        assert.strictEqual(fromStatus(429, { message })._tag, "QuotaExceededError", "without a code the words decide")
+        assert.strictEqual(
+          fromStatus(429, { message: "slow down", code: "insufficient_quota" })._tag,
+          "QuotaExceededError"
+        )
+      }))
+
     it.effect("the secret is scrubbed from code, type and param too", () =>
       Effect.sync(() => {
         const error = fromStatus(400, { code: `bad_${SECRET}`, type: SECRET, param: `key=${SECRET}`, message: "no" })

@@ -125,6 +125,28 @@ const statusReply = (fault: Fault, now: number): StatusReply | undefined => {
   }
 }
 
+/** The OpenAI error `type` for a status. */
+const typeOfStatus = (status: number): string => {
+  switch (status) {
+    case 400:
+      return "invalid_request_error"
+    case 401:
+      return "authentication_error"
+    case 402:
+      return "insufficient_quota"
+    case 403:
+      return "permission_error"
+    case 404:
+      return "not_found_error"
+    case 429:
+      return "rate_limit_error"
+    case 503:
+      return "overloaded_error"
+    default:
+      return "server_error"
+  }
+}
+
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   ms <= 0 || signal.aborted ? Promise.resolve() : new Promise((resolve) => {
     const timer = setTimeout(done, ms)
@@ -387,7 +409,7 @@ export class Simulator {
           res,
           entry,
           "fault",
-          json(fault.status, errorBody(fault.message, "server_error", fault.code ?? null))
+          json(fault.status, errorBody(fault.message, typeOfStatus(fault.status), fault.code ?? null))
         )
       }
     }
@@ -525,7 +547,10 @@ export class Simulator {
       case "SseErrorFrame":
         await write(
           res,
-          `event: error\n${sse(errorBody(fault.message, "server_error", fault.code ?? String(fault.status)))}`,
+          // The type names the status, as OpenAI's do; the code is the status itself, as vLLM sends it.
+          `event: error\n${
+            sse(errorBody(fault.message, typeOfStatus(fault.status), fault.code ?? String(fault.status)))
+          }`,
           signal
         )
         if (!res.destroyed) res.end()
