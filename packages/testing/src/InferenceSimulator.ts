@@ -8,6 +8,7 @@
 import { InferenceClient } from "@effect-inference/client"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -120,6 +121,25 @@ export interface Options {
 }
 
 /**
+ * The simulator could not listen on its address (the port is taken, say).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ListenError extends Data.TaggedError("@effect-inference/testing/ListenError")<{
+  readonly host: string
+  readonly port: number
+  readonly reason: string
+}> {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `The simulator cannot listen on ${this.host}:${this.port}: ${this.reason}`
+  }
+}
+
+/**
  * The default catalogue: model ids W&B Inference lists.
  *
  * @since 0.1.0
@@ -203,7 +223,7 @@ export const peakInFlight = (log: ReadonlyArray<LogEntry>): number => {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<Service, never, Scope.Scope> =>
+export const make = (options: Options = {}): Effect.Effect<Service, ListenError, Scope.Scope> =>
   Effect.gen(function*() {
     const apiKeys = options.apiKeys ?? ["sim-key"]
     const rate = options.faultRate ?? 0
@@ -233,9 +253,15 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       onLogEntry: options.onLogEntry
     })
     const port = yield* Effect.acquireRelease(
-      Effect.tryPromise(() => simulator.start()).pipe(
-        Effect.catchAll((error) => Effect.dieMessage(`InferenceSimulator: cannot listen: ${String(error.error)}`))
-      ),
+      Effect.tryPromise({
+        try: () => simulator.start(),
+        catch: (error) =>
+          new ListenError({
+            host: options.host ?? "127.0.0.1",
+            port: options.port ?? 0,
+            reason: error instanceof Error ? error.message : String(error)
+          })
+      }),
       () => Effect.promise(() => simulator.close())
     )
     const host = options.host ?? "127.0.0.1"
@@ -274,7 +300,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<InferenceSimulator> =>
+export const layer = (options?: Options): Layer.Layer<InferenceSimulator, ListenError> =>
   Layer.scoped(InferenceSimulator, make(options))
 
 /**

@@ -181,6 +181,16 @@ describe("InferenceSimulator", () => {
         })
       ))
 
+    it.live("a port already in use fails with ListenError, naming the address", () =>
+      withSimulator((first) =>
+        Effect.gen(function*() {
+          const error = yield* Effect.flip(Effect.scoped(InferenceSimulator.make({ port: first.port })))
+          assert.strictEqual(error._tag, "@effect-inference/testing/ListenError")
+          assert.strictEqual(error.port, first.port)
+          assert.include(error.message, `127.0.0.1:${first.port}`)
+        })
+      ))
+
     it.live("answerTokens sets the length of answers: 500 words, finish_reason \"stop\"", () =>
       withSimulator(
         (simulator) =>

@@ -45,7 +45,7 @@ export const withSimulator = <A, E>(
   effect: Effect.Effect<A, E, InferenceClient.InferenceClient | InferenceSimulator.InferenceSimulator>,
   simulator: InferenceSimulator.Options = {},
   client: Partial<InferenceClient.Options> = {}
-): Effect.Effect<A, E> =>
+): Effect.Effect<A, E | InferenceSimulator.ListenError> =>
   Effect.provide(
     effect,
     clientLayer(client).pipe(
@@ -74,7 +74,7 @@ export const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, timeoutMil
 export const withSimulatorOnly = <A, E>(
   effect: Effect.Effect<A, E, InferenceSimulator.InferenceSimulator>,
   simulator: InferenceSimulator.Options = {}
-): Effect.Effect<A, E> =>
+): Effect.Effect<A, E | InferenceSimulator.ListenError> =>
   Effect.provide(
     effect,
     InferenceSimulator.layer(simulator).pipe(Layer.provideMerge(Logger.remove(Logger.defaultLogger)))
