@@ -6,6 +6,7 @@ import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as InferenceError from "../InferenceError.js"
 
@@ -246,34 +247,31 @@ export const fromHttpClientError = (
   error: HttpClientError.HttpClientError,
   context: CallContext
 ): InferenceError.InferenceError => {
-  const description = scrub(
-    error.description ?? describeCause(error.cause),
-    context.secret
-  )
   const base = { model: context.model, attempts: context.attempt, chunksDelivered: context.chunksDelivered }
+  // A broken transport is described by its cause chain (ECONNRESET: socket hang up); a bad URL or body by itself.
+  const cause = error._tag === "ResponseError" || error.reason === "Transport" || error.description === undefined
+    ? describeCause(error.cause)
+    : error.description
   if (error._tag === "ResponseError") {
-    const fields = {
-      ...base,
-      status: error.response.status,
-      requestId: error.response.headers["x-request-id"]
-    }
+    const fields = { ...base, status: error.response.status, requestId: error.response.headers["x-request-id"] }
     return error.reason === "EmptyBody"
       ? new InferenceError.ResponseDecodeError({ ...fields, description: "empty body" })
-      : new InferenceError.ConnectionError({
-        ...fields,
-        description: scrub(describeCause(error.cause), context.secret)
-      })
+      : new InferenceError.ConnectionError({ ...fields, description: scrub(cause, context.secret) })
   }
-  return new InferenceError.ConnectionError({
-    ...base,
-    description: error.reason === "Transport" ? scrub(describeCause(error.cause), context.secret) : description
-  })
+  return new InferenceError.ConnectionError({ ...base, description: scrub(cause, context.secret) })
+}
+
+/** The first few mismatches as `path: issue`, not the whole tree (which can be long and repeats the body). */
+const describeParseError = (error: ParseResult.ParseError): string => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+  const shown = issues.slice(0, 3).map((i) => `${i.path.length === 0 ? "body" : i.path.join(".")}: ${i.message}`)
+  return issues.length > 3 ? `${shown.join("; ")}; and ${issues.length - 3} more` : shown.join("; ")
 }
 
 /** @internal */
 export const decodeFailure = (
   response: HttpClientResponse.HttpClientResponse,
-  description: string,
+  description: string | ParseResult.ParseError,
   context: CallContext
 ): InferenceError.ResponseDecodeError =>
   new InferenceError.ResponseDecodeError({
@@ -282,20 +280,41 @@ export const decodeFailure = (
     model: context.model,
     attempts: context.attempt,
     chunksDelivered: context.chunksDelivered,
-    description: scrub(description, context.secret)
+    description: scrub(typeof description === "string" ? description : describeParseError(description), context.secret)
   })
 
+/**
+ * A stream that ended unfinished. Before any content reached the consumer it is a
+ * broken connection (a proxy closing it, say), retried like one; after, the answer
+ * the consumer holds is cut short.
+ *
+ * @internal
+ */
+export const truncated = (
+  response: HttpClientResponse.HttpClientResponse,
+  context: CallContext
+): InferenceError.InferenceError =>
+  context.chunksDelivered === undefined
+    ? new InferenceError.ConnectionError({
+      model: context.model,
+      attempts: context.attempt,
+      status: response.status,
+      requestId: response.headers["x-request-id"],
+      description: "the stream ended before its first content"
+    })
+    : decodeFailure(response, "the stream ended before [DONE] or a finish_reason (truncated)", context)
+
+// The quota and rate-limit names are the ones a 429 is classified by, so a frame and a status agree.
 const FRAME_TYPES: Record<string, number> = {
   invalid_request_error: 400,
   badrequesterror: 400,
   authentication_error: 401,
   invalid_api_key: 401,
-  insufficient_quota: 402,
+  ...Object.fromEntries([...QUOTA_CODES].map((code) => [code, 402])),
   permission_error: 403,
   not_found_error: 404,
   model_not_found: 404,
-  rate_limit_error: 429,
-  rate_limit_exceeded: 429,
+  ...Object.fromEntries([...RATE_LIMIT_CODES].map((code) => [code, 429])),
   server_error: 500,
   api_error: 500,
   internal_error: 500,

@@ -8,6 +8,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -16,7 +17,7 @@ import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
+import type * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
@@ -33,7 +34,6 @@ import * as InferenceError from "../InferenceError.js"
 import type { Model } from "../Model.js"
 import { ModelList } from "../Model.js"
 import * as RateLimit from "../RateLimit.js"
-import type { Options as RetryPolicyOptions } from "../RetryPolicy.js"
 import * as ChunkInternal from "./chunks.js"
 import * as CircuitBreakerInternal from "./circuitBreaker.js"
 import * as classify from "./classify.js"
@@ -78,22 +78,6 @@ const positiveDuration = (name: string, input: Duration.DurationInput): Either.E
     : Either.left(`${name} must be a positive duration, got ${String(input)}`)
 }
 
-const retryOptions = (
-  retry: Partial<RetryPolicyOptions>
-): Either.Either<Schedule.Schedule<unknown, InferenceError.InferenceError>, string> => {
-  const o = { ...RetryPolicy.defaultOptions, ...retry }
-  if (!Number.isInteger(o.maxRetries) || o.maxRetries < 0) {
-    return Either.left(`retry.maxRetries must be a whole number >= 0, got ${o.maxRetries}`)
-  }
-  if (!Number.isFinite(o.factor) || o.factor < 1) return Either.left(`retry.factor must be >= 1, got ${o.factor}`)
-  for (const name of ["baseDelay", "maxDelay", "maxRetryAfter"] as const) {
-    if (Option.isNone(Duration.decodeUnknown(o[name]))) {
-      return Either.left(`retry.${name} must be a duration, got ${String(o[name])}`)
-    }
-  }
-  return Either.right(RetryPolicy.make(o))
-}
-
 /**
  * Checks the options once, when the layer is built.
  *
@@ -129,7 +113,7 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
       ? undefined
       : Schedule.isSchedule(options.retry)
       ? options.retry
-      : yield* retryOptions(options.retry ?? {})
+      : RetryPolicy.make(yield* RetryPolicy.validate(options.retry ?? {}))
     const circuitBreaker = options.circuitBreaker === false
       ? undefined
       : yield* CircuitBreakerInternal.validate(options.circuitBreaker ?? {})
@@ -182,13 +166,6 @@ const decodeCompletion = Schema.decodeUnknownEither(ChatCompletion)
 const decodeChunk = Schema.decodeUnknownEither(ChatCompletionChunk)
 const decodeModelList = Schema.decodeUnknownEither(ModelList)
 
-/** The first few mismatches as `path: issue`, not the whole tree (which can be long and repeats the body). */
-const describeParseError = (error: ParseResult.ParseError): string => {
-  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
-  const shown = issues.slice(0, 3).map((i) => `${i.path.length === 0 ? "body" : i.path.join(".")}: ${i.message}`)
-  return issues.length > 3 ? `${shown.join("; ")}; and ${issues.length - 3} more` : shown.join("; ")
-}
-
 const decodeWith = <A>(decode: (u: unknown) => Either.Either<A, ParseResult.ParseError>) =>
 (
   response: HttpClientResponse.HttpClientResponse,
@@ -204,7 +181,7 @@ const decodeWith = <A>(decode: (u: unknown) => Either.Either<A, ParseResult.Pars
         return Effect.fail(classify.decodeFailure(response, `the body is not JSON (${text.length} bytes)`, context))
       }
       return Either.match(decode(json), {
-        onLeft: (error) => Effect.fail(classify.decodeFailure(response, describeParseError(error), context)),
+        onLeft: (error) => Effect.fail(classify.decodeFailure(response, error, context)),
         onRight: Effect.succeed
       })
     }
@@ -223,7 +200,7 @@ const failFromResponse = (
     Effect.orElseSucceed(response.text, () => ""),
     (text) =>
       Effect.flatMap(
-        Effect.clockWith((clock) => clock.currentTimeMillis),
+        Clock.currentTimeMillis,
         (now) => Effect.fail(classify.fromErrorResponse(response, text, now, context))
       )
   )
@@ -525,25 +502,6 @@ export const make = (
         const seen = new Set<number>()
         const finished = new Set<number>()
         const complete = () => seen.size > 0 && finished.size === seen.size
-        /**
-         * A stream that ends unfinished. Before any content reached the consumer it is a
-         * broken connection (a proxy closing it, say), retried like one; after, the answer
-         * the consumer holds is cut short.
-         */
-        const truncated = (): InferenceError.InferenceError =>
-          context.chunksDelivered === undefined
-            ? new InferenceError.ConnectionError({
-              model: context.model,
-              attempts: context.attempt,
-              status: response.status,
-              requestId: response.headers["x-request-id"],
-              description: "the stream ended before its first content"
-            })
-            : classify.decodeFailure(
-              response,
-              "the stream ended before [DONE] or a finish_reason (truncated)",
-              context
-            )
         let out: Array<ChatCompletionChunk> = []
         const flush = (): Pull => {
           const batch = Chunk.unsafeFromArray(out)
@@ -563,7 +521,7 @@ export const make = (
         const onEnd = (cause: Option.Option<HttpClientError.ResponseError | sse.Overflow>) =>
           Option.match(cause, {
             // A body that ends after a finish reason is complete even without [DONE].
-            onNone: () => complete() ? Effect.fail(Option.none()) : failNow(truncated()),
+            onNone: () => complete() ? Effect.fail(Option.none()) : failNow(classify.truncated(response, context)),
             onSome: (error) =>
               failNow(
                 error instanceof sse.Overflow
@@ -574,7 +532,7 @@ export const make = (
         const decodeEvents = (events: Chunk.Chunk<sse.Event>): Pull => {
           for (const event of events) {
             if (event.data === "[DONE]") {
-              if (!complete()) return fail(truncated)
+              if (!complete()) return fail(() => classify.truncated(response, context))
               done = true
               break
             }
@@ -586,13 +544,13 @@ export const make = (
             }
             if (event.event === "error" || (Predicate.isRecord(json) && "error" in json && !("choices" in json))) {
               return Effect.flatMap(
-                Effect.clockWith((clock) => clock.currentTimeMillis),
+                Clock.currentTimeMillis,
                 (now) => fail(() => classify.fromErrorFrame(event.data, now, context))
               )
             }
             const decoded = decodeChunk(json)
             if (Either.isLeft(decoded)) {
-              return fail(() => classify.decodeFailure(response, describeParseError(decoded.left), context))
+              return fail(() => classify.decodeFailure(response, decoded.left, context))
             }
             for (const choice of decoded.right.choices) {
               seen.add(choice.index)
@@ -625,8 +583,8 @@ export const make = (
       Either.match(validateRequest(input), {
         onLeft: (error) => Stream.fail(error),
         onRight: (request) => {
-          /** The stream of one model, up to its first content, retried by the policy. */
           const estimatedTokens = limiter === undefined ? 0 : RateLimit.estimateTokens(request)
+          /** The stream of one model, up to its first content, retried by the policy. */
           const startFor = (model: string, progress: Progress) =>
             Effect.gen(function*() {
               const httpRequest = yield* jsonBody({

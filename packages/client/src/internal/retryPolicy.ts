@@ -1,6 +1,7 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import { dual } from "effect/Function"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
@@ -52,6 +53,25 @@ export const withRetryAfter = dual<
     Schedule.map(([out]) => out)
   )
 })
+
+/**
+ * Checks the options of the default policy, naming the wrong one.
+ *
+ * @internal
+ */
+export const validate = (options: Partial<Options>): Either.Either<Options, string> => {
+  const o = { ...defaultOptions, ...options }
+  if (!Number.isInteger(o.maxRetries) || o.maxRetries < 0) {
+    return Either.left(`retry.maxRetries must be a whole number >= 0, got ${o.maxRetries}`)
+  }
+  if (!Number.isFinite(o.factor) || o.factor < 1) return Either.left(`retry.factor must be >= 1, got ${o.factor}`)
+  for (const name of ["baseDelay", "maxDelay", "maxRetryAfter"] as const) {
+    if (Option.isNone(Duration.decodeUnknown(o[name]))) {
+      return Either.left(`retry.${name} must be a duration, got ${String(o[name])}`)
+    }
+  }
+  return Either.right(o)
+}
 
 /** @internal */
 export const make = (options?: Partial<Options>): Schedule.Schedule<Duration.Duration, InferenceError> => {
