@@ -122,8 +122,8 @@ export interface Options {
   /** Streaming: bound of the gap between two chunks (keep-alive comments do not count). Default 30 seconds. */
   readonly idleTimeout?: Duration.DurationInput | undefined
   /**
-   * Bound of a whole call, retries and their waits included (for a stream: until
-   * its first content). Default none.
+   * Bound of a whole call, retries, their waits and fallback models included
+   * (for a stream: until its first content). Default none.
    */
   readonly totalTimeout?: Duration.DurationInput | undefined
   /**
