@@ -23,7 +23,9 @@ import * as internal from "./internal/inferenceClient.js"
 import * as validate from "./internal/validate.js"
 import type { Model } from "./Model.js"
 import type * as RateLimit from "./RateLimit.js"
+import type * as ResponseCache from "./ResponseCache.js"
 import type * as RetryPolicy from "./RetryPolicy.js"
+import type * as UsageTracker from "./UsageTracker.js"
 
 /**
  * The W&B Inference endpoint used when no `baseUrl` is given.
@@ -77,10 +79,13 @@ export declare namespace InferenceClient {
     /**
      * Sends a chat completion request and returns the decoded completion. The
      * request is checked first; a request that does not satisfy the schema fails
-     * with `InvalidRequestError` and sends nothing.
+     * with `InvalidRequestError` and sends nothing; so does a call the budget
+     * cannot hold, with `BudgetExceededError`. With a `ResponseCache` in context,
+     * a cacheable request may be answered from it (see `CallOptions`).
      */
     readonly chatCompletion: (
-      request: ChatCompletionRequestInput
+      request: ChatCompletionRequestInput,
+      options?: CallOptions
     ) => Effect.Effect<ChatCompletion, InferenceError.InferenceError>
     /**
      * Streams a chat completion as its chunks arrive. Failures before the first
@@ -89,9 +94,12 @@ export declare namespace InferenceClient {
      * `chunksDelivered` set) and is not retried. `firstChunkTimeout` and
      * `idleTimeout` bound the waits; interrupting the consumer aborts the request.
      * Usage arrives in the last chunk unless `stream_options.include_usage` is false.
+     * A cached stream is replayed chunk by chunk; a stream is stored only once
+     * it has been read to its end.
      */
     readonly streamChatCompletion: (
-      request: ChatCompletionRequestInput
+      request: ChatCompletionRequestInput,
+      options?: CallOptions
     ) => Stream.Stream<ChatCompletionChunk, InferenceError.InferenceError>
     /** Lists the models the service offers. */
     readonly listModels: () => Effect.Effect<ReadonlyArray<Model>, InferenceError.InferenceError>
@@ -162,8 +170,30 @@ export interface Options {
    * breaker and retries; `completion.model` says which one answered. Default none.
    */
   readonly fallback?: ReadonlyArray<string> | undefined
+  /**
+   * Usage tracking (see `UsageTracker`): `false` to turn it off, or the options
+   * of the client's own tracker (prices, a budget, the usage log line). Default
+   * on, with no budget. A `UsageTracker.layer` in context, if any, is used
+   * instead, so that the application can read its totals, events and alerts and
+   * several clients share one budget.
+   */
+  readonly usage?: false | UsageTracker.Options | undefined
   /** A last change to the configured `HttpClient` (extra headers, a proxy, tracing settings). */
   readonly transformClient?: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
+}
+
+/**
+ * Options of one call, beside its request (nothing here is sent).
+ *
+ * - `cache`: what this call asks of the `ResponseCache` in context, if any (see
+ *   `ResponseCache.Directive`): `"no-cache"`, `"no-store"` or `{ ttl }`.
+ *   Default: the cache's policy decides.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CallOptions {
+  readonly cache?: ResponseCache.Directive | undefined
 }
 
 /**

@@ -545,6 +545,72 @@ export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>(
 }
 
 /**
+ * What a budget limits: money (`usd`, priced from the usage tracker's price
+ * table) or tokens.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const BudgetDimension = Schema.Literal("usd", "tokens")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type BudgetDimension = typeof BudgetDimension.Type
+
+const formatAmount = (dimension: BudgetDimension, amount: number): string =>
+  dimension === "usd"
+    ? `$${amount.toFixed(amount !== 0 && Math.abs(amount) < 0.01 ? 6 : 2)}`
+    : `${Math.round(amount).toLocaleString("en-US")} tokens`
+
+/**
+ * The call would take the usage tracker's budget past its limit, counting what
+ * calls in flight have reserved: it failed at once and nothing was sent.
+ * `requested` is the call's upper estimate (its prompt, plus `max_tokens` or
+ * the default completion budget, times `n`); `resetsIn` is the time left in
+ * the budget's period, if it has one. Not retried, and no fallback model takes
+ * the call: every model spends from the same budget.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class BudgetExceededError extends Schema.TaggedError<BudgetExceededError>(
+  "@effect-inference/client/BudgetExceededError"
+)("BudgetExceededError", {
+  model: Schema.optional(Schema.String),
+  dimension: BudgetDimension,
+  limit: Schema.Number,
+  spent: Schema.Number,
+  reserved: Schema.Number,
+  requested: Schema.Number,
+  resetsIn: optionalDuration,
+  attempts: Schema.Int.pipe(Schema.propertySignature, Schema.withConstructorDefault(() => 0))
+}) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    const amount = (n: number) => formatAmount(this.dimension, n)
+    const left = Math.max(0, this.limit - this.spent - this.reserved)
+    const period = Option.match(this.resetsIn, {
+      onNone: () => "",
+      onSome: (d) => ` (the period resets in ${Duration.format(Duration.millis(Math.ceil(Duration.toMillis(d))))})`
+    })
+    const hint = Option.isSome(this.resetsIn)
+      ? "raise the budget, lower max_tokens, or wait for the next period"
+      : "raise the budget or lower max_tokens"
+    return `Budget exceeded: the call needs up to ${amount(this.requested)}, but ${amount(this.spent)} spent and ${
+      amount(this.reserved)
+    } reserved leave ${amount(left)} of ${amount(this.limit)}${period}. Nothing was sent; ${hint}`
+  }
+}
+
+/**
  * Every error an inference call can fail with.
  *
  * @since 0.1.0
@@ -567,6 +633,7 @@ export type InferenceError =
   | TimeoutError
   | ResponseDecodeError
   | CircuitOpenError
+  | BudgetExceededError
 
 /**
  * The schema of the union, to decode an error that was sent across a boundary.
@@ -590,7 +657,8 @@ export const InferenceError: Schema.Union<[
   typeof ConnectionError,
   typeof TimeoutError,
   typeof ResponseDecodeError,
-  typeof CircuitOpenError
+  typeof CircuitOpenError,
+  typeof BudgetExceededError
 ]> = Schema.Union(
   InvalidRequestError,
   BadRequestError,
@@ -607,7 +675,8 @@ export const InferenceError: Schema.Union<[
   ConnectionError,
   TimeoutError,
   ResponseDecodeError,
-  CircuitOpenError
+  CircuitOpenError,
+  BudgetExceededError
 )
 
 /**

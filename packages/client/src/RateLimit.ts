@@ -32,6 +32,7 @@ import type * as Scope from "effect/Scope"
 import type { ChatCompletionRequestInput } from "./ChatCompletion.js"
 import type { InferenceError } from "./InferenceError.js"
 import * as internal from "./internal/rateLimit.js"
+import * as tokens from "./internal/tokens.js"
 
 /**
  * One limit: at most `limit` in any span of `interval`.
@@ -193,7 +194,7 @@ export const layer = (options: Options): Layer.Layer<Limiter> => Layer.effect(Li
  * @since 0.1.0
  * @category constants
  */
-export const DEFAULT_COMPLETION_TOKENS: number = internal.DEFAULT_COMPLETION_TOKENS
+export const DEFAULT_COMPLETION_TOKENS: number = tokens.DEFAULT_COMPLETION_TOKENS
 
 /**
  * An upper-leaning estimate of the tokens a chat completion request will use,
@@ -221,7 +222,7 @@ export const DEFAULT_COMPLETION_TOKENS: number = internal.DEFAULT_COMPLETION_TOK
  * @since 0.1.0
  * @category estimates
  */
-export const estimateTokens: (request: ChatCompletionRequestInput) => number = internal.estimateTokens
+export const estimateTokens: (request: ChatCompletionRequestInput) => number = tokens.estimateTokens
 
 /**
  * The client's rule for what a failed call is charged: nothing (`0`) when the
@@ -234,4 +235,4 @@ export const estimateTokens: (request: ChatCompletionRequestInput) => number = i
  * @since 0.1.0
  * @category estimates
  */
-export const tokensOfFailure: (cause: Cause.Cause<InferenceError>) => 0 | undefined = internal.tokensOfFailure
+export const tokensOfFailure: (cause: Cause.Cause<InferenceError>) => 0 | undefined = tokens.tokensOfFailure

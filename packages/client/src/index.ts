@@ -52,8 +52,22 @@ export * as Model from "./Model.js"
 export * as RateLimit from "./RateLimit.js"
 
 /**
+ * A cache of successful responses, in memory or persistent.
+ *
+ * @since 0.1.0
+ */
+export * as ResponseCache from "./ResponseCache.js"
+
+/**
  * When a failed call is tried again, and after how long.
  *
  * @since 0.1.0
  */
 export * as RetryPolicy from "./RetryPolicy.js"
+
+/**
+ * Usage monitoring, metrics, cost and budgets.
+ *
+ * @since 0.1.0
+ */
+export * as UsageTracker from "./UsageTracker.js"

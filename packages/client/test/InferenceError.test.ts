@@ -320,7 +320,8 @@ describe("InferenceError", () => {
       // the sample is an attempt timeout
       TimeoutError: true,
       ResponseDecodeError: false,
-      CircuitOpenError: false
+      CircuitOpenError: false,
+      BudgetExceededError: false
     }
     for (const error of everyErrorList) {
       it.effect(`${error._tag} is ${expected[error._tag] ? "" : "not "}retryable`, () =>

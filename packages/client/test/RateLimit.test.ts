@@ -568,6 +568,7 @@ describe("RateLimit", () => {
       ServiceUnavailableError: 0,
       UnexpectedStatusError: 0,
       CircuitOpenError: 0,
+      BudgetExceededError: 0,
       ConnectionError: undefined,
       TimeoutError: undefined,
       ResponseDecodeError: undefined

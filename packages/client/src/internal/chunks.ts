@@ -8,6 +8,22 @@ import type { ToolCall, Usage } from "../ChatCompletion.js"
 import type { ChatCompletionChunk } from "../ChatCompletionChunk.js"
 import { ChatCompletionChunk as ChatCompletionChunkClass, ChunkChoice, Delta } from "../ChatCompletionChunk.js"
 
+/**
+ * Characters of generated text in a chunk, to estimate the completion tokens of
+ * a stream that ended before its usage arrived.
+ *
+ * @internal
+ */
+export const contentLength = (chunk: ChatCompletionChunk): number => {
+  let length = 0
+  for (const choice of chunk.choices) {
+    const delta = choice.delta
+    length += (delta.content?.length ?? 0) + (delta.reasoning_content?.length ?? 0) + (delta.refusal?.length ?? 0)
+    for (const call of delta.tool_calls ?? []) length += call.function?.arguments?.length ?? 0
+  }
+  return length
+}
+
 /** @internal */
 export const hasContent = (chunk: ChatCompletionChunk): boolean => {
   if (chunk.usage !== undefined) return true

@@ -25,7 +25,7 @@ import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { ChatCompletion } from "../ChatCompletion.js"
-import type { ChatCompletionRequestInput } from "../ChatCompletion.js"
+import type { ChatCompletionRequest, ChatCompletionRequestInput } from "../ChatCompletion.js"
 import { ChatCompletionChunk } from "../ChatCompletionChunk.js"
 import type { Options as CircuitBreakerOptions } from "../CircuitBreaker.js"
 import * as CircuitBreaker from "../CircuitBreaker.js"
@@ -34,11 +34,15 @@ import * as InferenceError from "../InferenceError.js"
 import type { Model } from "../Model.js"
 import { ModelList } from "../Model.js"
 import * as RateLimit from "../RateLimit.js"
+import * as ResponseCache from "../ResponseCache.js"
+import * as UsageTracker from "../UsageTracker.js"
 import * as ChunkInternal from "./chunks.js"
 import * as CircuitBreakerInternal from "./circuitBreaker.js"
 import * as classify from "./classify.js"
+import * as ResponseCacheInternal from "./responseCache.js"
 import * as RetryPolicy from "./retryPolicy.js"
 import * as sse from "./sse.js"
+import * as tokens from "./tokens.js"
 import { validateRequest } from "./validate.js"
 
 /** @internal */
@@ -69,6 +73,7 @@ export interface Resolved {
   readonly circuitBreaker: CircuitBreakerOptions | undefined
   readonly fallback: ReadonlyArray<string>
   readonly rateLimit: RateLimit.Options | undefined
+  readonly usage: UsageTracker.Options | undefined
 }
 
 const positiveDuration = (name: string, input: Duration.DurationInput): Either.Either<Duration.Duration, string> => {
@@ -122,6 +127,7 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
       return yield* Either.left("fallback must list model ids")
     }
     return {
+      usage: options.usage === false ? undefined : options.usage ?? {},
       rateLimit: options.rateLimit,
       fallback,
       circuitBreaker,
@@ -267,6 +273,13 @@ export const make = (
     const semaphore = resolved.maxConcurrency === Infinity
       ? undefined
       : yield* Effect.makeSemaphore(resolved.maxConcurrency)
+    const providedTracker = yield* Effect.serviceOption(UsageTracker.UsageTracker)
+    const tracker = resolved.usage === undefined
+      ? undefined
+      : Option.isSome(providedTracker)
+      ? providedTracker.value
+      : yield* UsageTracker.make(resolved.usage)
+    const cache = Option.getOrUndefined(yield* Effect.serviceOption(ResponseCache.ResponseCache))
 
     const logFailure = (
       error: InferenceError.InferenceError,
@@ -290,6 +303,8 @@ export const make = (
     interface Progress {
       attempts: number
       model: string | undefined
+      /** The `x-request-id` of the last response. */
+      requestId: string | undefined
     }
 
     /**
@@ -364,11 +379,12 @@ export const make = (
           const context: classify.CallContext = { model, attempt: n, secret }
           const exchange = httpClient.execute(request).pipe(
             Effect.mapError((error) => classify.fromHttpClientError(error, context)),
-            Effect.flatMap((response) =>
-              response.status >= 200 && response.status < 300
+            Effect.flatMap((response) => {
+              progress.requestId = response.headers["x-request-id"]
+              return response.status >= 200 && response.status < 300
                 ? onSuccess(response, context)
                 : failFromResponse(response, context)
-            ),
+            }),
             Effect.timeoutFail({
               duration: resolved.timeout,
               onTimeout: () =>
@@ -407,7 +423,7 @@ export const make = (
       run: (model: string) => Effect.Effect<A, InferenceError.InferenceError, R>
     ): Effect.Effect<A, InferenceError.InferenceError, R> => {
       if (resolved.fallback.length === 0) return run(primary)
-      const models = [primary, ...resolved.fallback.filter((model) => model !== primary)]
+      const models = modelsOf(primary)
       const from = (i: number): Effect.Effect<A, InferenceError.InferenceError, R> =>
         i === models.length - 1 ? run(models[i]!) : Effect.catchIf(
           run(models[i]!),
@@ -421,38 +437,189 @@ export const make = (
       return from(0)
     }
 
+    /** The models a call for `primary` may go to, in order. */
+    const modelsOf = (primary: string): ReadonlyArray<string> =>
+      resolved.fallback.length === 0 ? [primary] : [primary, ...resolved.fallback.filter((model) => model !== primary)]
+
+    // -------------------------------------------------------------------------
+    // Usage and the response cache
+    // -------------------------------------------------------------------------
+
+    /** How one call ended, for its usage record. */
+    const endingOf = (exit: Exit.Exit<unknown, InferenceError.InferenceError>) =>
+      Exit.isSuccess(exit) ? {} : Option.match(Cause.failureOption(exit.cause), {
+        onSome: (error) => ({ error }),
+        onNone: () => Cause.isInterruptedOnly(exit.cause) ? { interrupted: true } : { defect: true }
+      })
+
+    /**
+     * Runs `run` holding its place in the budget (a call that does not fit fails
+     * with `BudgetExceededError` and sends nothing), and records its usage
+     * however it ends.
+     */
+    const tracked = (
+      tracker: UsageTracker.UsageTracker.Service,
+      request: ChatCompletionRequest,
+      progress: Progress,
+      run: Effect.Effect<ChatCompletion, InferenceError.InferenceError>
+    ): Effect.Effect<ChatCompletion, InferenceError.InferenceError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (start) => {
+        const record = (
+          exit: Exit.Exit<ChatCompletion, InferenceError.InferenceError>,
+          reservation?: UsageTracker.Reservation
+        ) =>
+          Effect.flatMap(Clock.currentTimeMillis, (end) => {
+            const usage = Exit.isSuccess(exit) ? exit.value.usage : undefined
+            return tracker.record({
+              model: progress.model ?? request.model,
+              latency: Duration.millis(end - start),
+              attempts: progress.attempts,
+              requestId: progress.requestId,
+              reservation,
+              messages: request.messages,
+              usage: usage === undefined
+                ? undefined
+                : { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens },
+              ...endingOf(exit)
+            })
+          })
+        return Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(
+            Effect.tapErrorCause(
+              tracker.reserve(request, modelsOf(request.model)),
+              (cause) => record(Exit.failCause(cause))
+            ),
+            (reservation) => Effect.onExit(restore(run), (exit) => record(exit, reservation))
+          )
+        )
+      })
+
+    const recordHit = (model: string, stream: boolean, start: number): Effect.Effect<void> =>
+      tracker === undefined ? Effect.void : Effect.flatMap(
+        Clock.currentTimeMillis,
+        (end) => tracker.record({ model, stream, cached: true, latency: Duration.millis(end - start), attempts: 0 })
+      )
+
+    /** How one call uses the cache; `undefined` leaves it alone. */
+    interface CacheUse {
+      readonly cache: ResponseCache.ResponseCache.Service
+      readonly read: boolean
+      readonly ttl: Duration.Duration
+    }
+
+    const cacheUse = (
+      request: ChatCompletionRequest,
+      directive: ResponseCache.Directive | undefined
+    ): Either.Either<CacheUse | undefined, InferenceError.InvalidRequestError> => {
+      let ttl: Duration.Duration | undefined
+      if (Predicate.isRecord(directive)) {
+        const decoded = ResponseCacheInternal.resolveTtl(directive.ttl)
+        if (Option.isNone(decoded)) {
+          return Either.left(
+            new InferenceError.InvalidRequestError({
+              path: "cache.ttl",
+              issue: `must be a positive duration, got ${String(directive.ttl)}`
+            })
+          )
+        }
+        ttl = decoded.value
+      } else if (directive !== undefined && directive !== "no-cache" && directive !== "no-store") {
+        return Either.left(
+          new InferenceError.InvalidRequestError({
+            path: "cache",
+            issue: `must be "no-cache", "no-store" or { ttl }, got ${String(directive)}`
+          })
+        )
+      }
+      if (cache === undefined || directive === "no-store") return Either.right(undefined)
+      if (ttl !== undefined) return Either.right({ cache, read: true, ttl })
+      const deterministic = request.temperature === 0 || request.seed !== undefined
+      return Either.right(
+        cache.policy === "all" || deterministic ? { cache, read: directive !== "no-cache", ttl: cache.ttl } : undefined
+      )
+    }
+
+    const cacheKey = (request: unknown): Effect.Effect<string> =>
+      ResponseCache.key({ baseUrl: resolved.baseUrl, project, request })
+
+    // -------------------------------------------------------------------------
+    // Calls
+    // -------------------------------------------------------------------------
+
+    const completionCall = (
+      request: ChatCompletionRequest
+    ): Effect.Effect<ChatCompletion, InferenceError.InferenceError> =>
+      Effect.suspend(() => {
+        const progress: Progress = { attempts: 0, model: request.model, requestId: undefined }
+        const cost = limiter === undefined ? undefined : {
+          estimatedTokens: RateLimit.estimateTokens(request),
+          actualTokens: Exit.match({
+            onSuccess: (completion: ChatCompletion) => completion.usage?.total_tokens,
+            onFailure: RateLimit.tokensOfFailure
+          })
+        }
+        const run = withinTotal(
+          withFallback(request.model, (model) =>
+            Effect.flatMap(
+              jsonBody({ ...request, model, stream: false }),
+              (httpRequest) =>
+                call(
+                  "InferenceClient.chatCompletion",
+                  model,
+                  httpRequest,
+                  decodeWith(decodeCompletion),
+                  progress,
+                  cost
+                )
+            )),
+          progress
+        )
+        return tracker === undefined ? run : tracked(tracker, request, progress, run)
+      })
+
+    const cachedCompletion = (
+      request: ChatCompletionRequest,
+      use: CacheUse
+    ): Effect.Effect<ChatCompletion, InferenceError.InferenceError> =>
+      Effect.flatMap(Effect.zip(Clock.currentTimeMillis, cacheKey({ ...request, stream: false })), ([start, key]) =>
+        use.read
+          ? Effect.flatMap(
+            use.cache.getOrCompute(
+              key,
+              Effect.map(completionCall(request), (completion) =>
+                new ResponseCache.CachedCompletion({ completion })),
+              use.ttl
+            ),
+            ({ entry, hit }) => {
+              const completion = entry._tag === "CachedCompletion"
+                ? entry.completion
+                : ChunkInternal.toCompletion(entry.chunks)
+              return Effect.as(
+                Effect.zipRight(
+                  ResponseCacheInternal.countLookup(hit),
+                  hit ? recordHit(request.model, false, start) : Effect.void
+                ),
+                completion
+              )
+            }
+          )
+          : Effect.tap(
+            completionCall(request),
+            (completion) => use.cache.set(key, new ResponseCache.CachedCompletion({ completion }), use.ttl)
+          ))
+
     const chatCompletion = (
-      input: ChatCompletionRequestInput
+      input: ChatCompletionRequestInput,
+      callOptions?: InferenceClient.CallOptions
     ): Effect.Effect<ChatCompletion, InferenceError.InferenceError> =>
       Either.match(validateRequest(input), {
         onLeft: Effect.fail,
+        // stream_options is refused by OpenAI-compatible servers unless stream is true
         onRight: ({ stream_options: _, ...request }) =>
-          Effect.suspend(() => {
-            const progress: Progress = { attempts: 0, model: request.model }
-            const cost = limiter === undefined ? undefined : {
-              estimatedTokens: RateLimit.estimateTokens(request),
-              actualTokens: Exit.match({
-                onSuccess: (completion: ChatCompletion) => completion.usage?.total_tokens,
-                onFailure: RateLimit.tokensOfFailure
-              })
-            }
-            return withinTotal(
-              withFallback(request.model, (model) =>
-                Effect.flatMap(
-                  // stream_options is refused by OpenAI-compatible servers unless stream is true
-                  jsonBody({ ...request, model, stream: false }),
-                  (httpRequest) =>
-                    call(
-                      "InferenceClient.chatCompletion",
-                      model,
-                      httpRequest,
-                      decodeWith(decodeCompletion),
-                      progress,
-                      cost
-                    )
-                )),
-              progress
-            )
+          Either.match(cacheUse(request, callOptions?.cache), {
+            onLeft: Effect.fail,
+            onRight: (use) =>
+              use === undefined ? completionCall(request) : cachedCompletion(request, use)
           })
       })
 
@@ -460,7 +627,7 @@ export const make = (
     const decodeModels = decodeWith(decodeModelList)
     const listModels = (): Effect.Effect<ReadonlyArray<Model>, InferenceError.InferenceError> =>
       Effect.suspend(() => {
-        const progress: Progress = { attempts: 0, model: undefined }
+        const progress: Progress = { attempts: 0, model: undefined, requestId: undefined }
         return withinTotal(
           call(
             "InferenceClient.listModels",
@@ -488,13 +655,15 @@ export const make = (
      */
     const openStream = (
       request: HttpClientRequest.HttpClientRequest,
-      context: classify.CallContext
+      context: classify.CallContext,
+      progress: Progress
     ): Effect.Effect<Pull, InferenceError.InferenceError, Scope.Scope> =>
       Effect.gen(function*() {
         const response = yield* Effect.mapError(
           httpClient.execute(request),
           (error) => classify.fromHttpClientError(error, context)
         )
+        progress.requestId = response.headers["x-request-id"]
         if (response.status < 200 || response.status >= 300) return yield* failFromResponse(response, context)
         const raw = yield* Stream.toPull(sse.events(response.stream))
         let done = false
@@ -577,133 +746,242 @@ export const make = (
       readonly permit: RateLimit.Permit | undefined
     }
 
+    /** The body of a streaming request to `model`: usage is asked for unless the caller said not to. */
+    const streamBody = (request: ChatCompletionRequest, model: string) => ({
+      ...request,
+      model,
+      stream: true,
+      stream_options: { include_usage: true, ...request.stream_options }
+    })
+
+    const liveStream = (
+      request: ChatCompletionRequest
+    ): Stream.Stream<ChatCompletionChunk, InferenceError.InferenceError> => {
+      const estimatedTokens = limiter === undefined ? 0 : RateLimit.estimateTokens(request)
+      /** The stream of one model, up to its first content, retried by the policy. */
+      const startFor = (model: string, progress: Progress) =>
+        Effect.gen(function*() {
+          const httpRequest = yield* jsonBody(streamBody(request, model))
+          const firstChunkTimeout = (n: number) =>
+            new InferenceError.TimeoutError({
+              phase: "firstChunk",
+              timeout: resolved.firstChunkTimeout,
+              model,
+              attempts: n
+            })
+          const outer = yield* Effect.scope
+          /**
+           * One attempt, in a scope of its own that is closed (aborting the request and
+           * freeing the slot) if the attempt fails, and kept open for the rest of the
+           * stream if it succeeds. It succeeds once content arrives: until then nothing
+           * has reached the consumer, so any failure can be retried from scratch.
+           */
+          const attempt = (n: number): Effect.Effect<Started, InferenceError.InferenceError> =>
+            Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (scope) => {
+              progress.attempts++
+              progress.model = model
+              const context: classify.CallContext = { model, attempt: n, secret, chunksDelivered: undefined }
+              const start = Effect.gen(function*() {
+                const pull = yield* openStream(httpRequest, context, progress)
+                const prefix: Array<ChatCompletionChunk> = []
+                while (true) {
+                  const batch = yield* Effect.either(pull)
+                  if (Either.isLeft(batch)) {
+                    if (Option.isSome(batch.left)) return yield* Effect.fail(batch.left.value)
+                    return { prefix, pull, ended: true, context }
+                  }
+                  prefix.push(...batch.right)
+                  if (Chunk.some(batch.right, ChunkInternal.hasContent)) {
+                    return { prefix, pull, ended: false, context }
+                  }
+                }
+              }).pipe(
+                Effect.timeoutFail({ duration: resolved.firstChunkTimeout, onTimeout: () => firstChunkTimeout(n) })
+              )
+              let permit: RateLimit.Permit | undefined
+              // Waiting for a slot stays interruptible (acquireRelease would not be); once taken, it is released with the scope.
+              const slot = semaphore === undefined ?
+                Effect.void :
+                Effect.uninterruptibleMask((restore) =>
+                  Effect.zipRight(restore(semaphore.take(1)), Effect.addFinalizer(() => semaphore.release(1)))
+                )
+              const permitted = Effect.gen(function*() {
+                // After the slot and before the first-chunk timer: a wait for quota is not the server's fault.
+                if (limiter !== undefined) permit = yield* limiter.acquire(estimatedTokens)
+                return { ...(yield* start), permit }
+              })
+              // The breaker inside the slot, as for calls.
+              return Effect.zipRight(Scope.extend(slot, scope), guarded(model, Scope.extend(permitted, scope)))
+                .pipe(
+                  Effect.onError((cause) =>
+                    Effect.zipRight(
+                      // A refused or unsent attempt gives its tokens back; the scope would charge the estimate.
+                      permit === undefined ? Effect.void : permit.settle(RateLimit.tokensOfFailure(cause)),
+                      Scope.close(scope, Exit.void)
+                    )
+                  )
+                )
+            })
+          return yield* Effect.locally(retried(attempt), Headers.currentRedactedNames, redactedNames)
+        })
+      return Stream.unwrapScoped(Effect.gen(function*() {
+        const progress: Progress = { attempts: 0, model: request.model, requestId: undefined }
+        // What the usage record needs, filled in as the stream goes.
+        let failure: InferenceError.InferenceError | undefined
+        let ended = false
+        let usage: ChatCompletionChunk["usage"]
+        let generatedChars = 0
+        let reservation: UsageTracker.Reservation | undefined
+        if (tracker !== undefined) {
+          const start = yield* Clock.currentTimeMillis
+          // Recorded when the stream's scope closes, however it ends.
+          yield* Effect.addFinalizer((exit) =>
+            Effect.flatMap(Clock.currentTimeMillis, (end) =>
+              tracker.record({
+                model: progress.model ?? request.model,
+                stream: true,
+                latency: Duration.millis(end - start),
+                attempts: progress.attempts,
+                requestId: progress.requestId,
+                reservation,
+                messages: request.messages,
+                usage: usage !== undefined
+                  ? { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens }
+                  : generatedChars > 0
+                  // Left early, or broke off, before the usage chunk: what was seen of it.
+                  ? {
+                    promptTokens: reservation?.promptTokens ?? tokens.estimatePromptTokens(request),
+                    completionTokens: Math.ceil(generatedChars / tokens.CHARS_PER_TOKEN),
+                    estimated: true
+                  }
+                  : undefined,
+                ...(failure !== undefined
+                  ? { error: failure }
+                  : ended
+                  ? {}
+                  : Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
+                  ? { defect: true }
+                  : { interrupted: true })
+              }))
+          )
+          reservation = yield* Effect.tapError(tracker.reserve(request, modelsOf(request.model)), (error) =>
+            Effect.sync(() => {
+              failure = error
+            }))
+        }
+        const started = yield* withinTotal(
+          withFallback(request.model, (model) =>
+            startFor(model, progress)),
+          progress
+        ).pipe(Effect.tapError((error) =>
+          Effect.sync(() => {
+            failure = error
+          })
+        ))
+        const { context } = started
+        const idle = (): Option.Option<InferenceError.InferenceError> =>
+          Option.some(
+            new InferenceError.TimeoutError({
+              phase: "idle",
+              timeout: resolved.idleTimeout,
+              model: context.model,
+              attempts: context.attempt,
+              chunksDelivered: context.chunksDelivered
+            })
+          )
+        const rest = started.ended
+          ? Stream.empty
+          : Stream.repeatEffectChunkOption(
+            Effect.timeoutFail(started.pull, { duration: resolved.idleTimeout, onTimeout: idle })
+          )
+        return Stream.concat(Stream.fromIterable(started.prefix), rest).pipe(
+          // Counted as chunks leave for the consumer: a later failure is not retried and says how far it got.
+          Stream.mapChunks((chunks) => {
+            context.chunksDelivered = (context.chunksDelivered ?? 0) + chunks.length
+            if (tracker !== undefined) {
+              for (const chunk of chunks) {
+                generatedChars += ChunkInternal.contentLength(chunk)
+              }
+            }
+            return chunks
+          }),
+          Stream.tap((chunk) => {
+            if (chunk.usage === undefined) {
+              return Effect.void
+            }
+            usage = chunk.usage
+            return started.permit === undefined ? Effect.void : started.permit.settle(chunk.usage.total_tokens)
+          }),
+          Stream.tapError((error) => {
+            failure = error
+            return Effect.zipRight(
+              logFailure(error, context.attempt, Option.none()),
+              Effect.annotateCurrentSpan("inference.outcome", error._tag)
+            )
+          }),
+          Stream.onEnd(Effect.suspend(() => {
+            ended = true
+            return Effect.annotateCurrentSpan("inference.outcome", "success")
+          })),
+          Stream.onStart(Effect.annotateCurrentSpan("inference.attempts", context.attempt))
+        )
+      })).pipe(
+        Stream.withSpan("InferenceClient.streamChatCompletion", {
+          kind: "client",
+          attributes: { "inference.model": request.model }
+        })
+      )
+    }
+
+    /**
+     * A stream through the cache: a fresh entry is replayed chunk by chunk;
+     * otherwise the live stream is stored once it has been read to its end.
+     */
+    const cachedStream = (
+      request: ChatCompletionRequest,
+      use: CacheUse
+    ): Stream.Stream<ChatCompletionChunk, InferenceError.InferenceError> =>
+      Stream.unwrap(Effect.gen(function*() {
+        const start = yield* Clock.currentTimeMillis
+        const key = yield* cacheKey(streamBody(request, request.model))
+        if (use.read) {
+          const found = yield* use.cache.get(key)
+          yield* ResponseCacheInternal.countLookup(Option.isSome(found))
+          if (Option.isSome(found)) {
+            yield* recordHit(request.model, true, start)
+            const entry = found.value
+            return Stream.fromIterable(
+              entry._tag === "CachedStream" ? entry.chunks : ChunkInternal.fromCompletion(entry.completion)
+            )
+          }
+        }
+        return Stream.suspend(() => {
+          const chunks: Array<ChatCompletionChunk> = []
+          return liveStream(request).pipe(
+            Stream.mapChunks((batch) => {
+              for (const chunk of batch) {
+                chunks.push(chunk)
+              }
+              return batch
+            }),
+            Stream.onEnd(Effect.suspend(() =>
+              use.cache.set(key, new ResponseCache.CachedStream({ chunks }), use.ttl)
+            ))
+          )
+        })
+      }))
+
     const streamChatCompletion = (
-      input: ChatCompletionRequestInput
+      input: ChatCompletionRequestInput,
+      callOptions?: InferenceClient.CallOptions
     ): Stream.Stream<ChatCompletionChunk, InferenceError.InferenceError> =>
       Either.match(validateRequest(input), {
         onLeft: (error) => Stream.fail(error),
-        onRight: (request) => {
-          const estimatedTokens = limiter === undefined ? 0 : RateLimit.estimateTokens(request)
-          /** The stream of one model, up to its first content, retried by the policy. */
-          const startFor = (model: string, progress: Progress) =>
-            Effect.gen(function*() {
-              const httpRequest = yield* jsonBody({
-                ...request,
-                model,
-                stream: true,
-                stream_options: { include_usage: true, ...request.stream_options }
-              })
-              const firstChunkTimeout = (n: number) =>
-                new InferenceError.TimeoutError({
-                  phase: "firstChunk",
-                  timeout: resolved.firstChunkTimeout,
-                  model,
-                  attempts: n
-                })
-              const outer = yield* Effect.scope
-              /**
-               * One attempt, in a scope of its own that is closed (aborting the request and
-               * freeing the slot) if the attempt fails, and kept open for the rest of the
-               * stream if it succeeds. It succeeds once content arrives: until then nothing
-               * has reached the consumer, so any failure can be retried from scratch.
-               */
-              const attempt = (n: number): Effect.Effect<Started, InferenceError.InferenceError> =>
-                Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (scope) => {
-                  progress.attempts++
-                  progress.model = model
-                  const context: classify.CallContext = { model, attempt: n, secret, chunksDelivered: undefined }
-                  const start = Effect.gen(function*() {
-                    const pull = yield* openStream(httpRequest, context)
-                    const prefix: Array<ChatCompletionChunk> = []
-                    while (true) {
-                      const batch = yield* Effect.either(pull)
-                      if (Either.isLeft(batch)) {
-                        if (Option.isSome(batch.left)) return yield* Effect.fail(batch.left.value)
-                        return { prefix, pull, ended: true, context }
-                      }
-                      prefix.push(...batch.right)
-                      if (Chunk.some(batch.right, ChunkInternal.hasContent)) {
-                        return { prefix, pull, ended: false, context }
-                      }
-                    }
-                  }).pipe(
-                    Effect.timeoutFail({ duration: resolved.firstChunkTimeout, onTimeout: () => firstChunkTimeout(n) })
-                  )
-                  let permit: RateLimit.Permit | undefined
-                  // Waiting for a slot stays interruptible (acquireRelease would not be); once taken, it is released with the scope.
-                  const slot = semaphore === undefined ?
-                    Effect.void :
-                    Effect.uninterruptibleMask((restore) =>
-                      Effect.zipRight(restore(semaphore.take(1)), Effect.addFinalizer(() => semaphore.release(1)))
-                    )
-                  const permitted = Effect.gen(function*() {
-                    // After the slot and before the first-chunk timer: a wait for quota is not the server's fault.
-                    if (limiter !== undefined) permit = yield* limiter.acquire(estimatedTokens)
-                    return { ...(yield* start), permit }
-                  })
-                  // The breaker inside the slot, as for calls.
-                  return Effect.zipRight(Scope.extend(slot, scope), guarded(model, Scope.extend(permitted, scope)))
-                    .pipe(
-                      Effect.onError((cause) =>
-                        Effect.zipRight(
-                          // A refused or unsent attempt gives its tokens back; the scope would charge the estimate.
-                          permit === undefined ? Effect.void : permit.settle(RateLimit.tokensOfFailure(cause)),
-                          Scope.close(scope, Exit.void)
-                        )
-                      )
-                    )
-                })
-              return yield* Effect.locally(retried(attempt), Headers.currentRedactedNames, redactedNames)
-            })
-          return Stream.unwrapScoped(Effect.gen(function*() {
-            const progress: Progress = { attempts: 0, model: request.model }
-            const started = yield* withinTotal(
-              withFallback(request.model, (model) => startFor(model, progress)),
-              progress
-            )
-            const { context } = started
-            const idle = (): Option.Option<InferenceError.InferenceError> =>
-              Option.some(
-                new InferenceError.TimeoutError({
-                  phase: "idle",
-                  timeout: resolved.idleTimeout,
-                  model: context.model,
-                  attempts: context.attempt,
-                  chunksDelivered: context.chunksDelivered
-                })
-              )
-            const rest = started.ended
-              ? Stream.empty
-              : Stream.repeatEffectChunkOption(
-                Effect.timeoutFail(started.pull, { duration: resolved.idleTimeout, onTimeout: idle })
-              )
-            return Stream.concat(Stream.fromIterable(started.prefix), rest).pipe(
-              // Counted as chunks leave for the consumer: a later failure is not retried and says how far it got.
-              Stream.mapChunks((chunks) => {
-                context.chunksDelivered = (context.chunksDelivered ?? 0) + chunks.length
-                return chunks
-              }),
-              Stream.tap((chunk) =>
-                chunk.usage === undefined || started.permit === undefined
-                  ? Effect.void
-                  : started.permit.settle(chunk.usage.total_tokens)
-              ),
-              Stream.tapError((error) =>
-                Effect.zipRight(
-                  logFailure(error, context.attempt, Option.none()),
-                  Effect.annotateCurrentSpan("inference.outcome", error._tag)
-                )
-              ),
-              Stream.onEnd(Effect.annotateCurrentSpan("inference.outcome", "success")),
-              Stream.onStart(Effect.annotateCurrentSpan("inference.attempts", context.attempt))
-            )
-          })).pipe(
-            Stream.withSpan("InferenceClient.streamChatCompletion", {
-              kind: "client",
-              attributes: { "inference.model": request.model }
-            })
-          )
-        }
+        onRight: (request) =>
+          Either.match(cacheUse(request, callOptions?.cache), {
+            onLeft: (error) => Stream.fail(error),
+            onRight: (use) => use === undefined ? liveStream(request) : cachedStream(request, use)
+          })
       })
 
     return { chatCompletion, streamChatCompletion, listModels }

@@ -11,8 +11,6 @@
  * settlement may have made room, whichever comes first. Nothing runs between
  * calls.
  */
-import * as Cause from "effect/Cause"
-import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -22,8 +20,6 @@ import type * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import type { ChatCompletionRequestInput } from "../ChatCompletion.js"
-import type { InferenceError } from "../InferenceError.js"
 import type * as RateLimit from "../RateLimit.js"
 
 // ---------------------------------------------------------------------------
@@ -262,92 +258,3 @@ export const make = (options: RateLimit.Options): Effect.Effect<RateLimit.RateLi
         ([gate, firstChange]) => fromResolved(resolved, gate, firstChange)
       )
   })
-
-// ---------------------------------------------------------------------------
-// Estimates
-// ---------------------------------------------------------------------------
-
-/** @internal */
-export const DEFAULT_COMPLETION_TOKENS = 1024
-
-const CHARS_PER_TOKEN = 4
-const TOKENS_PER_MESSAGE = 4
-const TOKENS_PER_IMAGE = 1000
-/** The tokens that start the model's reply. */
-const REPLY_PRIMING = 3
-
-type Message = ChatCompletionRequestInput["messages"][number]
-
-const messageTokens = (message: Message): number => {
-  let chars = 0
-  let images = 0
-  const content = message.content
-  if (typeof content === "string") {
-    chars += content.length
-  } else if (content !== undefined && content !== null) {
-    for (const part of content) {
-      if (part.type === "text") chars += part.text.length
-      else images++
-    }
-  }
-  if ("name" in message && message.name !== undefined) chars += message.name.length
-  if (message.role === "assistant") {
-    if (message.tool_calls !== undefined) chars += jsonLength(message.tool_calls)
-    if (message.refusal !== undefined && message.refusal !== null) chars += message.refusal.length
-  }
-  if (message.role === "tool") chars += message.tool_call_id.length
-  return TOKENS_PER_MESSAGE + Math.ceil(chars / CHARS_PER_TOKEN) + images * TOKENS_PER_IMAGE
-}
-
-/** JSON that cannot be written (a BigInt, a cycle) counts as nothing here; sending it fails as an invalid request. */
-const jsonLength = (value: unknown): number => {
-  try {
-    return JSON.stringify(value)?.length ?? 0
-  } catch {
-    return 0
-  }
-}
-
-const jsonTokens = (value: unknown): number => Math.ceil(jsonLength(value) / CHARS_PER_TOKEN)
-
-/** @internal */
-export const estimateTokens = (request: ChatCompletionRequestInput): number => {
-  let prompt = REPLY_PRIMING
-  for (const message of request.messages) prompt += messageTokens(message)
-  if (request.tools !== undefined && request.tools.length > 0) prompt += jsonTokens(request.tools)
-  if (request.response_format !== undefined && request.response_format.type === "json_schema") {
-    prompt += jsonTokens(request.response_format.json_schema)
-  }
-  const completion = request.max_completion_tokens ?? request.max_tokens ?? DEFAULT_COMPLETION_TOKENS
-  return prompt + completion * (request.n ?? 1)
-}
-
-// ---------------------------------------------------------------------------
-// What a failure costs
-// ---------------------------------------------------------------------------
-
-/** Whether the error shows that the server generated nothing for the request. */
-const generatedNothing = (error: InferenceError): boolean => {
-  switch (error._tag) {
-    // The request may have been processed: the bound or the connection gave out
-    // first, or a 2xx body could not be read.
-    case "ConnectionError":
-    case "TimeoutError":
-    case "ResponseDecodeError":
-      return false
-    // Never sent.
-    case "InvalidRequestError":
-    case "CircuitOpenError":
-      return true
-    // Refused with an error status, unless the stream had delivered content before the error frame.
-    default:
-      return error.chunksDelivered === undefined
-  }
-}
-
-/** @internal */
-export const tokensOfFailure = (cause: Cause.Cause<InferenceError>): 0 | undefined => {
-  if (Cause.isInterrupted(cause) || Cause.isDie(cause)) return undefined
-  const failures = Cause.failures(cause)
-  return Chunk.isNonEmpty(failures) && Chunk.every(failures, generatedNothing) ? 0 : undefined
-}

@@ -59,6 +59,15 @@ export const everyError: { readonly [Tag in InferenceError.InferenceError["_tag"
     breaker: `https://api.inference.wandb.ai/v1 ${MODEL}`,
     state: "open",
     retryAfter: Option.some(Duration.seconds(7))
+  }),
+  BudgetExceededError: new InferenceError.BudgetExceededError({
+    model: MODEL,
+    dimension: "usd",
+    limit: 5,
+    spent: 4.5,
+    reserved: 0.4,
+    requested: 0.2,
+    resetsIn: Option.some(Duration.hours(3))
   })
 }
 

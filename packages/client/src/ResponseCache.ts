@@ -1,0 +1,249 @@
+/**
+ * A cache of successful responses. When one is in the client's context, a
+ * request the cache policy allows is answered from it when it can, and a fresh
+ * success is stored; errors never are. Identical calls made at the same time
+ * send one request and share its answer.
+ *
+ * The key is the SHA-256 of the whole request in a canonical form (every
+ * parameter, with the base URL and the project), so two requests that differ
+ * in any field never share an entry. A streamed request is its own entry: its
+ * chunks are stored as they came and replayed one by one.
+ *
+ * @since 0.1.0
+ */
+import type * as PlatformError from "@effect/platform/Error"
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as KeyValueStore from "@effect/platform/KeyValueStore"
+import type * as Path from "@effect/platform/Path"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { ChatCompletion } from "./ChatCompletion.js"
+import { ChatCompletionChunk } from "./ChatCompletionChunk.js"
+import type { InferenceError } from "./InferenceError.js"
+import * as internal from "./internal/responseCache.js"
+
+/**
+ * A stored chat completion.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class CachedCompletion extends Schema.TaggedClass<CachedCompletion>(
+  "@effect-inference/client/ResponseCache/CachedCompletion"
+)("CachedCompletion", { completion: ChatCompletion }) {}
+
+/**
+ * The chunks of a stored stream, in the order they came.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class CachedStream extends Schema.TaggedClass<CachedStream>(
+  "@effect-inference/client/ResponseCache/CachedStream"
+)("CachedStream", { chunks: Schema.Array(ChatCompletionChunk) }) {}
+
+/**
+ * What the cache holds for a key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Entry = Schema.Union(CachedCompletion, CachedStream)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Entry = typeof Entry.Type
+
+/**
+ * Which requests the client caches without being asked per call:
+ * `"deterministic"` (the default) caches only requests with `temperature: 0` or
+ * a `seed`, whose answer does not change from call to call; `"all"` caches every
+ * request. A call's own `cache` option overrides this.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Policy = "deterministic" | "all"
+
+/**
+ * What one call asks of the cache, as `cache` in the client's call options:
+ *
+ * - `"no-cache"`: do not answer from the cache, but store the fresh answer;
+ * - `"no-store"`: leave the cache alone, neither reading nor writing;
+ * - `{ ttl }`: cache this call (whatever the policy) for `ttl`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Directive = "no-cache" | "no-store" | { readonly ttl: Duration.DurationInput }
+
+/**
+ * How a cache is set up.
+ *
+ * - `capacity`: entries kept in memory, the least recently used going first.
+ *   Default 1000.
+ * - `ttl`: how long an entry is served. Default 1 hour.
+ * - `policy`: see {@link Policy}. Default `"deterministic"`.
+ *
+ * Invalid values stop the program when the cache is made, with a message naming
+ * the option.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly capacity?: number | undefined
+  readonly ttl?: Duration.DurationInput | undefined
+  readonly policy?: Policy | undefined
+}
+
+/**
+ * What identifies a response: the request as it is sent, and where it is sent.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface KeyInput {
+  readonly baseUrl: string
+  readonly project: string | undefined
+  readonly request: unknown
+}
+
+/**
+ * The response cache service.
+ *
+ * @example
+ * ```ts
+ * import { InferenceClient, ResponseCache } from "@effect-inference/client"
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { Layer, Redacted } from "effect"
+ *
+ * const ClientLive = InferenceClient.layer({ apiKey: Redacted.make("my-key") }).pipe(
+ *   Layer.provide(ResponseCache.layerMemory({ capacity: 500, ttl: "10 minutes" })),
+ *   Layer.provide(FetchHttpClient.layer)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class ResponseCache extends Context.Tag("@effect-inference/client/ResponseCache")<
+  ResponseCache,
+  ResponseCache.Service
+>() {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace ResponseCache {
+  /**
+   * What a cache can do. The client uses `getOrCompute` and `set`; the rest is
+   * for applications that manage the cache themselves.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service {
+    /** The default time to live. */
+    readonly ttl: Duration.Duration
+    readonly policy: Policy
+    /**
+     * The entry for `key` if there is a fresh one (a hit); otherwise runs
+     * `compute`, stores its success for `ttl` and returns it (a miss). Calls for
+     * the same key while `compute` runs wait for it and share its result, its
+     * failure included, which is not stored.
+     */
+    readonly getOrCompute: (
+      key: string,
+      compute: Effect.Effect<Entry, InferenceError>,
+      ttl: Duration.Duration
+    ) => Effect.Effect<{ readonly entry: Entry; readonly hit: boolean }, InferenceError>
+    /** The fresh entry for `key`, if any, without computing anything. */
+    readonly get: (key: string) => Effect.Effect<Option.Option<Entry>>
+    /** Stores `entry` under `key` for `ttl`, replacing what was there. */
+    readonly set: (key: string, entry: Entry, ttl: Duration.Duration) => Effect.Effect<void>
+    readonly invalidate: (key: string) => Effect.Effect<void>
+    readonly invalidateAll: Effect.Effect<void>
+  }
+}
+
+/**
+ * The cache key of a request: the SHA-256, in hex, of the request's canonical
+ * JSON (object keys sorted at every depth) with the base URL and the project.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const key: (input: KeyInput) => Effect.Effect<string> = internal.key
+
+/**
+ * A cache in memory, built on Effect's `Cache`: bounded by `capacity`, entries
+ * expire after their time to live, concurrent lookups of one key merge.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: (options?: Options) => Effect.Effect<ResponseCache.Service> = internal.makeMemory
+
+/**
+ * A cache kept in a `KeyValueStore`, so it survives restarts, with a bounded
+ * in-memory tier in front (which also merges concurrent lookups). An entry that
+ * cannot be read back (written by another version, or damaged) counts as a
+ * miss; a store that fails to read or write is logged and skipped, never
+ * failing the call.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makePersistent: (
+  options?: Options
+) => Effect.Effect<ResponseCache.Service, never, KeyValueStore.KeyValueStore> = internal.makePersistent
+
+/**
+ * An in-memory cache as a `Layer`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = (options?: Options): Layer.Layer<ResponseCache> =>
+  Layer.effect(ResponseCache, makeMemory(options))
+
+/**
+ * A persistent cache over the `KeyValueStore` in context, as a `Layer`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerPersistent = (options?: Options): Layer.Layer<ResponseCache, never, KeyValueStore.KeyValueStore> =>
+  Layer.effect(ResponseCache, makePersistent(options))
+
+/**
+ * A persistent cache in a directory, one file per entry (`KeyValueStore`'s file
+ * system store), which is made if missing; the layer fails with the
+ * `PlatformError` if it cannot be. Give the cache a directory of its own:
+ * `invalidateAll` removes the directory. On Node, provide `NodeContext.layer`
+ * from `@effect/platform-node` for the file system.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFileSystem = (
+  directory: string,
+  options?: Options
+): Layer.Layer<ResponseCache, PlatformError.PlatformError, FileSystem.FileSystem | Path.Path> =>
+  internal.layerFileSystem(directory, options)
+
+/**
+ * Lookups of the cache by the client: counter `inference_cache_lookups_total`,
+ * tagged `result` (`hit` or `miss`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const metrics = internal.metrics

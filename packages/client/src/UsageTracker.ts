@@ -1,0 +1,390 @@
+/**
+ * Usage monitoring and budgets: what each call used and cost, totals by model,
+ * metrics, one usage log line per call, and an optional spending limit that
+ * alerts at thresholds and refuses calls that would go past it.
+ *
+ * The client records every call in a tracker (its own, or the one provided
+ * with {@link layer}, which is how an application reads totals, events and
+ * alerts). A budget reserves each call's upper estimate before it is sent and
+ * settles it from the `usage` the server reports, so calls in flight at the
+ * same time cannot spend past the limit together.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as LogLevel from "effect/LogLevel"
+import type * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type { ChatCompletionRequestInput } from "./ChatCompletion.js"
+import type { BudgetExceededError, InferenceError, InvalidRequestError } from "./InferenceError.js"
+import { BudgetDimension } from "./InferenceError.js"
+import * as internal from "./internal/usageTracker.js"
+
+/**
+ * A model's price in US dollars per million tokens, prompt (`input`) and
+ * completion (`output`) apart.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Price {
+  readonly input: number
+  readonly output: number
+}
+
+/**
+ * Prices for the models the simulator lists, in US dollars per million tokens.
+ * They are defaults for trying things out, not W&B's price list: prices change,
+ * so pass the current ones from W&B's pricing page as `prices` (they are merged
+ * over these, model by model).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_PRICES: Readonly<Record<string, Price>> = internal.DEFAULT_PRICES
+
+/**
+ * A spending limit. Give `usd`, `tokens` or both; each is watched on its own.
+ *
+ * - `period`: the budget starts again every `period`, counted from when the
+ *   tracker was made (for example `"1 day"`). Default: none, the limit covers
+ *   the tracker's whole life.
+ * - `thresholds`: fractions of the limit at which an alert is published and
+ *   logged, once each per period. Default `[0.5, 0.8, 1]`.
+ *
+ * Invalid values (a limit that is not positive, a threshold outside (0, 1], a
+ * period that is not a positive duration) stop the program when the tracker is
+ * made, with a message naming the option, as they are a programming error.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Budget {
+  readonly usd?: number | undefined
+  readonly tokens?: number | undefined
+  readonly period?: Duration.DurationInput | undefined
+  readonly thresholds?: ReadonlyArray<number> | undefined
+}
+
+/**
+ * How a tracker is set up. Everything is optional.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Prices per model, merged over {@link DEFAULT_PRICES}. */
+  readonly prices?: Readonly<Record<string, Price>> | undefined
+  /** A spending limit; default none. */
+  readonly budget?: Budget | undefined
+  /** The level of the usage log line, `"None"` for no line. Default `"Info"`. */
+  readonly logLevel?: LogLevel.Literal | undefined
+  /**
+   * Adds the request's messages to the usage log line. Default `false`: prompts
+   * often hold personal data, and a log is the wrong place to keep them.
+   */
+  readonly logPrompt?: boolean | undefined
+}
+
+/**
+ * Where a call's token counts came from: the server's `usage` (`reported`), an
+ * estimate (`estimated`: a stream the consumer left early, a call that timed
+ * out after it may have been processed), or nothing used (`none`: refused,
+ * never sent, or answered from the cache).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const UsageSource = Schema.Literal("reported", "estimated", "none")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type UsageSource = typeof UsageSource.Type
+
+/**
+ * What one call used, published on `events` and
+ * written as the usage log line. `outcome` is `"success"`, the error's tag,
+ * `"Interrupted"` (for a stream, also when its consumer stopped early) or
+ * `"Defect"`. `timestamp` is in milliseconds since the epoch, from the
+ * `Clock`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class UsageEvent extends Schema.Class<UsageEvent>("@effect-inference/client/UsageTracker/UsageEvent")({
+  timestamp: Schema.Number,
+  model: Schema.String,
+  stream: Schema.Boolean,
+  cached: Schema.Boolean,
+  outcome: Schema.String,
+  attempts: Schema.Int,
+  promptTokens: Schema.Int,
+  completionTokens: Schema.Int,
+  totalTokens: Schema.Int,
+  usage: UsageSource,
+  costUsd: Schema.Number,
+  /** `false` when the model has no price, so its cost counts as 0. */
+  priced: Schema.Boolean,
+  latencyMillis: Schema.Number,
+  requestId: Schema.optional(Schema.String)
+}) {}
+
+/**
+ * Spending crossed a threshold of a budget (published once per threshold and
+ * period).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class BudgetAlert extends Schema.TaggedClass<BudgetAlert>("@effect-inference/client/UsageTracker/BudgetAlert")(
+  "BudgetAlert",
+  {
+    dimension: BudgetDimension,
+    /** The fraction of the limit crossed, for example `0.8`. */
+    threshold: Schema.Number,
+    spent: Schema.Number,
+    limit: Schema.Number,
+    /** When the budget's period started, in milliseconds since the epoch. */
+    periodStart: Schema.Number,
+    /** The model of the call that crossed it. */
+    model: Schema.String
+  }
+) {}
+
+/**
+ * The server said the account is out of credits or at its spending cap (a
+ * `QuotaExceededError`: 402, or a 429 about quota). Published every time.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class QuotaAlert extends Schema.TaggedClass<QuotaAlert>("@effect-inference/client/UsageTracker/QuotaAlert")(
+  "QuotaAlert",
+  {
+    model: Schema.String,
+    status: Schema.optional(Schema.Int),
+    requestId: Schema.optional(Schema.String),
+    message: Schema.String
+  }
+) {}
+
+/**
+ * An alert, published on `alerts` and logged as a
+ * warning.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Alert = Schema.Union(BudgetAlert, QuotaAlert)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Alert = typeof Alert.Type
+
+/**
+ * Totals over a set of calls.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Summary {
+  readonly calls: number
+  readonly succeeded: number
+  readonly failed: number
+  /** Calls answered from the response cache (they cost nothing). */
+  readonly cacheHits: number
+  readonly attempts: number
+  readonly promptTokens: number
+  readonly completionTokens: number
+  readonly totalTokens: number
+  readonly costUsd: number
+}
+
+/**
+ * Totals overall and by model, since the tracker was made.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Totals {
+  readonly overall: Summary
+  readonly byModel: Readonly<Record<string, Summary>>
+}
+
+/**
+ * Where one budget stands now.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BudgetStatus {
+  readonly dimension: BudgetDimension
+  readonly limit: number
+  /** Settled spending in the current period. */
+  readonly spent: number
+  /** Held by calls in flight. */
+  readonly reserved: number
+  readonly remaining: number
+  readonly periodStart: number
+  /** When the period ends, in milliseconds since the epoch; `undefined` without a period. */
+  readonly periodEnd: number | undefined
+}
+
+/**
+ * A call's hold on the budget, from `reserve` until
+ * the call is recorded.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Reservation {
+  readonly model: string
+  readonly promptTokens: number
+  readonly completionTokens: number
+  readonly usd: number
+}
+
+/**
+ * What the client reports about a finished call to
+ * `record`.
+ *
+ * - `usage`: the tokens used, or `undefined` if unknown; then a failure the
+ *   server refused before generating is counted as nothing, and any other
+ *   ending (a timeout, a lost connection, an interruption) as the reservation's
+ *   estimate.
+ * - `error`: the failure, if the call failed; `interrupted` if it was (or, for
+ *   a stream, if its consumer stopped before the end); `defect` if it died.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CallRecord {
+  readonly model: string
+  readonly stream?: boolean | undefined
+  readonly cached?: boolean | undefined
+  readonly latency: Duration.DurationInput
+  readonly attempts: number
+  readonly requestId?: string | undefined
+  readonly usage?:
+    | { readonly promptTokens: number; readonly completionTokens: number; readonly estimated?: boolean | undefined }
+    | undefined
+  readonly error?: InferenceError | undefined
+  readonly interrupted?: boolean | undefined
+  readonly defect?: boolean | undefined
+  readonly reservation?: Reservation | undefined
+  /** The request's messages, logged only with `logPrompt`. */
+  readonly messages?: ChatCompletionRequestInput["messages"] | undefined
+}
+
+/**
+ * The usage tracker service. The client records into the one in its context,
+ * so an application reads totals, events and alerts from it, and several
+ * clients share one budget.
+ *
+ * @example
+ * ```ts
+ * import { InferenceClient, UsageTracker } from "@effect-inference/client"
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { Effect, Layer, Redacted } from "effect"
+ *
+ * const ClientLive = InferenceClient.layer({ apiKey: Redacted.make("my-key") }).pipe(
+ *   Layer.provideMerge(UsageTracker.layer({ budget: { usd: 25, period: "30 days" } })),
+ *   Layer.provide(FetchHttpClient.layer)
+ * )
+ *
+ * const report = Effect.flatMap(UsageTracker.UsageTracker, (tracker) => tracker.report)
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class UsageTracker extends Context.Tag("@effect-inference/client/UsageTracker")<
+  UsageTracker,
+  UsageTracker.Service
+>() {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace UsageTracker {
+  /**
+   * What a tracker can do.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service {
+    /**
+     * Holds the upper estimate of a call's cost against the budget, or fails with
+     * `BudgetExceededError` if it does not fit beside what is spent and reserved.
+     * `models` lists every model the call may go to (fallbacks): the estimate
+     * uses the dearest. With a dollar budget, a model without a price fails with
+     * `InvalidRequestError`, as its cost could not be held. Without a budget it
+     * always succeeds.
+     */
+    readonly reserve: (
+      request: ChatCompletionRequestInput,
+      models?: ReadonlyArray<string>
+    ) => Effect.Effect<Reservation, BudgetExceededError | InvalidRequestError>
+    /**
+     * Records a finished call: settles its reservation, updates totals and
+     * metrics, writes the usage log line, publishes the event and any alert.
+     * A reservation is settled once; a second record of it only counts the call.
+     */
+    readonly record: (call: CallRecord) => Effect.Effect<UsageEvent>
+    /** The cost in US dollars of the given tokens, or `undefined` for a model without a price. */
+    readonly costOf: (model: string, promptTokens: number, completionTokens: number) => number | undefined
+    readonly totals: Effect.Effect<Totals>
+    /** One entry per budget dimension; empty without a budget. */
+    readonly budget: Effect.Effect<ReadonlyArray<BudgetStatus>>
+    /** Usage events from when the stream starts running. */
+    readonly events: Stream.Stream<UsageEvent>
+    /** Subscribes now, so no event published after this is missed. */
+    readonly subscribe: Effect.Effect<Queue.Dequeue<UsageEvent>, never, Scope.Scope>
+    /** Alerts from when the stream starts running. */
+    readonly alerts: Stream.Stream<Alert>
+    /** Subscribes to alerts now. */
+    readonly subscribeAlerts: Effect.Effect<Queue.Dequeue<Alert>, never, Scope.Scope>
+    /** The totals and budgets as a plain-text table. */
+    readonly report: Effect.Effect<string>
+  }
+}
+
+/**
+ * Makes a tracker. Invalid options stop the program (see {@link Budget}).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (options?: Options) => Effect.Effect<UsageTracker.Service> = internal.make
+
+/**
+ * A tracker as a `Layer`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options?: Options): Layer.Layer<UsageTracker> => Layer.effect(UsageTracker, make(options))
+
+/**
+ * The metrics every tracker updates, so any Effect metrics exporter sees them:
+ *
+ * - `inference_calls_total` (counter; tags `model`, `outcome`)
+ * - `inference_attempts_total` (counter; tag `model`)
+ * - `inference_tokens_total` (counter; tags `model`, `kind`: `prompt` or `completion`)
+ * - `inference_call_duration_ms` (histogram; tag `model`)
+ * - `inference_cost_usd` (gauge, running total; tag `model`)
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const metrics = internal.metrics

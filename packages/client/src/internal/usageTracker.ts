@@ -1,0 +1,542 @@
+/**
+ * Where a call's usage is priced, counted, logged and charged to the budget.
+ *
+ * Every change to the budget is one synchronous step over plain state, so no
+ * other fiber sees a half-made reservation: `reserve` checks and holds in the
+ * same step, `record` releases and charges in the same step. Effects (metrics,
+ * log lines, publishing) run after the step, from what it decided.
+ */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as LogLevel from "effect/LogLevel"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Stream from "effect/Stream"
+import type { ChatCompletionRequestInput } from "../ChatCompletion.js"
+import * as InferenceError from "../InferenceError.js"
+import type * as UsageTracker from "../UsageTracker.js"
+import { BudgetAlert, QuotaAlert, UsageEvent } from "../UsageTracker.js"
+import * as tokens from "./tokens.js"
+
+/** @internal */
+export const DEFAULT_PRICES: Readonly<Record<string, UsageTracker.Price>> = {
+  "meta-llama/Llama-3.1-8B-Instruct": { input: 0.22, output: 0.22 },
+  "meta-llama/Llama-3.3-70B-Instruct": { input: 0.71, output: 0.71 },
+  "deepseek-ai/DeepSeek-V3.1": { input: 0.55, output: 1.65 },
+  "Qwen/Qwen3-235B-A22B-Instruct-2507": { input: 0.1, output: 0.1 },
+  "openai/gpt-oss-120b": { input: 0.15, output: 0.6 }
+}
+
+const DEFAULT_THRESHOLDS = [0.5, 0.8, 1]
+
+/** Sums of dollar amounts drift in the last bits: a budget of exactly ten calls' cost still holds ten. */
+const EPSILON = 1e-9
+
+// ---------------------------------------------------------------------------
+// Metrics
+// ---------------------------------------------------------------------------
+
+/** @internal */
+export const metrics = {
+  calls: Metric.counter("inference_calls_total", {
+    description: "Inference calls, by model and outcome (success or the error's tag)",
+    incremental: true
+  }),
+  attempts: Metric.counter("inference_attempts_total", {
+    description: "HTTP attempts made by inference calls, retries included",
+    incremental: true
+  }),
+  tokens: Metric.counter("inference_tokens_total", {
+    description: "Tokens used by inference calls, by model and kind (prompt or completion)",
+    incremental: true
+  }),
+  latency: Metric.histogram(
+    "inference_call_duration_ms",
+    MetricBoundaries.exponential({ start: 5, factor: 2, count: 16 }),
+    "Duration of inference calls in milliseconds, retries and waits included"
+  ),
+  cost: Metric.gauge("inference_cost_usd", {
+    description: "Estimated cost of inference calls in US dollars, running total by model"
+  })
+}
+
+// ---------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------
+
+interface Limit {
+  readonly dimension: InferenceError.BudgetDimension
+  readonly limit: number
+  spent: number
+  reserved: number
+  /** Thresholds already alerted in this period. */
+  readonly fired: Set<number>
+}
+
+interface Resolved {
+  readonly prices: Readonly<Record<string, UsageTracker.Price>>
+  readonly usd: number | undefined
+  readonly tokens: number | undefined
+  readonly period: number | undefined
+  readonly thresholds: ReadonlyArray<number>
+  readonly logLevel: LogLevel.LogLevel
+  readonly logPrompt: boolean
+}
+
+const positive = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value) && value > 0
+
+/** @internal */
+export const resolveOptions = (options: UsageTracker.Options): Either.Either<Resolved, string> =>
+  Either.gen(function*() {
+    const prices = { ...DEFAULT_PRICES, ...options.prices }
+    for (const [model, price] of Object.entries(prices)) {
+      const valid = (n: unknown) => typeof n === "number" && Number.isFinite(n) && n >= 0
+      if (!valid(price?.input) || !valid(price?.output)) {
+        return yield* Either.left(`prices["${model}"] must have input and output prices >= 0 (USD per million tokens)`)
+      }
+    }
+    const budget = options.budget ?? {}
+    if (budget.usd !== undefined && !positive(budget.usd)) {
+      return yield* Either.left(`budget.usd must be a positive number, got ${budget.usd}`)
+    }
+    if (budget.tokens !== undefined && !(positive(budget.tokens) && Number.isInteger(budget.tokens))) {
+      return yield* Either.left(`budget.tokens must be a whole number >= 1, got ${budget.tokens}`)
+    }
+    if (options.budget !== undefined && budget.usd === undefined && budget.tokens === undefined) {
+      return yield* Either.left("budget needs usd, tokens or both")
+    }
+    let period: number | undefined
+    if (budget.period !== undefined) {
+      const decoded = Option.getOrUndefined(Duration.decodeUnknown(budget.period))
+      if (decoded === undefined || !Duration.isFinite(decoded) || !Duration.greaterThan(decoded, Duration.zero)) {
+        return yield* Either.left(`budget.period must be a positive duration, got ${String(budget.period)}`)
+      }
+      period = Duration.toMillis(decoded)
+    }
+    const thresholds = budget.thresholds ?? DEFAULT_THRESHOLDS
+    if (!Array.isArray(thresholds) || thresholds.some((t) => !positive(t) || t > 1)) {
+      return yield* Either.left(`budget.thresholds must be fractions in (0, 1], got ${String(thresholds)}`)
+    }
+    const level = options.logLevel ?? "Info"
+    const logLevel = LogLevel.allLevels.find((l) => l._tag === level)
+    if (logLevel === undefined) {
+      return yield* Either.left(`logLevel must be one of ${LogLevel.allLevels.map((l) => l._tag).join(", ")}`)
+    }
+    return {
+      prices,
+      usd: budget.usd,
+      tokens: budget.tokens,
+      period,
+      thresholds: [...new Set(thresholds)].sort((a, b) => a - b),
+      logLevel,
+      logPrompt: options.logPrompt ?? false
+    }
+  })
+
+// ---------------------------------------------------------------------------
+// Totals
+// ---------------------------------------------------------------------------
+
+type MutableSummary = { -readonly [K in keyof UsageTracker.Summary]: UsageTracker.Summary[K] }
+
+const emptySummary = (): MutableSummary => ({
+  calls: 0,
+  succeeded: 0,
+  failed: 0,
+  cacheHits: 0,
+  attempts: 0,
+  promptTokens: 0,
+  completionTokens: 0,
+  totalTokens: 0,
+  costUsd: 0
+})
+
+const addTo = (summary: MutableSummary, event: UsageEvent): void => {
+  summary.calls++
+  if (event.outcome === "success") summary.succeeded++
+  else summary.failed++
+  if (event.cached) summary.cacheHits++
+  summary.attempts += event.attempts
+  summary.promptTokens += event.promptTokens
+  summary.completionTokens += event.completionTokens
+  summary.totalTokens += event.totalTokens
+  summary.costUsd += event.costUsd
+}
+
+const usd = (amount: number): string => `$${amount.toFixed(6)}`
+const count = (n: number): string => n.toLocaleString("en-US")
+
+const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)))
+  return rows.map((row) =>
+    row.map((cell, i) => i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)).join("  ")
+  )
+    .join("\n")
+}
+
+// ---------------------------------------------------------------------------
+// The tracker
+// ---------------------------------------------------------------------------
+
+/** @internal */
+export const make = (options: UsageTracker.Options = {}): Effect.Effect<UsageTracker.UsageTracker.Service> =>
+  Either.match(resolveOptions(options), {
+    onLeft: (message) => Effect.dieMessage(`UsageTracker: ${message}`),
+    onRight: (resolved) =>
+      Effect.gen(function*() {
+        const origin = yield* Clock.currentTimeMillis
+        const eventHub = yield* PubSub.sliding<UsageEvent>(4096)
+        const alertHub = yield* PubSub.sliding<UsageTracker.Alert>(1024)
+        const limits: Array<Limit> = []
+        if (resolved.usd !== undefined) {
+          limits.push({ dimension: "usd", limit: resolved.usd, spent: 0, reserved: 0, fired: new Set() })
+        }
+        if (resolved.tokens !== undefined) {
+          limits.push({ dimension: "tokens", limit: resolved.tokens, spent: 0, reserved: 0, fired: new Set() })
+        }
+        let periodIndex = 0
+        const overall = emptySummary()
+        const byModel = new Map<string, MutableSummary>()
+        const unpricedWarned = new Set<string>()
+        /** Reservations still held: each is released once, by the first record of it. */
+        const held = new WeakSet<UsageTracker.Reservation>()
+        const amount = (limit: Limit, r: UsageTracker.Reservation) =>
+          limit.dimension === "usd" ? r.usd : r.promptTokens + r.completionTokens
+
+        const periodStart = () => resolved.period === undefined ? origin : origin + periodIndex * resolved.period
+        const periodEnd = () => resolved.period === undefined ? undefined : periodStart() + resolved.period
+        /** Starts a new period if one is due: spending starts again, reservations in flight stay held. */
+        const roll = (now: number): void => {
+          if (resolved.period === undefined) return
+          const index = Math.floor((now - origin) / resolved.period)
+          if (index === periodIndex) return
+          periodIndex = index
+          for (const limit of limits) {
+            limit.spent = 0
+            limit.fired.clear()
+          }
+        }
+
+        const priceOf = (model: string): UsageTracker.Price | undefined =>
+          Object.hasOwn(resolved.prices, model) ? resolved.prices[model] : undefined
+        const costOf = (model: string, promptTokens: number, completionTokens: number): number | undefined => {
+          const price = priceOf(model)
+          return price === undefined
+            ? undefined
+            : (promptTokens * price.input + completionTokens * price.output) / 1_000_000
+        }
+
+        const reserve = (
+          request: ChatCompletionRequestInput,
+          models?: ReadonlyArray<string>
+        ): Effect.Effect<
+          UsageTracker.Reservation,
+          InferenceError.BudgetExceededError | InferenceError.InvalidRequestError
+        > =>
+          Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<
+            UsageTracker.Reservation,
+            InferenceError.BudgetExceededError | InferenceError.InvalidRequestError
+          > => {
+            const promptTokens = tokens.estimatePromptTokens(request)
+            const completionTokens = tokens.estimateCompletionTokens(request)
+            let cost = 0
+            for (const model of models ?? [request.model]) {
+              const price = costOf(model, promptTokens, completionTokens)
+              if (price === undefined) {
+                if (resolved.usd === undefined) continue
+                return Effect.fail(
+                  new InferenceError.InvalidRequestError({
+                    path: "model",
+                    issue:
+                      `"${model}" has no price in the usage tracker, so the dollar budget cannot hold its cost: add it to prices`
+                  })
+                )
+              }
+              cost = Math.max(cost, price)
+            }
+            const reservation: UsageTracker.Reservation = {
+              model: request.model,
+              promptTokens,
+              completionTokens,
+              usd: cost
+            }
+            if (limits.length === 0) return Effect.succeed(reservation)
+            roll(now)
+            for (const limit of limits) {
+              const requested = amount(limit, reservation)
+              if (limit.spent + limit.reserved + requested > limit.limit * (1 + EPSILON)) {
+                const end = periodEnd()
+                return Effect.fail(
+                  new InferenceError.BudgetExceededError({
+                    model: request.model,
+                    dimension: limit.dimension,
+                    limit: limit.limit,
+                    spent: limit.spent,
+                    reserved: limit.reserved,
+                    requested,
+                    resetsIn: end === undefined ? Option.none() : Option.some(Duration.millis(end - now))
+                  })
+                )
+              }
+            }
+            for (const limit of limits) limit.reserved += amount(limit, reservation)
+            held.add(reservation)
+            return Effect.succeed(reservation)
+          })
+
+        /** What the call used: reported, estimated, or nothing. */
+        const usageOf = (call: UsageTracker.CallRecord): {
+          readonly source: UsageTracker.UsageSource
+          readonly promptTokens: number
+          readonly completionTokens: number
+        } => {
+          if (call.cached === true) return { source: "none", promptTokens: 0, completionTokens: 0 }
+          if (call.usage !== undefined) {
+            return {
+              source: call.usage.estimated === true ? "estimated" : "reported",
+              promptTokens: Math.max(0, Math.round(call.usage.promptTokens)),
+              completionTokens: Math.max(0, Math.round(call.usage.completionTokens))
+            }
+          }
+          const ended = call.error !== undefined || call.interrupted === true || call.defect === true
+          const nothing = call.error !== undefined && tokens.generatedNothing(call.error)
+          if (!ended || nothing || call.reservation === undefined) {
+            return { source: "none", promptTokens: 0, completionTokens: 0 }
+          }
+          return {
+            source: "estimated",
+            promptTokens: call.reservation.promptTokens,
+            completionTokens: call.reservation.completionTokens
+          }
+        }
+
+        const record = (call: UsageTracker.CallRecord): Effect.Effect<UsageEvent> =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            const used = usageOf(call)
+            const cost = costOf(call.model, used.promptTokens, used.completionTokens)
+            const event = new UsageEvent({
+              timestamp: now,
+              model: call.model,
+              stream: call.stream === true,
+              cached: call.cached === true,
+              outcome: call.error !== undefined
+                ? call.error._tag
+                : call.interrupted === true
+                ? "Interrupted"
+                : call.defect === true
+                ? "Defect"
+                : "success",
+              attempts: call.attempts,
+              promptTokens: used.promptTokens,
+              completionTokens: used.completionTokens,
+              totalTokens: used.promptTokens + used.completionTokens,
+              usage: used.source,
+              costUsd: cost ?? 0,
+              priced: cost !== undefined,
+              latencyMillis: Math.max(0, Duration.toMillis(Duration.decode(call.latency))),
+              requestId: call.requestId
+            })
+            // One synchronous step: release the hold, charge the use, see which thresholds it crossed.
+            roll(now)
+            const alerts: Array<UsageTracker.Alert> = []
+            const reservation = call.reservation
+            const release = reservation !== undefined && held.delete(reservation)
+            for (const limit of limits) {
+              if (release) limit.reserved = Math.max(0, limit.reserved - amount(limit, reservation))
+              limit.spent += limit.dimension === "usd" ? event.costUsd : event.totalTokens
+              for (const threshold of resolved.thresholds) {
+                if (limit.spent >= threshold * limit.limit * (1 - EPSILON) && !limit.fired.has(threshold)) {
+                  limit.fired.add(threshold)
+                  alerts.push(
+                    new BudgetAlert({
+                      dimension: limit.dimension,
+                      threshold,
+                      spent: limit.spent,
+                      limit: limit.limit,
+                      periodStart: periodStart(),
+                      model: call.model
+                    })
+                  )
+                }
+              }
+            }
+            addTo(overall, event)
+            let summary = byModel.get(call.model)
+            if (summary === undefined) byModel.set(call.model, summary = emptySummary())
+            addTo(summary, event)
+            if (call.error?._tag === "QuotaExceededError") {
+              alerts.push(
+                new QuotaAlert({
+                  model: call.model,
+                  status: call.error.status,
+                  requestId: call.error.requestId,
+                  message: call.error.message
+                })
+              )
+            }
+            const warnUnpriced = cost === undefined && event.totalTokens > 0 && !unpricedWarned.has(call.model)
+            if (warnUnpriced) unpricedWarned.add(call.model)
+            return Effect.as(
+              Effect.all([
+                observe(event),
+                logUsage(event, call),
+                warnUnpriced
+                  ? Effect.logWarning("Inference model has no price; its cost counts as $0").pipe(
+                    Effect.annotateLogs({ model: call.model })
+                  )
+                  : Effect.void,
+                PubSub.publish(eventHub, event),
+                Effect.forEach(alerts, publishAlert, { discard: true })
+              ], { discard: true }),
+              event
+            )
+          })
+
+        const logUsage = (event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
+          resolved.logLevel._tag === "None" ?
+            Effect.void :
+            Effect.logWithLevel(resolved.logLevel, "Inference usage").pipe(
+              Effect.annotateLogs({
+                model: event.model,
+                outcome: event.outcome,
+                attempts: event.attempts,
+                promptTokens: event.promptTokens,
+                completionTokens: event.completionTokens,
+                totalTokens: event.totalTokens,
+                usage: event.usage,
+                costUsd: event.costUsd,
+                latencyMs: Math.round(event.latencyMillis),
+                cached: event.cached,
+                stream: event.stream,
+                requestId: event.requestId ?? "none",
+                ...(resolved.logPrompt && call.messages !== undefined ? { prompt: safeJson(call.messages) } : {})
+              })
+            )
+
+        const publishAlert = (alert: UsageTracker.Alert): Effect.Effect<void> =>
+          Effect.zipRight(
+            alert._tag === "BudgetAlert"
+              ? Effect.logWarning("Inference budget threshold reached").pipe(
+                Effect.annotateLogs({
+                  dimension: alert.dimension,
+                  threshold: `${Math.round(alert.threshold * 100)}%`,
+                  spent: alert.spent,
+                  limit: alert.limit,
+                  model: alert.model
+                })
+              )
+              : Effect.logWarning("Inference quota exhausted").pipe(
+                Effect.annotateLogs({
+                  model: alert.model,
+                  status: alert.status ?? "none",
+                  requestId: alert.requestId ?? "none"
+                })
+              ),
+            PubSub.publish(alertHub, alert)
+          )
+
+        const summaryCopy = (s: MutableSummary): UsageTracker.Summary => ({ ...s })
+        const totals = Effect.sync((): UsageTracker.Totals => ({
+          overall: summaryCopy(overall),
+          byModel: Object.fromEntries([...byModel].map(([model, s]) => [model, summaryCopy(s)]))
+        }))
+        const budget = Effect.map(Clock.currentTimeMillis, (now): ReadonlyArray<UsageTracker.BudgetStatus> => {
+          roll(now)
+          return limits.map((limit) => ({
+            dimension: limit.dimension,
+            limit: limit.limit,
+            spent: limit.spent,
+            reserved: limit.reserved,
+            remaining: Math.max(0, limit.limit - limit.spent - limit.reserved),
+            periodStart: periodStart(),
+            periodEnd: periodEnd()
+          }))
+        })
+        const report = Effect.map(Effect.zip(totals, budget), ([t, budgets]) => {
+          const row = (name: string, s: UsageTracker.Summary) => [
+            name,
+            count(s.calls),
+            count(s.succeeded),
+            count(s.failed),
+            count(s.cacheHits),
+            count(s.attempts),
+            count(s.promptTokens),
+            count(s.completionTokens),
+            usd(s.costUsd)
+          ]
+          const lines = [
+            table([
+              ["model", "calls", "ok", "failed", "cached", "attempts", "prompt tokens", "completion tokens", "cost"],
+              ...Object.entries(t.byModel).sort(([a], [b]) => a.localeCompare(b)).map(([model, s]) => row(model, s)),
+              row("total", t.overall)
+            ])
+          ]
+          for (const b of budgets) {
+            const amount = b.dimension === "usd" ? usd : count
+            lines.push(
+              `budget (${b.dimension}): ${amount(b.spent)} spent of ${amount(b.limit)} (${
+                (100 * b.spent / b.limit).toFixed(1)
+              }%), ${amount(b.reserved)} reserved`
+            )
+          }
+          return lines.join("\n")
+        })
+
+        return {
+          reserve,
+          record,
+          costOf,
+          totals,
+          budget,
+          report,
+          events: Stream.fromPubSub(eventHub),
+          subscribe: PubSub.subscribe(eventHub),
+          alerts: Stream.fromPubSub(alertHub),
+          subscribeAlerts: PubSub.subscribe(alertHub)
+        }
+      })
+  })
+
+/** Updates the metrics for one call. */
+const observe = (event: UsageEvent): Effect.Effect<void> => {
+  const model = event.model
+  return Effect.all([
+    Metric.increment(Metric.taggedWithLabels(metrics.calls, [
+      MetricLabel.make("model", model),
+      MetricLabel.make("outcome", event.outcome)
+    ])),
+    event.attempts > 0
+      ? Metric.incrementBy(Metric.tagged(metrics.attempts, "model", model), event.attempts)
+      : Effect.void,
+    event.promptTokens > 0
+      ? Metric.incrementBy(
+        Metric.taggedWithLabels(metrics.tokens, [MetricLabel.make("model", model), MetricLabel.make("kind", "prompt")]),
+        event.promptTokens
+      )
+      : Effect.void,
+    event.completionTokens > 0
+      ? Metric.incrementBy(
+        Metric.taggedWithLabels(metrics.tokens, [
+          MetricLabel.make("model", model),
+          MetricLabel.make("kind", "completion")
+        ]),
+        event.completionTokens
+      )
+      : Effect.void,
+    Metric.update(Metric.tagged(metrics.latency, "model", model), event.latencyMillis),
+    event.costUsd > 0 ? Metric.incrementBy(Metric.tagged(metrics.cost, "model", model), event.costUsd) : Effect.void
+  ], { discard: true })
+}
+
+const safeJson = (value: unknown): string => {
+  try {
+    return JSON.stringify(value) ?? ""
+  } catch {
+    return "(not JSON)"
+  }
+}
