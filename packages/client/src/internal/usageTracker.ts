@@ -205,6 +205,7 @@ export const make = (options: UsageTracker.Options = {}): Effect.Effect<UsageTra
         const unpricedWarned = new Set<string>()
         /** Reservations still held: each is released once, by the first record of it. */
         const held = new WeakSet<UsageTracker.Reservation>()
+        let holding = 0
         const amount = (limit: Limit, r: UsageTracker.Reservation) =>
           limit.dimension === "usd" ? r.usd : r.promptTokens + r.completionTokens
 
@@ -286,6 +287,7 @@ export const make = (options: UsageTracker.Options = {}): Effect.Effect<UsageTra
             }
             for (const limit of limits) limit.reserved += amount(limit, reservation)
             held.add(reservation)
+            holding++
             return Effect.succeed(reservation)
           })
 
@@ -346,8 +348,10 @@ export const make = (options: UsageTracker.Options = {}): Effect.Effect<UsageTra
             const alerts: Array<UsageTracker.Alert> = []
             const reservation = call.reservation
             const release = reservation !== undefined && held.delete(reservation)
+            if (release) holding--
             for (const limit of limits) {
-              if (release) limit.reserved = Math.max(0, limit.reserved - amount(limit, reservation))
+              // With nothing in flight nothing is reserved: no rounding residue is left to hold.
+              if (release) limit.reserved = holding === 0 ? 0 : Math.max(0, limit.reserved - amount(limit, reservation))
               limit.spent += limit.dimension === "usd" ? event.costUsd : event.totalTokens
               for (const threshold of resolved.thresholds) {
                 if (limit.spent >= threshold * limit.limit * (1 - EPSILON) && !limit.fired.has(threshold)) {

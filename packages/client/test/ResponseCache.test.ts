@@ -1,0 +1,473 @@
+import * as KeyValueStore from "@effect/platform/KeyValueStore"
+import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
+import type { ChatCompletionRequestInput } from "../src/ChatCompletion.js"
+import * as InferenceClient from "../src/InferenceClient.js"
+import * as ResponseCache from "../src/ResponseCache.js"
+import * as UsageTracker from "../src/UsageTracker.js"
+import { hello, layer as clientLayer, MODEL } from "./utils/Client.js"
+import * as Fake from "./utils/FakeTransport.js"
+
+const deterministic: ChatCompletionRequestInput = { ...hello, temperature: 0 }
+
+const keyOf = (request: unknown, baseUrl = "http://inference.test/v1", project: string | undefined = "team/project") =>
+  ResponseCache.key({ baseUrl, project, request })
+
+/** Runs `f` with a client over `fake`, with `cache` and a quiet usage tracker in context. */
+const run = <A, E>(
+  fake: Fake.Fake,
+  cache: Layer.Layer<ResponseCache.ResponseCache>,
+  f: (
+    client: InferenceClient.InferenceClient.Service,
+    tracker: UsageTracker.UsageTracker.Service,
+    cache: ResponseCache.ResponseCache.Service
+  ) => Effect.Effect<A, E>,
+  options: Partial<InferenceClient.Options> = {}
+) =>
+  Effect.gen(function*() {
+    return yield* f(
+      yield* InferenceClient.InferenceClient,
+      yield* UsageTracker.UsageTracker,
+      yield* ResponseCache.ResponseCache
+    )
+  }).pipe(
+    Effect.provide(
+      clientLayer(fake, options).pipe(
+        Layer.provideMerge(Layer.merge(UsageTracker.layer({ logLevel: "None" }), cache))
+      )
+    )
+  )
+
+const answering = (...contents: ReadonlyArray<string>) => {
+  let n = 0
+  return Fake.make(() => Fake.completion(contents[Math.min(n++, contents.length - 1)]))
+}
+
+const contentOf = (
+  completion: { readonly choices: ReadonlyArray<{ readonly message: { readonly content?: unknown } }> }
+) => completion.choices[0]?.message.content
+
+describe("ResponseCache", () => {
+  describe("key", () => {
+    const base: ChatCompletionRequestInput = {
+      model: MODEL,
+      messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "Hello" }],
+      temperature: 0,
+      max_tokens: 64
+    }
+    const changes: ReadonlyArray<readonly [string, ChatCompletionRequestInput]> = [
+      ["model", { ...base, model: "meta-llama/Llama-3.3-70B-Instruct" }],
+      ["a message's text", { ...base, messages: [base.messages[0]!, { role: "user", content: "Hello!" }] }],
+      ["a message's role", { ...base, messages: [base.messages[0]!, { role: "assistant", content: "Hello" }] }],
+      ["the order of messages", { ...base, messages: [...base.messages].reverse() }],
+      ["temperature", { ...base, temperature: 0.1 }],
+      ["max_tokens", { ...base, max_tokens: 65 }],
+      ["seed", { ...base, seed: 1 }],
+      ["top_p", { ...base, top_p: 0.9 }],
+      ["stop", { ...base, stop: ["\n"] }],
+      ["tools", {
+        ...base,
+        tools: [{ type: "function", function: { name: "f", parameters: { type: "object" } } }]
+      }],
+      ["response_format", { ...base, response_format: { type: "json_object" } }],
+      ["user", { ...base, user: "u-1" }]
+    ]
+    for (const [name, changed] of changes) {
+      it.effect(`changes with ${name}`, () =>
+        Effect.gen(function*() {
+          assert.notStrictEqual(yield* keyOf(base), yield* keyOf(changed))
+        }))
+    }
+
+    it.effect("changes with the stream flag, the base URL and the project", () =>
+      Effect.gen(function*() {
+        const key = yield* keyOf(base)
+        assert.notStrictEqual(key, yield* keyOf({ ...base, stream: true }))
+        assert.notStrictEqual(key, yield* keyOf(base, "http://other.test/v1"))
+        assert.notStrictEqual(key, yield* keyOf(base, "http://inference.test/v1", "team/other"))
+        assert.notStrictEqual(
+          key,
+          yield* ResponseCache.key({ baseUrl: "http://inference.test/v1", project: undefined, request: base })
+        )
+      }))
+
+    it.effect("is the same for the same request written with its keys in another order", () =>
+      Effect.gen(function*() {
+        const reordered = { max_tokens: 64, temperature: 0, messages: base.messages, model: MODEL }
+        assert.strictEqual(yield* keyOf(base), yield* keyOf(reordered))
+        assert.match(yield* keyOf(base), /^[0-9a-f]{64}$/)
+      }))
+  })
+
+  describe("options", () => {
+    const invalid: ReadonlyArray<readonly [string, ResponseCache.Options, string]> = [
+      ["a capacity of 0", { capacity: 0 }, "capacity"],
+      ["a negative ttl", { ttl: -5 }, "ttl"],
+      ["an unknown policy", { policy: "some" as "all" }, "policy"]
+    ]
+    for (const [name, options, expected] of invalid) {
+      it.effect(`refuses ${name}, naming the option`, () =>
+        Effect.gen(function*() {
+          const exit = yield* Effect.exit(ResponseCache.makeMemory(options))
+          assert.isTrue(Exit.isFailure(exit) && String(exit.cause).includes(expected), String(exit))
+        }))
+    }
+  })
+
+  describe("with the client", () => {
+    it.effect("answers a deterministic request from the cache the second time, at no cost", () =>
+      Effect.gen(function*() {
+        const fake = answering("first", "second")
+        const hitsBefore = (yield* Metric.value(Metric.tagged(ResponseCache.metrics.lookups, "result", "hit"))).count
+        const result = yield* run(
+          fake,
+          ResponseCache.layerMemory(),
+          (client, tracker) =>
+            Effect.scoped(Effect.gen(function*() {
+              const events = yield* tracker.subscribe
+              const a = yield* client.chatCompletion(deterministic)
+              const b = yield* client.chatCompletion(deterministic)
+              return { a, b, events: Chunk.toReadonlyArray(yield* Queue.takeAll(events)) }
+            }))
+        )
+        assert.strictEqual(fake.requests.length, 1)
+        assert.strictEqual(contentOf(result.a), "first")
+        assert.strictEqual(contentOf(result.b), "first")
+        assert.deepInclude(result.events[0], { cached: false, totalTokens: 7 })
+        assert.deepInclude(result.events[1], { cached: true, costUsd: 0, totalTokens: 0, attempts: 0 })
+        const hitsAfter = (yield* Metric.value(Metric.tagged(ResponseCache.metrics.lookups, "result", "hit"))).count
+        assert.strictEqual(hitsAfter - hitsBefore, 1)
+      }))
+
+    it.effect("a seed makes a request deterministic; other requests are not cached by default", () =>
+      Effect.gen(function*() {
+        const fake = answering("a", "b", "c", "d")
+        const contents = yield* run(fake, ResponseCache.layerMemory(), (client) =>
+          Effect.forEach([
+            { ...hello, seed: 7 },
+            { ...hello, seed: 7 },
+            hello,
+            hello,
+            { ...hello, temperature: 0.7 }
+          ], (r) => Effect.map(client.chatCompletion(r), contentOf)))
+        assert.deepStrictEqual(contents, ["a", "a", "b", "c", "d"])
+      }))
+
+    it.effect("the policy \"all\" caches every request", () =>
+      Effect.gen(function*() {
+        const fake = answering("a", "b")
+        const contents = yield* run(fake, ResponseCache.layerMemory({ policy: "all" }), (client) =>
+          Effect.forEach([hello, hello], (r) =>
+            Effect.map(client.chatCompletion(r), contentOf)))
+        assert.deepStrictEqual(contents, ["a", "a"])
+      }))
+
+    it.effect("a call's { ttl } caches it whatever the policy, for that long", () =>
+      Effect.gen(function*() {
+        const fake = answering("a", "b", "c")
+        const contents = yield* run(fake, ResponseCache.layerMemory(), (client) =>
+          Effect.gen(function*() {
+            const ask = Effect.map(client.chatCompletion(hello, { cache: { ttl: "1 minute" } }), contentOf)
+            const first = [yield* ask, yield* ask]
+            yield* TestClock.adjust("61 seconds")
+            return [...first, yield* ask, yield* ask]
+          }))
+        assert.deepStrictEqual(contents, ["a", "a", "b", "b"])
+      }))
+
+    it.effect("entries expire after the cache's ttl", () =>
+      Effect.gen(function*() {
+        const fake = answering("a", "b")
+        const contents = yield* run(fake, ResponseCache.layerMemory({ ttl: "10 minutes" }), (client) =>
+          Effect.gen(function*() {
+            const first = yield* client.chatCompletion(deterministic)
+            yield* TestClock.adjust("9 minutes")
+            const second = yield* client.chatCompletion(deterministic)
+            yield* TestClock.adjust("2 minutes")
+            return [first, second, yield* client.chatCompletion(deterministic)].map(contentOf)
+          }))
+        assert.deepStrictEqual(contents, ["a", "a", "b"])
+      }))
+
+    it.effect("\"no-cache\" asks the server again and stores the fresh answer; \"no-store\" leaves the cache alone", () =>
+      Effect.gen(function*() {
+        const fake = answering("a", "b", "c")
+        const contents = yield* run(fake, ResponseCache.layerMemory(), (client) =>
+          Effect.forEach(
+            [undefined, "no-cache", undefined, "no-store", undefined] as const,
+            (cache) => Effect.map(client.chatCompletion(deterministic, { cache }), contentOf)
+          ))
+        assert.deepStrictEqual(contents, ["a", "b", "b", "c", "b"])
+      }))
+
+    it.effect("errors are never cached", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.json(400, Fake.errorBody("bad")), Fake.completion("ok")])
+        const result = yield* run(fake, ResponseCache.layerMemory(), (client) =>
+          Effect.gen(function*() {
+            const first = yield* Effect.flip(client.chatCompletion(deterministic))
+            const second = yield* client.chatCompletion(deterministic)
+            return { first, second }
+          }))
+        assert.strictEqual(result.first._tag, "BadRequestError")
+        assert.strictEqual(contentOf(result.second), "ok")
+        assert.strictEqual(fake.requests.length, 2)
+      }))
+
+    it.effect("concurrent identical calls send one request and share its answer", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => ({ _tag: "Delay", delay: "1 second", then: () => Fake.completion("shared") }))
+        const contents = yield* Fake.runWithClock(run(fake, ResponseCache.layerMemory(), (client) =>
+          Effect.forEach(
+            Array.from({ length: 20 }, () => deterministic),
+            (r) => Effect.map(client.chatCompletion(r), contentOf),
+            { concurrency: "unbounded" }
+          ))).pipe(Effect.flatten)
+        assert.strictEqual(fake.requests.length, 1)
+        assert.deepStrictEqual(contents, Array.from({ length: 20 }, () => "shared"))
+      }))
+
+    it.effect("concurrent identical calls share a failure too, and the next call asks again", () =>
+      Effect.gen(function*() {
+        let n = 0
+        const fake = Fake.make(() =>
+          n++ === 0
+            ? { _tag: "Delay", delay: "1 second", then: () => Fake.json(400, Fake.errorBody("bad")) }
+            : Fake.completion("later")
+        )
+        const result = yield* Fake.runWithClock(
+          run(fake, ResponseCache.layerMemory(), (client) =>
+            Effect.gen(function*() {
+              const exits = yield* Effect.forEach(
+                Array.from({ length: 5 }, () => deterministic),
+                (r) => Effect.exit(client.chatCompletion(r)),
+                { concurrency: "unbounded" }
+              )
+              return { exits, next: yield* client.chatCompletion(deterministic) }
+            }))
+        ).pipe(Effect.flatten)
+        assert.isTrue(result.exits.every((exit) => Exit.isFailure(exit) && String(exit.cause).includes("BadRequest")))
+        assert.strictEqual(contentOf(result.next), "later")
+        assert.strictEqual(fake.requests.length, 2)
+      }))
+
+    it.effect("a waiting call gets the answer even if the call that asked first is interrupted", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => ({ _tag: "Delay", delay: "1 second", then: () => Fake.completion("fresh") }))
+        const content = yield* run(fake, ResponseCache.layerMemory(), (client) =>
+          Effect.gen(function*() {
+            const first = yield* Effect.fork(client.chatCompletion(deterministic))
+            yield* TestClock.adjust("100 millis")
+            const second = yield* Effect.fork(client.chatCompletion(deterministic))
+            yield* TestClock.adjust("100 millis")
+            yield* Fiber.interrupt(first)
+            yield* TestClock.adjust("2 seconds")
+            return contentOf(yield* Fiber.join(second))
+          }))
+        assert.strictEqual(content, "fresh")
+        assert.strictEqual(fake.requests.length, 2)
+      }))
+
+    it.effect("keeps at most `capacity` entries, the least recently used going first", () =>
+      Effect.gen(function*() {
+        const fake = answering("a", "b", "c", "d")
+        const ask = (content: string) => ({ ...deterministic, messages: [{ role: "user" as const, content }] })
+        const contents = yield* run(fake, ResponseCache.layerMemory({ capacity: 1 }), (client) =>
+          Effect.forEach([ask("x"), ask("y"), ask("y"), ask("x")], (r) =>
+            Effect.map(client.chatCompletion(r), contentOf)))
+        assert.deepStrictEqual(contents, ["a", "b", "b", "c"])
+      }))
+
+    it.effect("a bad cache option is an InvalidRequestError and sends nothing", () =>
+      Effect.gen(function*() {
+        const fake = answering("a")
+        const errors = yield* run(fake, ResponseCache.layerMemory(), (client) =>
+          Effect.forEach([{ ttl: "soon" }, { ttl: 0 }, "always"] as const, (cache) =>
+            Effect.flip(client.chatCompletion(deterministic, { cache: cache as ResponseCache.Directive }))))
+        assert.deepStrictEqual(
+          errors.map((e) =>
+            e._tag === "InvalidRequestError" && e.path
+          ),
+          [
+            "cache.ttl",
+            "cache.ttl",
+            "cache"
+          ]
+        )
+        assert.strictEqual(fake.requests.length, 0)
+      }))
+
+    it.effect("a streamed request is stored once read to its end and replayed chunk by chunk", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => Fake.text(200, Fake.sseAnswer(["Hel", "lo", "!"])))
+        const result = yield* run(
+          fake,
+          ResponseCache.layerMemory(),
+          (client, tracker) =>
+            Effect.scoped(Effect.gen(function*() {
+              const events = yield* tracker.subscribe
+              const live = yield* Stream.runCollect(client.streamChatCompletion(deterministic))
+              const replayed = yield* Stream.runCollect(client.streamChatCompletion(deterministic))
+              // a streamed request and a plain one are different entries
+              yield* client.chatCompletion(deterministic).pipe(Effect.ignore)
+              return { live, replayed, events: Chunk.toReadonlyArray(yield* Queue.takeAll(events)) }
+            }))
+        )
+        assert.strictEqual(fake.requests.length, 2)
+        assert.strictEqual(Chunk.size(result.replayed), Chunk.size(result.live))
+        assert.isAbove(Chunk.size(result.replayed), 3)
+        assert.deepStrictEqual(
+          Chunk.toReadonlyArray(result.replayed).map((c) => c.choices[0]?.delta.content ?? null),
+          Chunk.toReadonlyArray(result.live).map((c) => c.choices[0]?.delta.content ?? null)
+        )
+        assert.deepInclude(result.events[1], { cached: true, stream: true, costUsd: 0 })
+      }))
+
+    it.effect("a stream the consumer left early is not stored", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => Fake.text(200, Fake.sseAnswer(["a", "b", "c"])))
+        yield* run(fake, ResponseCache.layerMemory(), (client) =>
+          Effect.gen(function*() {
+            yield* Stream.runDrain(Stream.take(client.streamChatCompletion(deterministic), 2))
+            yield* Stream.runDrain(client.streamChatCompletion(deterministic))
+          }))
+        assert.strictEqual(fake.requests.length, 2)
+      }))
+
+    it.effect("without a cache in context, nothing is cached", () =>
+      Effect.gen(function*() {
+        const fake = answering("a", "b")
+        const contents = yield* Effect.provide(
+          Effect.flatMap(
+            InferenceClient.InferenceClient,
+            (client) =>
+              Effect.forEach([deterministic, deterministic], (r) => Effect.map(client.chatCompletion(r), contentOf))
+          ),
+          clientLayer(fake)
+        )
+        assert.deepStrictEqual(contents, ["a", "b"])
+      }))
+  })
+
+  describe("persistent", () => {
+    it.effect("an entry survives a new cache over the same store", () =>
+      Effect.gen(function*() {
+        const store = yield* Effect.provide(KeyValueStore.KeyValueStore, KeyValueStore.layerMemory)
+        const storeLayer = Layer.succeed(KeyValueStore.KeyValueStore, store)
+        const first = answering("stored")
+        yield* run(first, ResponseCache.layerPersistent().pipe(Layer.provide(storeLayer)), (client) =>
+          client.chatCompletion(deterministic))
+        const second = answering("fresh")
+        const content = yield* run(second, ResponseCache.layerPersistent().pipe(Layer.provide(storeLayer)), (client) =>
+          Effect.map(client.chatCompletion(deterministic), contentOf))
+        assert.strictEqual(content, "stored")
+        assert.strictEqual(second.requests.length, 0)
+        assert.strictEqual(yield* store.size, 1)
+      }))
+
+    it.effect("a stored entry expires by the time written with it, even in a new cache", () =>
+      Effect.gen(function*() {
+        const store = yield* Effect.provide(KeyValueStore.KeyValueStore, KeyValueStore.layerMemory)
+        const storeLayer = Layer.succeed(KeyValueStore.KeyValueStore, store)
+        const layer = ResponseCache.layerPersistent({ ttl: "5 minutes" }).pipe(Layer.provide(storeLayer))
+        yield* run(answering("old"), layer, (client) => client.chatCompletion(deterministic))
+        yield* TestClock.adjust("6 minutes")
+        const fake = answering("new")
+        const content = yield* run(fake, layer, (client) => Effect.map(client.chatCompletion(deterministic), contentOf))
+        assert.strictEqual(content, "new")
+        assert.strictEqual(fake.requests.length, 1)
+      }))
+
+    it.effect("an entry that cannot be read back is a miss, and the fresh answer replaces it", () =>
+      Effect.gen(function*() {
+        const store = yield* Effect.provide(KeyValueStore.KeyValueStore, KeyValueStore.layerMemory)
+        const storeLayer = Layer.succeed(KeyValueStore.KeyValueStore, store)
+        const key = yield* keyOf({ ...deterministic, stream: false })
+        yield* store.set(key, "{\"version\":1,\"expiresAt\":")
+        const fake = answering("fresh")
+        const content = yield* run(
+          fake,
+          ResponseCache.layerPersistent().pipe(Layer.provide(storeLayer)),
+          (client) => Effect.map(client.chatCompletion(deterministic), contentOf)
+        )
+        assert.strictEqual(content, "fresh")
+        assert.include(Option.getOrElse(yield* store.get(key), () => ""), "fresh")
+      }))
+
+    it.effect("a streamed entry is stored and replayed from the store", () =>
+      Effect.gen(function*() {
+        const store = yield* Effect.provide(KeyValueStore.KeyValueStore, KeyValueStore.layerMemory)
+        const layer = ResponseCache.layerPersistent().pipe(
+          Layer.provide(Layer.succeed(KeyValueStore.KeyValueStore, store))
+        )
+        const live = yield* run(
+          Fake.make(() => Fake.text(200, Fake.sseAnswer(["x", "y"]))),
+          layer,
+          (client) => Stream.runCollect(client.streamChatCompletion(deterministic))
+        )
+        const fake = Fake.make(() => Fake.text(200, Fake.sseAnswer(["other"])))
+        const replayed = yield* run(fake, layer, (client) =>
+          Stream.runCollect(client.streamChatCompletion(deterministic)))
+        assert.strictEqual(fake.requests.length, 0)
+        assert.deepStrictEqual(
+          Chunk.toReadonlyArray(replayed).map((c) =>
+            c.choices[0]?.delta.content ?? null
+          ),
+          Chunk.toReadonlyArray(live).map((c) => c.choices[0]?.delta.content ?? null)
+        )
+      }))
+
+    it.effect("invalidate and invalidateAll remove entries from memory and from the store", () =>
+      Effect.gen(function*() {
+        const store = yield* Effect.provide(KeyValueStore.KeyValueStore, KeyValueStore.layerMemory)
+        const cache = yield* Effect.provide(
+          ResponseCache.makePersistent(),
+          Layer.succeed(KeyValueStore.KeyValueStore, store)
+        )
+        const completion = yield* Effect.provide(
+          Effect.flatMap(InferenceClient.InferenceClient, (client) => client.chatCompletion(hello)),
+          clientLayer(answering("x"))
+        )
+        const entry = new ResponseCache.CachedCompletion({ completion })
+        yield* cache.set("k1", entry, Duration.minutes(1))
+        yield* cache.set("k2", entry, Duration.minutes(1))
+        assert.isTrue(Option.isSome(yield* cache.get("k1")))
+        yield* cache.invalidate("k1")
+        assert.isTrue(Option.isNone(yield* cache.get("k1")))
+        assert.strictEqual(yield* store.size, 1)
+        yield* cache.invalidateAll
+        assert.isTrue(Option.isNone(yield* cache.get("k2")))
+        assert.strictEqual(yield* store.size, 0)
+      }))
+  })
+
+  describe("getOrCompute", () => {
+    it.effect("says whether the entry was a hit", () =>
+      Effect.gen(function*() {
+        const cache = yield* ResponseCache.makeMemory()
+        const completion = yield* Effect.provide(
+          Effect.flatMap(InferenceClient.InferenceClient, (client) => client.chatCompletion(hello)),
+          clientLayer(answering("x"))
+        )
+        const gate = yield* Deferred.make<void>()
+        const compute = Effect.as(Deferred.await(gate), new ResponseCache.CachedCompletion({ completion }))
+        const first = yield* Effect.fork(cache.getOrCompute("k", compute, Duration.minutes(1)))
+        const second = yield* Effect.fork(cache.getOrCompute("k", compute, Duration.minutes(1)))
+        yield* Deferred.succeed(gate, undefined)
+        assert.isFalse((yield* Fiber.join(first)).hit)
+        assert.isTrue((yield* Fiber.join(second)).hit)
+        assert.isTrue((yield* cache.getOrCompute("k", compute, Duration.minutes(1))).hit)
+      }))
+  })
+})
