@@ -171,11 +171,13 @@ export interface Options {
    */
   readonly fallback?: ReadonlyArray<string> | undefined
   /**
-   * Usage tracking (see `UsageTracker`): `false` to turn it off, or the options
-   * of the client's own tracker (prices, a budget, the usage log line). Default
-   * on, with no budget. A `UsageTracker.layer` in context, if any, is used
-   * instead, so that the application can read its totals, events and alerts and
-   * several clients share one budget.
+   * Usage tracking (see `UsageTracker`). Left out, the client records into the
+   * `UsageTracker.layer` in context, if any (so that the application can read
+   * its totals, events and alerts, and several clients share one budget), or
+   * else into a tracker of its own with default options: no budget, a usage log
+   * line per call at Info. Options here (prices, a budget, the log line) always
+   * make the client a tracker of its own, so that a budget given here is never
+   * overridden. `false` turns tracking off.
    */
   readonly usage?: false | UsageTracker.Options | undefined
   /** A last change to the configured `HttpClient` (extra headers, a proxy, tracing settings). */

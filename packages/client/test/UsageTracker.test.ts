@@ -634,6 +634,23 @@ describe("UsageTracker", () => {
         assert.strictEqual(fake.requests.length, 0)
       }))
 
+    it.effect("usage options make the client a tracker of its own even with one in context", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => Fake.completion())
+        const result = yield* run(
+          fake,
+          (client, shared) =>
+            Effect.gen(function*() {
+              const refused = yield* Effect.flip(client.chatCompletion({ ...hello, max_tokens: 200 }))
+              return { refused, shared: yield* shared.totals }
+            }),
+          trackerLayer(),
+          { usage: { budget: { tokens: 100 }, logLevel: "None" } }
+        )
+        assert.strictEqual(result.refused._tag, "BudgetExceededError")
+        assert.strictEqual(result.shared.overall.calls, 0)
+      }))
+
     it.effect("a rate limit and a budget work side by side", () =>
       Effect.gen(function*() {
         const fake = Fake.make([Fake.completion()])

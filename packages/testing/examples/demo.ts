@@ -3,13 +3,14 @@
  *
  * With no WANDB_API_KEY it starts the W&B Inference simulator in this process and
  * runs against it; with the key set it runs the fault-free parts against the real
- * service (WANDB_PROJECT and WANDB_INFERENCE_BASE_URL are read too).
+ * service (WANDB_PROJECT and WANDB_INFERENCE_BASE_URL are read too). It ends with
+ * the usage report of the `UsageTracker` every client records into.
  */
-import { InferenceClient, type InferenceError } from "@effect-inference/client"
+import { InferenceClient, type InferenceError, ResponseCache, UsageTracker } from "@effect-inference/client"
 import { Fault, InferenceSimulator } from "@effect-inference/testing"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Config, Duration, Effect, HashMap, Logger, Option, Redacted } from "effect"
+import { Chunk, Config, Duration, Effect, HashMap, Layer, Logger, Option, Queue, Redacted } from "effect"
 
 const MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 const PROJECT = "demo-team/demo"
@@ -22,42 +23,17 @@ const stamp = () => {
 const say = (text: string) => Effect.sync(() => console.log(`${stamp()}  ${text}`))
 const section = (title: string) => Effect.sync(() => console.log(`\n${stamp()}  ── ${title}`))
 
-/** Totals for the closing report. Failed attempts are counted from the client's own warnings. */
-interface Usage {
-  readonly calls: number
-  readonly failedAttempts: number
-  readonly succeeded: number
-  readonly promptTokens: number
-  readonly completionTokens: number
-}
-// The logger below runs outside any fiber's own state, so the totals are a plain mutable record.
-const usage: { -readonly [K in keyof Usage]: Usage[K] } = {
-  calls: 0,
-  failedAttempts: 0,
-  succeeded: 0,
-  promptTokens: 0,
-  completionTokens: 0
-}
-
-/** Prints the client's retry warnings as one readable line each, and counts them. */
+/** Prints the client's retry warnings as one readable line each (the usage lines are summed up in the report). */
 const demoLogger = Logger.make(({ annotations }) => {
   const get = (key: string) => Option.getOrUndefined(HashMap.get(annotations, key))
   if (get("tag") === undefined) return
-  usage.failedAttempts++
   const status = get("status") === "none" ? "" : ` (HTTP ${String(get("status"))})`
   const next = get("retryIn") === "none" ? "not retried" : `retrying in ${String(get("retryIn"))}`
   console.log(`${stamp()}    attempt ${String(get("attempt"))} failed: ${String(get("tag"))}${status}; ${next}`)
 })
 
 const call = (client: InferenceClient.InferenceClient.Service, content: string) =>
-  Effect.gen(function*() {
-    usage.calls++
-    const completion = yield* client.chatCompletion({ model: MODEL, messages: [{ role: "user", content }] })
-    usage.succeeded++
-    usage.promptTokens += completion.usage?.prompt_tokens ?? 0
-    usage.completionTokens += completion.usage?.completion_tokens ?? 0
-    return completion
-  })
+  client.chatCompletion({ model: MODEL, messages: [{ role: "user", content }] })
 
 const preview = (text: string | null) => {
   const t = text ?? ""
@@ -83,14 +59,64 @@ const concurrentCalls = (client: InferenceClient.InferenceClient.Service, n: num
     { concurrency: "unbounded" }
   )
 
+const cached = (client: InferenceClient.InferenceClient.Service) =>
+  Effect.gen(function*() {
+    yield* section("7. A response cache: the same question at temperature 0, twice")
+    const ask = client.chatCompletion({
+      model: MODEL,
+      messages: [{ role: "user", content: "Name a prime number." }],
+      temperature: 0
+    })
+    const [first] = yield* timed(ask)
+    const [second, answer] = yield* timed(ask)
+    yield* say(`asked in ${first}; answered from the cache in ${second}: ${preview(answer.choices[0].message.content)}`)
+  })
+
+const budgeted = (client: InferenceClient.InferenceClient.Service, alerts: Effect.Effect<ReadonlyArray<string>>) =>
+  Effect.gen(function*() {
+    yield* section("8. A budget of 200 tokens: alerts at 50% and 80%, then a call that would not fit is refused")
+    for (let i = 1; i <= 10; i++) {
+      const outcome = yield* Effect.either(
+        client.chatCompletion({
+          model: MODEL,
+          messages: [{ role: "user", content: `Tell me fact ${i}.` }],
+          max_tokens: 48
+        })
+      )
+      for (const alert of yield* alerts) yield* say(`  alert: ${alert}`)
+      if (outcome._tag === "Left") {
+        yield* say(`call ${i}: ${outcome.left._tag}: ${outcome.left.message}`)
+        break
+      }
+      yield* say(`call ${i}: ${outcome.right.usage?.total_tokens} tokens`)
+    }
+  })
+
+/**
+ * A client whose calls count against a budget of its own (200 tokens), and its
+ * alerts so far, as lines, from `alerts`.
+ */
+const withBudget = <E, R>(make: Effect.Effect<InferenceClient.InferenceClient.Service, E, R>) =>
+  Effect.gen(function*() {
+    const tracker = yield* UsageTracker.make({ budget: { tokens: 200 }, logLevel: "None" })
+    const queue = yield* tracker.subscribeAlerts
+    const client = yield* Effect.provideService(make, UsageTracker.UsageTracker, tracker)
+    const alerts = Effect.map(
+      Queue.takeAll(queue),
+      (all) =>
+        Chunk.toReadonlyArray(all).map((alert) =>
+          alert._tag === "BudgetAlert"
+            ? `${alert.threshold * 100}% of the ${alert.dimension} budget reached (${alert.spent} of ${alert.limit})`
+            : `quota: ${alert.message}`
+        )
+    )
+    return { client, alerts }
+  })
+
 const report = Effect.gen(function*() {
-  const u = usage
-  yield* section("7. Usage")
-  yield* say(`calls ${u.calls}, succeeded ${u.succeeded}, failed ${u.calls - u.succeeded}`)
-  yield* say(`HTTP attempts ${u.succeeded + u.failedAttempts} (${u.failedAttempts} failed and logged)`)
-  yield* say(
-    `tokens: prompt ${u.promptTokens}, completion ${u.completionTokens}, total ${u.promptTokens + u.completionTokens}`
-  )
+  yield* section("9. Usage, from the UsageTracker")
+  const tracker = yield* UsageTracker.UsageTracker
+  for (const line of (yield* tracker.report).split("\n")) yield* say(line)
 })
 
 const simulated = Effect.gen(function*() {
@@ -148,8 +174,12 @@ const simulated = Effect.gen(function*() {
     }; 429s from the server: ${refused}`
   )
 
+  yield* cached(client)
+  const budget = yield* withBudget(clientWith({}))
+  yield* budgeted(budget.client, budget.alerts)
   yield* report
 }).pipe(
+  Effect.scoped,
   Effect.provide(InferenceSimulator.layer({ firstByte: "40 millis", perToken: "3 millis", concurrencyLimit: 4 }))
 )
 
@@ -161,8 +191,13 @@ const real = Effect.gen(function*() {
   const [took, results] = yield* timed(concurrentCalls(client, 8))
   yield* say(`${results.filter((r) => r._tag === "Right").length}/8 succeeded in ${took}`)
   for (const r of results) if (r._tag === "Left") yield* say(`  ${r.left._tag}: ${r.left.message}`)
+  yield* cached(client)
+  const budget = yield* withBudget(
+    Effect.flatMap(InferenceClient.config, (fromEnv) => InferenceClient.make({ ...fromEnv, maxConcurrency: 4 }))
+  )
+  yield* budgeted(budget.client, budget.alerts)
   yield* report
-}).pipe(Effect.provide(InferenceClient.layerConfig({ maxConcurrency: 4 })))
+}).pipe(Effect.scoped, Effect.provide(InferenceClient.layerConfig({ maxConcurrency: 4 })))
 
 const main = Effect.gen(function*() {
   const key = yield* Config.option(Config.redacted("WANDB_API_KEY"))
@@ -174,7 +209,8 @@ const main = Effect.gen(function*() {
       Effect.sync(() => process.exitCode = 1)
     )
   ),
-  Effect.provide(NodeHttpClient.layerUndici),
+  // One tracker for every client of the demo (but the budgeted one), and one cache.
+  Effect.provide(Layer.mergeAll(NodeHttpClient.layerUndici, UsageTracker.layer(), ResponseCache.layerMemory())),
   Effect.provide(Logger.replace(Logger.defaultLogger, demoLogger))
 )
 

@@ -70,7 +70,9 @@ describe("programs", () => {
           "4. A quota error and an authentication error",
           "5. A call that times out",
           "6. 20 concurrent calls",
-          "7. Usage"
+          "7. A response cache",
+          "8. A budget of 200 tokens",
+          "9. Usage, from the UsageTracker"
         ].map((title) => result.stdout.indexOf(title))
         assert.isTrue(order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)), `sections in order: ${order}`)
         assert.include(result.stdout, "succeeded on attempt 3")
@@ -80,7 +82,13 @@ describe("programs", () => {
         assert.include(result.stdout, "caught TimeoutError after 2 attempt(s)")
         assert.include(result.stdout, "20/20 succeeded")
         assert.include(result.stdout, "429s from the server: 0")
-        assert.match(result.stdout, /HTTP attempts \d+/)
+        assert.match(result.stdout, /answered from the cache in \d+ ms/)
+        assert.include(result.stdout, "alert: 50% of the tokens budget reached")
+        assert.include(result.stdout, "alert: 80% of the tokens budget reached")
+        assert.match(result.stdout, /call \d+: BudgetExceededError: .*Nothing was sent/)
+        // the report: one row per model and the total, with the one cache hit
+        assert.match(result.stdout, /meta-llama\/Llama-3\.1-8B-Instruct\s+\d+\s+\d+\s+3\s+1\s+\d+/)
+        assert.match(result.stdout, /total\s+\d+\s+\d+\s+3\s+1\s+\d+\s+[\d,]+\s+[\d,]+\s+\$\d+\.\d{6}/)
       }),
     60_000
   )

@@ -73,7 +73,6 @@ export interface Resolved {
   readonly circuitBreaker: CircuitBreakerOptions | undefined
   readonly fallback: ReadonlyArray<string>
   readonly rateLimit: RateLimit.Options | undefined
-  readonly usage: UsageTracker.Options | undefined
 }
 
 const positiveDuration = (name: string, input: Duration.DurationInput): Either.Either<Duration.Duration, string> => {
@@ -127,7 +126,6 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
       return yield* Either.left("fallback must list model ids")
     }
     return {
-      usage: options.usage === false ? undefined : options.usage ?? {},
       rateLimit: options.rateLimit,
       fallback,
       circuitBreaker,
@@ -273,12 +271,14 @@ export const make = (
     const semaphore = resolved.maxConcurrency === Infinity
       ? undefined
       : yield* Effect.makeSemaphore(resolved.maxConcurrency)
+    // Explicit options make the client a tracker of its own (a budget given here must never be ignored);
+    // otherwise the tracker in context, if any, so that the application can read it.
     const providedTracker = yield* Effect.serviceOption(UsageTracker.UsageTracker)
-    const tracker = resolved.usage === undefined
+    const tracker = options.usage === false
       ? undefined
-      : Option.isSome(providedTracker)
+      : options.usage === undefined && Option.isSome(providedTracker)
       ? providedTracker.value
-      : yield* UsageTracker.make(resolved.usage)
+      : yield* UsageTracker.make(options.usage ?? {})
     const cache = Option.getOrUndefined(yield* Effect.serviceOption(ResponseCache.ResponseCache))
 
     const logFailure = (
