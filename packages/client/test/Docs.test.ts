@@ -9,7 +9,9 @@ import * as Chunk from "effect/Chunk"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { answer } from "../examples/docs/catching-errors.js"
@@ -21,7 +23,9 @@ import { program as readme } from "../examples/docs/readme.js"
 import { bounded, only503 } from "../examples/docs/retry-policy.js"
 import { printAnswer, wholeAnswer } from "../examples/docs/streaming.js"
 import { tagged } from "../examples/docs/transform-client.js"
+import { ask, Client as UsageClient, report, watchAlerts } from "../examples/docs/usage-budget.js"
 import * as InferenceClient from "../src/InferenceClient.js"
+import * as UsageTracker from "../src/UsageTracker.js"
 import { hello, layer as clientLayer, MODEL, SECRET } from "./utils/Client.js"
 import * as Fake from "./utils/FakeTransport.js"
 
@@ -223,6 +227,57 @@ describe("docs", () => {
         )
         // Retry-After 12 s beats the backoff: the 24 s failure is past the 20 s bound (unbounded: a 4th try at 36 s)
         assert.deepStrictEqual(fake.requests.map((r) => r.at), [0, 12_000, 24_000])
+      }))
+  })
+
+  describe("usage and budgets", () => {
+    it.effect("ask answers, and the report shows the call and the day's budget", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => Fake.completion("Fine, thanks"))
+        const [answer, text] = yield* Effect.zip(ask("How are you?"), report).pipe(
+          Effect.provide(UsageClient.pipe(Layer.provide(fake.layer))),
+          Effect.provide(Logger.remove(Logger.defaultLogger))
+        )
+        assert.strictEqual(answer, "Fine, thanks")
+        assert.match(text, /meta-llama\/Llama-3\.1-8B-Instruct\s+1\s+1\s+0/)
+        assert.include(text, "budget (usd): $0.000002 spent of $25.000000")
+      }))
+
+    it.effect("ask says when the budget is spent, and nothing is sent", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => Fake.completion())
+        const answer = yield* ask("Hello?").pipe(
+          Effect.provide(
+            clientLayer(fake, { usage: { budget: { tokens: 100, period: "1 day" }, logLevel: "None" } })
+          )
+        )
+        assert.strictEqual(answer, "Today's budget is spent; back in 1d")
+        assert.strictEqual(fake.requests.length, 0)
+      }))
+
+    it.effect("watchAlerts passes each threshold on as it is crossed", () =>
+      Effect.gen(function*() {
+        // Each call reserves 9 + 4 tokens and uses exactly that.
+        const usage = { prompt_tokens: 9, completion_tokens: 4, total_tokens: 13 }
+        const fake = Fake.make(() => Fake.json(200, { ...Fake.completionBody("Hi"), usage }))
+        const notes: Array<string> = []
+        const tracker = UsageTracker.layer({ budget: { tokens: 26 }, logLevel: "None" })
+        yield* Effect.gen(function*() {
+          const watcher = yield* Effect.fork(watchAlerts((text) => Effect.sync(() => notes.push(text))))
+          yield* Effect.yieldNow()
+          const client = yield* InferenceClient.InferenceClient
+          for (let i = 0; i < 2; i++) yield* client.chatCompletion({ ...hello, max_tokens: 4 })
+          yield* Effect.yieldNow()
+          yield* Fiber.interrupt(watcher)
+        }).pipe(
+          Effect.provide(clientLayer(fake).pipe(Layer.provideMerge(tracker))),
+          Effect.provide(Logger.remove(Logger.defaultLogger))
+        )
+        assert.deepStrictEqual(notes, [
+          "50% of the tokens budget spent",
+          "80% of the tokens budget spent",
+          "100% of the tokens budget spent"
+        ])
       }))
   })
 })
