@@ -54,6 +54,18 @@ const answering = (...contents: ReadonlyArray<string>) => {
   return Fake.make(() => Fake.completion(contents[Math.min(n++, contents.length - 1)]))
 }
 
+/** A store in memory that outlives the caches made over it, as a directory outlives a process. */
+const sharedStore = Effect.map(Effect.provide(KeyValueStore.KeyValueStore, KeyValueStore.layerMemory), (store) => ({
+  store,
+  layer: Layer.succeed(KeyValueStore.KeyValueStore, store)
+}))
+
+/** A completion to store by hand. */
+const someCompletion = Effect.provide(
+  Effect.flatMap(InferenceClient.InferenceClient, (client) => client.chatCompletion(hello)),
+  clientLayer(Fake.make(() => Fake.completion("x")))
+)
+
 const contentOf = (
   completion: { readonly choices: ReadonlyArray<{ readonly message: { readonly content?: unknown } }> }
 ) => completion.choices[0]?.message.content
@@ -363,8 +375,7 @@ describe("ResponseCache", () => {
   describe("persistent", () => {
     it.effect("an entry survives a new cache over the same store", () =>
       Effect.gen(function*() {
-        const store = yield* Effect.provide(KeyValueStore.KeyValueStore, KeyValueStore.layerMemory)
-        const storeLayer = Layer.succeed(KeyValueStore.KeyValueStore, store)
+        const { layer: storeLayer, store } = yield* sharedStore
         const first = answering("stored")
         yield* run(first, ResponseCache.layerPersistent().pipe(Layer.provide(storeLayer)), (client) =>
           client.chatCompletion(deterministic))
@@ -378,8 +389,7 @@ describe("ResponseCache", () => {
 
     it.effect("a stored entry expires by the time written with it, even in a new cache", () =>
       Effect.gen(function*() {
-        const store = yield* Effect.provide(KeyValueStore.KeyValueStore, KeyValueStore.layerMemory)
-        const storeLayer = Layer.succeed(KeyValueStore.KeyValueStore, store)
+        const { layer: storeLayer } = yield* sharedStore
         const layer = ResponseCache.layerPersistent({ ttl: "5 minutes" }).pipe(Layer.provide(storeLayer))
         yield* run(answering("old"), layer, (client) => client.chatCompletion(deterministic))
         yield* TestClock.adjust("6 minutes")
@@ -391,8 +401,7 @@ describe("ResponseCache", () => {
 
     it.effect("an entry that cannot be read back is a miss, and the fresh answer replaces it", () =>
       Effect.gen(function*() {
-        const store = yield* Effect.provide(KeyValueStore.KeyValueStore, KeyValueStore.layerMemory)
-        const storeLayer = Layer.succeed(KeyValueStore.KeyValueStore, store)
+        const { layer: storeLayer, store } = yield* sharedStore
         const key = yield* keyOf({ ...deterministic, stream: false })
         yield* store.set(key, "{\"version\":1,\"expiresAt\":")
         const fake = answering("fresh")
@@ -407,9 +416,9 @@ describe("ResponseCache", () => {
 
     it.effect("a streamed entry is stored and replayed from the store", () =>
       Effect.gen(function*() {
-        const store = yield* Effect.provide(KeyValueStore.KeyValueStore, KeyValueStore.layerMemory)
+        const { layer: storeLayer } = yield* sharedStore
         const layer = ResponseCache.layerPersistent().pipe(
-          Layer.provide(Layer.succeed(KeyValueStore.KeyValueStore, store))
+          Layer.provide(storeLayer)
         )
         const live = yield* run(
           Fake.make(() => Fake.text(200, Fake.sseAnswer(["x", "y"]))),
@@ -430,15 +439,12 @@ describe("ResponseCache", () => {
 
     it.effect("invalidate and invalidateAll remove entries from memory and from the store", () =>
       Effect.gen(function*() {
-        const store = yield* Effect.provide(KeyValueStore.KeyValueStore, KeyValueStore.layerMemory)
+        const { layer: storeLayer, store } = yield* sharedStore
         const cache = yield* Effect.provide(
           ResponseCache.makePersistent(),
-          Layer.succeed(KeyValueStore.KeyValueStore, store)
+          storeLayer
         )
-        const completion = yield* Effect.provide(
-          Effect.flatMap(InferenceClient.InferenceClient, (client) => client.chatCompletion(hello)),
-          clientLayer(answering("x"))
-        )
+        const completion = yield* someCompletion
         const entry = new ResponseCache.CachedCompletion({ completion })
         yield* cache.set("k1", entry, Duration.minutes(1))
         yield* cache.set("k2", entry, Duration.minutes(1))
@@ -456,10 +462,7 @@ describe("ResponseCache", () => {
     it.effect("says whether the entry was a hit", () =>
       Effect.gen(function*() {
         const cache = yield* ResponseCache.makeMemory()
-        const completion = yield* Effect.provide(
-          Effect.flatMap(InferenceClient.InferenceClient, (client) => client.chatCompletion(hello)),
-          clientLayer(answering("x"))
-        )
+        const completion = yield* someCompletion
         const gate = yield* Deferred.make<void>()
         const compute = Effect.as(Deferred.await(gate), new ResponseCache.CachedCompletion({ completion }))
         const first = yield* Effect.fork(cache.getOrCompute("k", compute, Duration.minutes(1)))
