@@ -342,7 +342,7 @@ export const make = (options: UsageTracker.Options = {}): Effect.Effect<UsageTra
               priced: cost !== undefined,
               latencyMillis: Math.max(0, Duration.toMillis(Duration.decode(call.latency))),
               requestId: call.requestId
-            })
+            }, true) // built from checked numbers: the schema's check would only cost time on every call
             // One synchronous step: release the hold, charge the use, see which thresholds it crossed.
             roll(now)
             const alerts: Array<UsageTracker.Alert> = []
