@@ -732,6 +732,17 @@ describe("InferenceClient", () => {
         })
       }))
 
+    it.effect("with Effect's built-in tracer the client makes no spans and sends no trace headers", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.completion()])
+        yield* withClient(fake, (c) => c.chatCompletion(hello))
+        assert.notProperty(fake.requests[0].headers, "traceparent")
+        assert.notProperty(fake.requests[0].headers, "b3")
+        const traced = Fake.make([Fake.completion()])
+        yield* Capture.withCapture(Capture.make(), withClient(traced, (c) => c.chatCompletion(hello)))
+        assert.property(traced.requests[0].headers, "traceparent")
+      }))
+
     it.effect("each call runs in a span with the model, attempts and outcome", () =>
       Effect.gen(function*() {
         const capture = Capture.make()

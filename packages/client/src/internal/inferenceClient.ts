@@ -45,6 +45,22 @@ import * as sse from "./sse.js"
 import * as tokens from "./tokens.js"
 import { validateRequest } from "./validate.js"
 
+/** Effect's own tracer, in place unless the application installs another. */
+const builtInTracer = Effect.runSync(Effect.tracer)
+
+/**
+ * Runs `effect` with the `Authorization` header among the names @effect/platform
+ * redacts, where an application has taken it out of the default list.
+ */
+const redactingAuthorization = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  FiberRef.getWith(
+    Headers.currentRedactedNames,
+    (names) =>
+      names.includes("authorization")
+        ? effect
+        : Effect.locally(effect, Headers.currentRedactedNames, [...names, "authorization"])
+  )
+
 /** @internal */
 export const DEFAULT_BASE_URL = "https://api.inference.wandb.ai/v1"
 
@@ -234,12 +250,14 @@ export const make = (
         return project === undefined ? withAuth : HttpClientRequest.setHeader(withAuth, "openai-project", project)
       })
     )
-    const httpClient = resolved.transformClient === undefined ? base : resolved.transformClient(base)
-    const redactedNames = [
-      ...(yield* FiberRef.get(Headers.currentRedactedNames)),
-      "authorization",
-      "openai-project"
-    ]
+    // Spans are for a tracer to export. Effect's built-in tracer exports nothing, and a span (the client's and
+    // @effect/platform's per request) costs more than the rest of a call's bookkeeping, so without another tracer
+    // there are none: install one (@effect/opentelemetry's layer) before the client is built to get them.
+    const tracing = (yield* Effect.tracer) !== builtInTracer
+    const traced = tracing
+      ? base
+      : base.pipe(HttpClient.withTracerDisabledWhen(() => true), HttpClient.withTracerPropagation(false))
+    const httpClient = resolved.transformClient === undefined ? traced : resolved.transformClient(traced)
     const breakers = resolved.circuitBreaker === undefined
       ? undefined
       : yield* Effect.flatMap(
@@ -396,20 +414,27 @@ export const make = (
           // The breaker inside the slot: a half-open probe does not sit in the queue for a slot while it holds a probe place.
           return semaphore === undefined ? guarded(model, limited) : semaphore.withPermits(1)(guarded(model, limited))
         }
-        return retried(attempt).pipe(
-          Effect.onExit((exit) =>
-            Effect.annotateCurrentSpan({
-              "inference.attempts": attempts,
-              "inference.outcome": exit._tag === "Success"
-                ? "success"
-                : Option.match(Cause.failureOption(exit.cause), { onNone: () => "interrupted", onSome: (e) => e._tag })
-            })
-          ),
-          Effect.withSpan(spanName, {
-            kind: "client",
-            attributes: model === undefined ? {} : { "inference.model": model }
-          }),
-          Effect.locally(Headers.currentRedactedNames, redactedNames)
+        const retriedAttempts = retried(attempt)
+        return redactingAuthorization(
+          tracing
+            ? retriedAttempts.pipe(
+              Effect.onExit((exit) =>
+                Effect.annotateCurrentSpan({
+                  "inference.attempts": attempts,
+                  "inference.outcome": exit._tag === "Success"
+                    ? "success"
+                    : Option.match(Cause.failureOption(exit.cause), {
+                      onNone: () => "interrupted",
+                      onSome: (e) => e._tag
+                    })
+                })
+              ),
+              Effect.withSpan(spanName, {
+                kind: "client",
+                attributes: model === undefined ? {} : { "inference.model": model }
+              })
+            )
+            : retriedAttempts
         )
       })
 
@@ -822,9 +847,9 @@ export const make = (
                   )
                 )
             })
-          return yield* Effect.locally(retried(attempt), Headers.currentRedactedNames, redactedNames)
+          return yield* redactingAuthorization(retried(attempt))
         })
-      return Stream.unwrapScoped(Effect.gen(function*() {
+      const live = Stream.unwrapScoped(Effect.gen(function*() {
         const progress: Progress = { attempts: 0, model: request.model, requestId: undefined }
         // What the usage record needs, filled in as the stream goes.
         let failure: InferenceError.InferenceError | undefined
@@ -914,23 +939,26 @@ export const make = (
           }),
           Stream.tapError((error) => {
             failure = error
-            return Effect.zipRight(
-              logFailure(error, context.attempt, Option.none()),
-              Effect.annotateCurrentSpan("inference.outcome", error._tag)
-            )
+            const logged = logFailure(error, context.attempt, Option.none())
+            return tracing
+              ? Effect.zipRight(logged, Effect.annotateCurrentSpan("inference.outcome", error._tag))
+              : logged
           }),
           Stream.onEnd(Effect.suspend(() => {
             ended = true
-            return Effect.annotateCurrentSpan("inference.outcome", "success")
+            return tracing ? Effect.annotateCurrentSpan("inference.outcome", "success") : Effect.void
           })),
-          Stream.onStart(Effect.annotateCurrentSpan("inference.attempts", context.attempt))
+          Stream.onStart(tracing ? Effect.annotateCurrentSpan("inference.attempts", context.attempt) : Effect.void)
         )
-      })).pipe(
-        Stream.withSpan("InferenceClient.streamChatCompletion", {
-          kind: "client",
-          attributes: { "inference.model": request.model }
-        })
-      )
+      }))
+      return tracing
+        ? live.pipe(
+          Stream.withSpan("InferenceClient.streamChatCompletion", {
+            kind: "client",
+            attributes: { "inference.model": request.model }
+          })
+        )
+        : live
     }
 
     /**

@@ -10,6 +10,7 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
 import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
@@ -402,25 +403,30 @@ export const make = (options: UsageTracker.Options = {}): Effect.Effect<UsageTra
           })
 
         const logUsage = (event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
-          resolved.logLevel._tag === "None" ?
-            Effect.void :
-            Effect.logWithLevel(resolved.logLevel, "Inference usage").pipe(
-              Effect.annotateLogs({
-                model: event.model,
-                outcome: event.outcome,
-                attempts: event.attempts,
-                promptTokens: event.promptTokens,
-                completionTokens: event.completionTokens,
-                totalTokens: event.totalTokens,
-                usage: event.usage,
-                costUsd: event.costUsd,
-                latencyMs: Math.round(event.latencyMillis),
-                cached: event.cached,
-                stream: event.stream,
-                requestId: event.requestId ?? "none",
-                ...(resolved.logPrompt && call.messages !== undefined ? { prompt: safeJson(call.messages) } : {})
-              })
-            )
+          resolved.logLevel._tag === "None" ? Effect.void : FiberRef.getWith(
+            FiberRef.currentMinimumLogLevel,
+            // Below the minimum level the line would be dropped anyway: skip building its annotations.
+            (minimum) => LogLevel.lessThan(resolved.logLevel, minimum) ? Effect.void : logLine(event, call)
+          )
+
+        const logLine = (event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
+          Effect.logWithLevel(resolved.logLevel, "Inference usage").pipe(
+            Effect.annotateLogs({
+              model: event.model,
+              outcome: event.outcome,
+              attempts: event.attempts,
+              promptTokens: event.promptTokens,
+              completionTokens: event.completionTokens,
+              totalTokens: event.totalTokens,
+              usage: event.usage,
+              costUsd: event.costUsd,
+              latencyMs: Math.round(event.latencyMillis),
+              cached: event.cached,
+              stream: event.stream,
+              requestId: event.requestId ?? "none",
+              ...(resolved.logPrompt && call.messages !== undefined ? { prompt: safeJson(call.messages) } : {})
+            })
+          )
 
         const publishAlert = (alert: UsageTracker.Alert): Effect.Effect<void> =>
           Effect.zipRight(
@@ -506,36 +512,57 @@ export const make = (options: UsageTracker.Options = {}): Effect.Effect<UsageTra
       })
   })
 
-/** Updates the metrics for one call. */
-const observe = (event: UsageEvent): Effect.Effect<void> => {
-  const model = event.model
-  return Effect.all([
-    Metric.increment(Metric.taggedWithLabels(metrics.calls, [
-      MetricLabel.make("model", model),
-      MetricLabel.make("outcome", event.outcome)
-    ])),
-    event.attempts > 0
-      ? Metric.incrementBy(Metric.tagged(metrics.attempts, "model", model), event.attempts)
-      : Effect.void,
-    event.promptTokens > 0
-      ? Metric.incrementBy(
-        Metric.taggedWithLabels(metrics.tokens, [MetricLabel.make("model", model), MetricLabel.make("kind", "prompt")]),
-        event.promptTokens
-      )
-      : Effect.void,
-    event.completionTokens > 0
-      ? Metric.incrementBy(
-        Metric.taggedWithLabels(metrics.tokens, [
-          MetricLabel.make("model", model),
-          MetricLabel.make("kind", "completion")
-        ]),
-        event.completionTokens
-      )
-      : Effect.void,
-    Metric.update(Metric.tagged(metrics.latency, "model", model), event.latencyMillis),
-    event.costUsd > 0 ? Metric.incrementBy(Metric.tagged(metrics.cost, "model", model), event.costUsd) : Effect.void
-  ], { discard: true })
+/** The metrics of one model, tagged once: tagging builds a new metric key, too much work for every call. */
+interface ModelMetrics {
+  readonly calls: Map<string, Metric.Metric.Counter<number>>
+  readonly attempts: Metric.Metric.Counter<number>
+  readonly promptTokens: Metric.Metric.Counter<number>
+  readonly completionTokens: Metric.Metric.Counter<number>
+  readonly latency: Metric.Metric.Histogram<number>
+  readonly cost: Metric.Metric.Gauge<number>
 }
+
+const byModel = new Map<string, ModelMetrics>()
+
+const metricsOf = (model: string): ModelMetrics => {
+  let found = byModel.get(model)
+  if (found === undefined) {
+    const tokens = (kind: string) =>
+      Metric.taggedWithLabels(metrics.tokens, [MetricLabel.make("model", model), MetricLabel.make("kind", kind)])
+    found = {
+      calls: new Map(),
+      attempts: Metric.tagged(metrics.attempts, "model", model),
+      promptTokens: tokens("prompt"),
+      completionTokens: tokens("completion"),
+      latency: Metric.tagged(metrics.latency, "model", model),
+      cost: Metric.tagged(metrics.cost, "model", model)
+    }
+    byModel.set(model, found)
+  }
+  return found
+}
+
+/** Updates the metrics for one call, with the metric labels of the fiber (`Effect.tagMetrics`) as `Metric.update` does. */
+const observe = (event: UsageEvent): Effect.Effect<void> =>
+  FiberRef.getWith(FiberRef.currentMetricLabels, (labels) =>
+    Effect.sync(() => {
+      const m = metricsOf(event.model)
+      let calls = m.calls.get(event.outcome)
+      if (calls === undefined) {
+        calls = Metric.taggedWithLabels(metrics.calls, [
+          MetricLabel.make("model", event.model),
+          MetricLabel.make("outcome", event.outcome)
+        ])
+        m.calls.set(event.outcome, calls)
+      }
+      calls.unsafeUpdate(1, labels)
+      if (event.attempts > 0) m.attempts.unsafeUpdate(event.attempts, labels)
+      if (event.promptTokens > 0) m.promptTokens.unsafeUpdate(event.promptTokens, labels)
+      if (event.completionTokens > 0) m.completionTokens.unsafeUpdate(event.completionTokens, labels)
+      m.latency.unsafeUpdate(event.latencyMillis, labels)
+      // A gauge's update sets it; modify adds to it, as `Metric.incrementBy` does for a gauge.
+      if (event.costUsd > 0) m.cost.unsafeModify(event.costUsd, labels)
+    }))
 
 const safeJson = (value: unknown): string => {
   try {
