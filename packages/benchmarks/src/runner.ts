@@ -1,0 +1,258 @@
+/**
+ * One benchmark run, in a process of its own: one client makes `requests` calls
+ * at `concurrency` against the server at `url`, after a warm-up, and prints one
+ * line of JSON with the CPU time of this process, the wall time, the peak RSS
+ * and the heap retained after a full GC.
+ *
+ *   node --expose-gc --import tsx src/runner.ts --client undici --url http://127.0.0.1:8787/v1 \
+ *     --concurrency 64 --requests 20000 [--stream]
+ */
+import { ChatCompletion, InferenceClient } from "@effect-inference/client"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
+import { createParser } from "eventsource-parser"
+import OpenAI from "openai"
+import * as undici from "undici"
+import { type ClientName, clients } from "./clients.js"
+
+/** Stops the run: a benchmark that goes wrong has no figures to give. */
+const fail = (message: string): never => {
+  process.stderr.write(`${message}\n`)
+  return process.exit(1)
+}
+
+const arg = (name: string): string | undefined => {
+  const at = process.argv.indexOf(`--${name}`)
+  return at === -1 ? undefined : process.argv[at + 1]
+}
+
+const name = arg("client") as ClientName
+const url = arg("url")!
+const concurrency = Number(arg("concurrency") ?? 64)
+const requests = Number(arg("requests") ?? 20_000)
+const stream = process.argv.includes("--stream")
+const warmup = Number(arg("warmup") ?? Math.min(2_000, Math.ceil(requests / 5)))
+const API_KEY = "bench-key"
+const MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+
+if (!clients.includes(name)) {
+  process.stderr.write(`unknown client ${name}; one of ${clients.join(", ")}\n`)
+  process.exit(2)
+}
+
+const body = {
+  model: MODEL,
+  messages: [{ role: "user" as const, content: "Say something short about benchmarks." }],
+  max_tokens: stream ? 500 : 20
+}
+
+/** A call: resolves to the chunks it received (1 for a plain call). */
+type Call = () => Promise<number>
+
+// ---------------------------------------------------------------------------
+// Promise clients
+// ---------------------------------------------------------------------------
+
+const headers = { "content-type": "application/json", authorization: `Bearer ${API_KEY}` }
+
+const undiciCall: Call = async () => {
+  const response = await undici.request(`${url}/chat/completions`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify(stream ? { ...body, stream: true, stream_options: { include_usage: true } } : body)
+  })
+  if (response.statusCode !== 200) fail(`status ${response.statusCode}`)
+  if (!stream) {
+    const completion = JSON.parse(await response.body.text()) as { choices: Array<unknown> }
+    if (completion.choices.length !== 1) fail("no choice")
+    return 1
+  }
+  // The floor for streaming: a linear SSE parser and JSON.parse per event.
+  let chunks = 0
+  const parser = createParser({
+    onEvent: (event) => {
+      if (event.data !== "[DONE]") {
+        JSON.parse(event.data)
+        chunks++
+      }
+    }
+  })
+  const decoder = new TextDecoder()
+  for await (const bytes of response.body) parser.feed(decoder.decode(bytes as Uint8Array, { stream: true }))
+  return chunks
+}
+
+const openai = new OpenAI({ apiKey: API_KEY, baseURL: url })
+
+const openaiCall: Call = async () => {
+  if (!stream) {
+    const completion = await openai.chat.completions.create(body)
+    if (completion.choices.length !== 1) fail("no choice")
+    return 1
+  }
+  let chunks = 0
+  const answer = await openai.chat.completions.create({
+    ...body,
+    stream: true,
+    stream_options: { include_usage: true }
+  })
+  for await (const _ of answer) chunks++
+  return chunks
+}
+
+// ---------------------------------------------------------------------------
+// Effect clients
+// ---------------------------------------------------------------------------
+
+const decodeCompletion = HttpClientResponse.schemaBodyJson(ChatCompletion.ChatCompletion)
+
+/** @effect/platform's HttpClient with the same Schema as the client, and nothing else. */
+const platformCall = Effect.gen(function*() {
+  const http = (yield* HttpClient.HttpClient).pipe(HttpClient.filterStatusOk)
+  const request = HttpClientRequest.post(`${url}/chat/completions`).pipe(
+    HttpClientRequest.bearerToken(API_KEY),
+    HttpClientRequest.bodyUnsafeJson(body)
+  )
+  return Effect.map(Effect.flatMap(http.execute(request), decodeCompletion), () => 1)
+})
+
+const clientOptions = (client: ClientName): Partial<InferenceClient.Options> => {
+  switch (client) {
+    case "client: no retry":
+      return { retry: false }
+    case "client: no breaker":
+      return { circuitBreaker: false }
+    case "client: no usage tracking":
+      return { usage: false }
+    case "client: no concurrency limit":
+      return { maxConcurrency: Infinity }
+    case "client: all off":
+      return { retry: false, circuitBreaker: false, usage: false, maxConcurrency: Infinity }
+    default:
+      return {}
+  }
+}
+
+const clientCall = (client: ClientName) =>
+  Effect.gen(function*() {
+    const inference = yield* InferenceClient.make({
+      apiKey: Redacted.make(API_KEY),
+      baseUrl: url,
+      ...clientOptions(client)
+    })
+    return stream
+      ? Stream.runCount(inference.streamChatCompletion(body))
+      : Effect.as(inference.chatCompletion(body), 1)
+  })
+
+// ---------------------------------------------------------------------------
+// Load
+// ---------------------------------------------------------------------------
+
+/** `total` calls by `concurrency` workers; the chunks received. */
+const loadPromise = async (call: Call, total: number): Promise<number> => {
+  let started = 0
+  let chunks = 0
+  const worker = async () => {
+    while (started < total) {
+      started++
+      const received = await call()
+      chunks += received
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+  return chunks
+}
+
+const loadEffect = (call: Effect.Effect<number, unknown>, total: number): Effect.Effect<number, unknown> =>
+  Effect.suspend(() => {
+    let started = 0
+    let chunks = 0
+    const worker = Effect.whileLoop({
+      while: () => started < total,
+      body: () => {
+        started++
+        return call
+      },
+      step: (n) => {
+        chunks += n
+      }
+    })
+    return Effect.map(
+      Effect.all(Array.from({ length: concurrency }, () => worker), { concurrency: "unbounded", discard: true }),
+      () => chunks
+    )
+  })
+
+const gc = () => (globalThis as { gc?: () => void }).gc?.()
+
+interface Result {
+  readonly client: ClientName
+  readonly requests: number
+  readonly chunks: number
+  readonly cpuMicros: number
+  readonly wallMillis: number
+  readonly peakRssMb: number
+  readonly heapAfterGcMb: number
+}
+
+const measure = async (load: (total: number) => Promise<number>): Promise<Result> => {
+  await load(warmup)
+  gc()
+  const cpu = process.cpuUsage()
+  const start = process.hrtime.bigint()
+  const chunks = await load(requests)
+  const wallMillis = Number(process.hrtime.bigint() - start) / 1e6
+  const used = process.cpuUsage(cpu)
+  gc()
+  return {
+    client: name,
+    requests,
+    chunks,
+    cpuMicros: used.user + used.system,
+    wallMillis,
+    peakRssMb: process.resourceUsage().maxRSS / 1024,
+    heapAfterGcMb: process.memoryUsage().heapUsed / 1024 / 1024
+  }
+}
+
+const effectLayer = Layer.merge(NodeHttpClient.layerUndici, Logger.remove(Logger.defaultLogger))
+
+const run = async (): Promise<Result> => {
+  switch (name) {
+    case "undici":
+      return measure((total) => loadPromise(undiciCall, total))
+    case "openai":
+      return measure((total) => loadPromise(openaiCall, total))
+    default: {
+      // One runtime for the whole run, as an application has: the client is built once.
+      const call = name === "platform" ? platformCall : clientCall(name)
+      return Effect.runPromise(
+        Effect.gen(function*() {
+          const once = yield* call
+          const runtime = yield* Effect.runtime<never>()
+          const runLoad = (total: number) => Effect.runPromise(Effect.provide(loadEffect(once, total), runtime))
+          return yield* Effect.promise(() => measure(runLoad))
+        }).pipe(Effect.scoped, Effect.provide(effectLayer))
+      )
+    }
+  }
+}
+
+run().then(
+  (result) => {
+    process.stdout.write(`${JSON.stringify(result)}\n`)
+    process.exit(0)
+  },
+  (error) => {
+    process.stderr.write(`${String(error)}\n`)
+    process.exit(1)
+  }
+)
