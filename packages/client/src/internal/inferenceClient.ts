@@ -26,7 +26,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { ChatCompletion } from "../ChatCompletion.js"
 import type { ChatCompletionRequest, ChatCompletionRequestInput } from "../ChatCompletion.js"
-import { ChatCompletionChunk } from "../ChatCompletionChunk.js"
+import type { ChatCompletionChunk } from "../ChatCompletionChunk.js"
 import type { Options as CircuitBreakerOptions } from "../CircuitBreaker.js"
 import * as CircuitBreaker from "../CircuitBreaker.js"
 import type * as InferenceClient from "../InferenceClient.js"
@@ -39,6 +39,7 @@ import * as UsageTracker from "../UsageTracker.js"
 import * as ChunkInternal from "./chunks.js"
 import * as CircuitBreakerInternal from "./circuitBreaker.js"
 import * as classify from "./classify.js"
+import { decodeChunk } from "./decodeChunk.js"
 import * as ResponseCacheInternal from "./responseCache.js"
 import * as RetryPolicy from "./retryPolicy.js"
 import * as sse from "./sse.js"
@@ -183,7 +184,6 @@ export const config = Config.all({
 // ---------------------------------------------------------------------------
 
 const decodeCompletion = Schema.decodeUnknownEither(ChatCompletion)
-const decodeChunk = Schema.decodeUnknownEither(ChatCompletionChunk)
 const decodeModelList = Schema.decodeUnknownEither(ModelList)
 
 const decodeWith = <A>(decode: (u: unknown) => Either.Either<A, ParseResult.ParseError>) =>
@@ -920,22 +920,23 @@ export const make = (
             Effect.timeoutFail(started.pull, { duration: resolved.idleTimeout, onTimeout: idle })
           )
         return Stream.concat(Stream.fromIterable(started.prefix), rest).pipe(
-          // Counted as chunks leave for the consumer: a later failure is not retried and says how far it got.
-          Stream.mapChunks((chunks) => {
+          // One pass per batch, counted as chunks leave for the consumer: a later failure is not retried and says
+          // how far it got; the usage chunk settles the rate-limit permit.
+          Stream.mapChunksEffect((chunks) => {
             context.chunksDelivered = (context.chunksDelivered ?? 0) + chunks.length
-            if (tracker !== undefined) {
-              for (const chunk of chunks) {
+            let settle: Effect.Effect<void> | undefined
+            for (const chunk of chunks) {
+              if (tracker !== undefined) {
                 generatedChars += ChunkInternal.contentLength(chunk)
               }
+              if (chunk.usage !== undefined) {
+                usage = chunk.usage
+                if (started.permit !== undefined) {
+                  settle = started.permit.settle(chunk.usage.total_tokens)
+                }
+              }
             }
-            return chunks
-          }),
-          Stream.tap((chunk) => {
-            if (chunk.usage === undefined) {
-              return Effect.void
-            }
-            usage = chunk.usage
-            return started.permit === undefined ? Effect.void : started.permit.settle(chunk.usage.total_tokens)
+            return settle === undefined ? Effect.succeed(chunks) : Effect.as(settle, chunks)
           }),
           Stream.tapError((error) => {
             failure = error
