@@ -3,7 +3,7 @@
  * at once from memory. Prints µs of CPU per call for the client in its default
  * configuration and with each feature off.
  *
- *   tsx src/overhead.ts [calls]
+ *   tsx src/overhead.ts [calls] [variant]
  */
 import { InferenceClient } from "@effect-inference/client"
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -13,6 +13,8 @@ import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
 
 const calls = Number(process.argv[2] ?? 20_000)
+/** Only the variants whose name contains this, if given. */
+const only = process.argv[3]
 const completion = JSON.stringify({
   id: "chatcmpl-1",
   object: "chat.completion",
@@ -79,7 +81,7 @@ const baseline = Effect.gen(function*() {
 
 const main = Effect.gen(function*() {
   console.log(`${"Response + JSON.parse".padEnd(24)} ${(yield* baseline).toFixed(1).padStart(7)} µs/call`)
-  for (const [name, options] of variants) {
+  for (const [name, options] of variants.filter(([name]) => only === undefined || name.includes(only))) {
     console.log(`${name.padEnd(24)} ${(yield* measure(options)).toFixed(1).padStart(7)} µs/call`)
   }
 }).pipe(Effect.provide(Logger.remove(Logger.defaultLogger)))

@@ -579,7 +579,9 @@ describe("UsageTracker", () => {
 
     it.effect("a stream left early is recorded as interrupted, its tokens estimated from what arrived", () =>
       Effect.gen(function*() {
-        const fake = Fake.make([Fake.text(200, Fake.sseAnswer(["abcd", "efgh", "ijkl", "mnop"]))])
+        // One event per read: the consumer leaves before the rest, and the usage chunk, arrive.
+        const events = Fake.sseAnswer(["abcd", "efgh", "ijkl", "mnop"]).split(/(?<=\n\n)/)
+        const fake = Fake.make([Fake.body(Fake.reads(...events))])
         const event = yield* run(fake, (client, tracker) =>
           Effect.scoped(Effect.gen(function*() {
             const events = yield* tracker.subscribe
@@ -590,10 +592,23 @@ describe("UsageTracker", () => {
         assert.deepInclude(event, {
           outcome: "Interrupted",
           usage: "estimated",
-          // hello: 3 + (4 + 2) prompt tokens estimated; the words arrived in one read, 16 characters
+          // hello: 3 + (4 + 2) prompt tokens estimated; two words of 4 characters arrived
           promptTokens: 9,
-          completionTokens: 4
+          completionTokens: 2
         })
+      }))
+
+    it.effect("a stream left early after its usage arrived is recorded with that usage", () =>
+      Effect.gen(function*() {
+        // Everything in one read: the usage chunk came with the words.
+        const fake = Fake.make([Fake.text(200, Fake.sseAnswer(["abcd", "efgh", "ijkl", "mnop"]))])
+        const event = yield* run(fake, (client, tracker) =>
+          Effect.scoped(Effect.gen(function*() {
+            const events = yield* tracker.subscribe
+            yield* Stream.runDrain(Stream.take(client.streamChatCompletion(hello), 3))
+            return yield* Queue.take(events)
+          })))
+        assert.deepInclude(event, { outcome: "Interrupted", usage: "reported", promptTokens: 3, completionTokens: 4 })
       }))
 
     it.effect("a stream over budget fails before anything is sent", () =>
