@@ -211,6 +211,43 @@ describe("streamChatCompletion", () => {
       }))
   })
 
+  describe("idle timeout and a slow consumer", () => {
+    it.effect("a consumer slower than idleTimeout is not a stall: every chunk arrives", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.body(Fake.reads(...Fake.sseAnswer(["a", "b", "c", "d"]).split(/(?<=\n\n)/)))])
+        const fiber = yield* Effect.fork(
+          withClient(
+            fake,
+            (client) =>
+              collectEither(
+                client.streamChatCompletion(hello).pipe(Stream.tap(() => Effect.sleep("10 seconds")))
+              ),
+            { idleTimeout: "5 seconds" }
+          )
+        )
+        yield* TestClock.adjust("2 minutes")
+        const { failure, seen } = yield* Fiber.join(fiber)
+        assert.isUndefined(failure)
+        assert.strictEqual(seen.length, 7)
+      }))
+
+    it.effect("the stall is measured from when the next read began, not from the last chunk taken", () =>
+      Effect.gen(function*() {
+        const slow = Stream.concat(
+          Fake.reads(Fake.sseEvent(Fake.chunkBody({ role: "assistant", content: "Hi" }))),
+          Stream.fromEffect(Effect.as(Effect.sleep("4 seconds"), new TextEncoder().encode(Fake.sseAnswer(["x"]))))
+        )
+        const fake = Fake.make([Fake.body(slow)])
+        const fiber = yield* Effect.fork(
+          withClient(fake, (client) => collectEither(client.streamChatCompletion(hello)), { idleTimeout: "5 seconds" })
+        )
+        yield* TestClock.adjust("10 seconds")
+        const { failure } = yield* Fiber.join(fiber)
+        // 4 seconds between reads is within the 5 second bound
+        assert.isUndefined(failure)
+      }))
+  })
+
   describe("edge cases", () => {
     it.effect("with n = 2, a body that ends with one choice unfinished is truncated, not complete", () =>
       Effect.gen(function*() {

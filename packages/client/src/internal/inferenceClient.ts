@@ -15,10 +15,12 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
+import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -762,6 +764,52 @@ export const make = (
         return pull
       })
 
+    /**
+     * The rest of a stream, failed with `idle()` when the server sends nothing for
+     * `idleTimeout`. A race per pull (`Effect.timeout`) forks two fibers for every
+     * read, which in a stream paced token by token cost more than the read; so one
+     * fiber reads ahead by a batch into a queue, and one watchdog, waking once per
+     * `idleTimeout`, stops the reader (aborting the request) when its current read
+     * has waited too long. Time the reader spends waiting for the consumer does
+     * not count: a slow consumer is not a stalled server.
+     */
+    const idleGuarded = (
+      pull: Pull,
+      idle: () => Option.Option<InferenceError.InferenceError>
+    ): Effect.Effect<Stream.Stream<ChatCompletionChunk, InferenceError.InferenceError>, never, Scope.Scope> =>
+      Effect.gen(function*() {
+        type Item = Exit.Exit<Chunk.Chunk<ChatCompletionChunk>, Option.Option<InferenceError.InferenceError>> | "idle"
+        const queue = yield* Queue.bounded<Item>(1)
+        const clock = yield* Effect.clock
+        const idleMillis = Duration.toMillis(resolved.idleTimeout)
+        /** When the reader's current read began; `undefined` while it waits for the consumer. */
+        let readingSince: number | undefined = clock.unsafeCurrentTimeMillis()
+        const read: Effect.Effect<void> = Effect.flatMap(
+          Effect.exit(Effect.suspend(() => {
+            readingSince = clock.unsafeCurrentTimeMillis()
+            return pull
+          })),
+          (exit) => {
+            readingSince = undefined
+            return Effect.zipRight(Queue.offer(queue, exit), Exit.isSuccess(exit) ? read : Effect.void)
+          }
+        )
+        const reader = yield* Effect.forkScoped(read)
+        const watch: Effect.Effect<void> = Effect.suspend(() => {
+          const since = readingSince
+          const now = clock.unsafeCurrentTimeMillis()
+          if (since !== undefined && now - since >= idleMillis) {
+            return Effect.zipRight(Fiber.interrupt(reader), Queue.offer(queue, "idle"))
+          }
+          return Effect.zipRight(Effect.sleep(since === undefined ? idleMillis : since + idleMillis - now), watch)
+        })
+        yield* Effect.forkScoped(watch)
+        return Stream.repeatEffectChunkOption(
+          // The idle error is built when it is taken, so that its chunksDelivered counts every chunk before it.
+          Effect.flatMap(Queue.take(queue), (item) => item === "idle" ? Effect.fail(idle()) : item)
+        )
+      })
+
     interface Started {
       readonly prefix: ReadonlyArray<ChatCompletionChunk>
       readonly pull: Pull
@@ -914,11 +962,7 @@ export const make = (
               chunksDelivered: context.chunksDelivered
             })
           )
-        const rest = started.ended
-          ? Stream.empty
-          : Stream.repeatEffectChunkOption(
-            Effect.timeoutFail(started.pull, { duration: resolved.idleTimeout, onTimeout: idle })
-          )
+        const rest = started.ended ? Stream.empty : yield* idleGuarded(started.pull, idle)
         return Stream.concat(Stream.fromIterable(started.prefix), rest).pipe(
           // One pass per batch, counted as chunks leave for the consumer: a later failure is not retried and says
           // how far it got; the usage chunk settles the rate-limit permit.
