@@ -12,7 +12,7 @@ import { createRequire } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { type ClientName, clients } from "./clients.js"
+import { type ClientName, clients, type Result } from "./clients.js"
 import { summarise } from "./profile.js"
 
 // ---------------------------------------------------------------------------
@@ -155,16 +155,6 @@ const stopServers = () =>
 // ---------------------------------------------------------------------------
 // Runs
 // ---------------------------------------------------------------------------
-
-interface Result {
-  readonly client: ClientName
-  readonly requests: number
-  readonly chunks: number
-  readonly cpuMicros: number
-  readonly wallMillis: number
-  readonly peakRssMb: number
-  readonly heapAfterGcMb: number
-}
 
 interface RunOptions {
   readonly client: ClientName

@@ -12,3 +12,16 @@ export const clients = [
 ] as const
 
 export type ClientName = typeof clients[number]
+
+/** What one run measured, as `runner.ts` prints it (one line of JSON). */
+export interface Result {
+  readonly client: ClientName
+  readonly requests: number
+  /** Streamed chunks received; for plain calls, the calls. */
+  readonly chunks: number
+  /** CPU time of the runner process over the measured requests (user + system), after the warm-up. */
+  readonly cpuMicros: number
+  readonly wallMillis: number
+  readonly peakRssMb: number
+  readonly heapAfterGcMb: number
+}

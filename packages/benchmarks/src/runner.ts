@@ -20,7 +20,7 @@ import * as Stream from "effect/Stream"
 import { createParser } from "eventsource-parser"
 import OpenAI from "openai"
 import * as undici from "undici"
-import { type ClientName, clients } from "./clients.js"
+import { type ClientName, clients, type Result } from "./clients.js"
 
 /** Stops the run: a benchmark that goes wrong has no figures to give. */
 const fail = (message: string): never => {
@@ -192,16 +192,6 @@ const loadEffect = (call: Effect.Effect<number, unknown>, total: number): Effect
   })
 
 const gc = () => (globalThis as { gc?: () => void }).gc?.()
-
-interface Result {
-  readonly client: ClientName
-  readonly requests: number
-  readonly chunks: number
-  readonly cpuMicros: number
-  readonly wallMillis: number
-  readonly peakRssMb: number
-  readonly heapAfterGcMb: number
-}
 
 const measure = async (load: (total: number) => Promise<number>): Promise<Result> => {
   await load(warmup)
