@@ -180,7 +180,7 @@ export declare namespace ResponseCache {
  * @since 0.1.0
  * @category keys
  */
-export const key: (input: KeyInput) => Effect.Effect<string> = internal.key
+export const key: (input: KeyInput) => string = internal.key
 
 /**
  * A cache in memory, built on Effect's `Cache`: bounded by `capacity`, entries

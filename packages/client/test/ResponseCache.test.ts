@@ -96,30 +96,27 @@ describe("ResponseCache", () => {
       ["user", { ...base, user: "u-1" }]
     ]
     for (const [name, changed] of changes) {
-      it.effect(`changes with ${name}`, () =>
-        Effect.gen(function*() {
-          assert.notStrictEqual(yield* keyOf(base), yield* keyOf(changed))
-        }))
+      it(`changes with ${name}`, () => {
+        assert.notStrictEqual(keyOf(base), keyOf(changed))
+      })
     }
 
-    it.effect("changes with the stream flag, the base URL and the project", () =>
-      Effect.gen(function*() {
-        const key = yield* keyOf(base)
-        assert.notStrictEqual(key, yield* keyOf({ ...base, stream: true }))
-        assert.notStrictEqual(key, yield* keyOf(base, "http://other.test/v1"))
-        assert.notStrictEqual(key, yield* keyOf(base, "http://inference.test/v1", "team/other"))
-        assert.notStrictEqual(
-          key,
-          yield* ResponseCache.key({ baseUrl: "http://inference.test/v1", project: undefined, request: base })
-        )
-      }))
+    it("changes with the stream flag, the base URL and the project", () => {
+      const key = keyOf(base)
+      assert.notStrictEqual(key, keyOf({ ...base, stream: true }))
+      assert.notStrictEqual(key, keyOf(base, "http://other.test/v1"))
+      assert.notStrictEqual(key, keyOf(base, "http://inference.test/v1", "team/other"))
+      assert.notStrictEqual(
+        key,
+        ResponseCache.key({ baseUrl: "http://inference.test/v1", project: undefined, request: base })
+      )
+    })
 
-    it.effect("is the same for the same request written with its keys in another order", () =>
-      Effect.gen(function*() {
-        const reordered = { max_tokens: 64, temperature: 0, messages: base.messages, model: MODEL }
-        assert.strictEqual(yield* keyOf(base), yield* keyOf(reordered))
-        assert.match(yield* keyOf(base), /^[0-9a-f]{64}$/)
-      }))
+    it("is the same for the same request written with its keys in another order", () => {
+      const reordered = { max_tokens: 64, temperature: 0, messages: base.messages, model: MODEL }
+      assert.strictEqual(keyOf(base), keyOf(reordered))
+      assert.match(keyOf(base), /^[0-9a-f]{64}$/)
+    })
   })
 
   describe("options", () => {
@@ -402,7 +399,7 @@ describe("ResponseCache", () => {
     it.effect("an entry that cannot be read back is a miss, and the fresh answer replaces it", () =>
       Effect.gen(function*() {
         const { layer: storeLayer, store } = yield* sharedStore
-        const key = yield* keyOf({ ...deterministic, stream: false })
+        const key = keyOf({ ...deterministic, stream: false })
         yield* store.set(key, "{\"version\":1,\"expiresAt\":")
         const fake = answering("fresh")
         const content = yield* run(

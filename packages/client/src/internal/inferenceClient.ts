@@ -566,8 +566,7 @@ export const make = (
       )
     }
 
-    const cacheKey = (request: unknown): Effect.Effect<string> =>
-      ResponseCache.key({ baseUrl: resolved.baseUrl, project, request })
+    const cacheKey = (request: unknown): string => ResponseCache.key({ baseUrl: resolved.baseUrl, project, request })
 
     // -------------------------------------------------------------------------
     // Calls
@@ -608,13 +607,13 @@ export const make = (
       request: ChatCompletionRequest,
       use: CacheUse
     ): Effect.Effect<ChatCompletion, InferenceError.InferenceError> =>
-      Effect.flatMap(Effect.zip(Clock.currentTimeMillis, cacheKey({ ...request, stream: false })), ([start, key]) =>
-        use.read
+      Effect.flatMap(Clock.currentTimeMillis, (start) => {
+        const key = cacheKey({ ...request, stream: false })
+        return use.read
           ? Effect.flatMap(
             use.cache.getOrCompute(
               key,
-              Effect.map(completionCall(request), (completion) =>
-                new ResponseCache.CachedCompletion({ completion })),
+              Effect.map(completionCall(request), (completion) => new ResponseCache.CachedCompletion({ completion })),
               use.ttl
             ),
             ({ entry, hit }) => {
@@ -633,7 +632,8 @@ export const make = (
           : Effect.tap(
             completionCall(request),
             (completion) => use.cache.set(key, new ResponseCache.CachedCompletion({ completion }), use.ttl)
-          ))
+          )
+      })
 
     const chatCompletion = (
       input: ChatCompletionRequestInput,
@@ -645,8 +645,7 @@ export const make = (
         onRight: ({ stream_options: _, ...request }) =>
           Either.match(cacheUse(request, callOptions?.cache), {
             onLeft: Effect.fail,
-            onRight: (use) =>
-              use === undefined ? completionCall(request) : cachedCompletion(request, use)
+            onRight: (use) => use === undefined ? completionCall(request) : cachedCompletion(request, use)
           })
       })
 
@@ -1016,7 +1015,7 @@ export const make = (
     ): Stream.Stream<ChatCompletionChunk, InferenceError.InferenceError> =>
       Stream.unwrap(Effect.gen(function*() {
         const start = yield* Clock.currentTimeMillis
-        const key = yield* cacheKey(streamBody(request, request.model))
+        const key = cacheKey(streamBody(request, request.model))
         if (use.read) {
           const found = yield* use.cache.get(key)
           yield* ResponseCacheInternal.countLookup(Option.isSome(found))

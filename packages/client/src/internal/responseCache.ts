@@ -12,6 +12,8 @@ import type * as PlatformError from "@effect/platform/Error"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import type * as Path from "@effect/platform/Path"
+import { sha256 } from "@noble/hashes/sha2.js"
+import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js"
 import * as Cache from "effect/Cache"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -64,15 +66,21 @@ const canonical = (value: unknown): unknown => {
   return value
 }
 
-const hex = (bytes: ArrayBuffer): string =>
-  Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("")
-
-/** @internal */
-export const key = (input: ResponseCache.KeyInput): Effect.Effect<string> =>
-  Effect.promise(() => {
-    const text = JSON.stringify(["effect-inference/1", input.baseUrl, input.project ?? null, canonical(input.request)])
-    return globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)).then(hex)
-  })
+/**
+ * @internal
+ *
+ * SHA-256 from `@noble/hashes` (audited, no dependencies, synchronous): Web
+ * Crypto's digest is asynchronous, and a key has to be known before the cache
+ * is asked, on every call.
+ */
+export const key = (input: ResponseCache.KeyInput): string =>
+  bytesToHex(
+    sha256(
+      utf8ToBytes(
+        JSON.stringify(["effect-inference/1", input.baseUrl, input.project ?? null, canonical(input.request)])
+      )
+    )
+  )
 
 // ---------------------------------------------------------------------------
 // Options
