@@ -1,3 +1,4 @@
+import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { assert, describe, expectTypeOf, it } from "@effect/vitest"
@@ -663,6 +664,18 @@ describe("InferenceClient", () => {
   })
 
   describe("secrets", () => {
+    it.effect("the Authorization header stays redacted in spans even where an application emptied the redacted names", () =>
+      Effect.gen(function*() {
+        const capture = Capture.make()
+        const fake = Fake.make([Fake.completion()])
+        yield* Capture.withCapture(capture, withClient(fake, (c) => c.chatCompletion(hello))).pipe(
+          Effect.locally(Headers.currentRedactedNames, [])
+        )
+        const http = capture.spans.find((s) => s.name.startsWith("http.client"))
+        assert.isDefined(http)
+        assert.notInclude(capture.dump(), SECRET)
+      }))
+
     it.effect("the API key appears in no log line, error message, serialised error or span", () =>
       Effect.gen(function*() {
         const capture = Capture.make()
