@@ -24,6 +24,7 @@ import type * as CB from "../CircuitBreaker.js"
 import { metrics, Snapshot, StateChange } from "../CircuitBreaker.js"
 import { CircuitOpenError } from "../InferenceError.js"
 import type { InferenceError } from "../InferenceError.js"
+import { optionsOrDie } from "./validate.js"
 
 /** @internal */
 export const isServiceFailure = (error: InferenceError): boolean => {
@@ -117,8 +118,7 @@ export const validate = (options: CB.Options): Either.Either<CB.Options, string>
 /** @internal */
 export const make = (key: string, options?: CB.Options, shared?: PubSub.PubSub<StateChange>) =>
   Effect.gen(function*() {
-    const checked = validate(options ?? {})
-    if (Either.isLeft(checked)) return yield* Effect.dieMessage(`CircuitBreaker: ${checked.left}`)
+    yield* optionsOrDie("CircuitBreaker", validate(options ?? {}))
     const o = resolve(options)
     // Its own events, and (for a registry's breakers) the registry's too.
     const pubsub = yield* PubSub.sliding<StateChange>(1024)
@@ -380,8 +380,7 @@ export const make = (key: string, options?: CB.Options, shared?: PubSub.PubSub<S
 /** @internal */
 export const makeRegistry = (options?: CB.Options): Effect.Effect<CB.Registry> =>
   Effect.gen(function*() {
-    const checked = validate(options ?? {})
-    if (Either.isLeft(checked)) return yield* Effect.dieMessage(`CircuitBreaker: ${checked.left}`)
+    yield* optionsOrDie("CircuitBreaker", validate(options ?? {}))
     const pubsub = yield* PubSub.sliding<StateChange>(4096)
     const breakers = new Map<string, CB.CircuitBreaker>()
     const lock = yield* Effect.makeSemaphore(1)

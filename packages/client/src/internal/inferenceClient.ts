@@ -46,6 +46,7 @@ import * as ResponseCacheInternal from "./responseCache.js"
 import * as RetryPolicy from "./retryPolicy.js"
 import * as sse from "./sse.js"
 import * as tokens from "./tokens.js"
+import * as validate from "./validate.js"
 import { validateRequest } from "./validate.js"
 
 /** Effect's own tracer, in place unless the application installs another. */
@@ -94,12 +95,11 @@ export interface Resolved {
   readonly rateLimit: RateLimit.Options | undefined
 }
 
-const positiveDuration = (name: string, input: Duration.DurationInput): Either.Either<Duration.Duration, string> => {
-  const decoded = Option.getOrUndefined(Duration.decodeUnknown(input))
-  return decoded !== undefined && Duration.greaterThan(decoded, Duration.zero)
-    ? Either.right(decoded)
-    : Either.left(`${name} must be a positive duration, got ${String(input)}`)
-}
+const positiveDuration = (name: string, input: Duration.DurationInput): Either.Either<Duration.Duration, string> =>
+  Either.fromOption(
+    validate.positiveDuration(input, false),
+    () => `${name} must be a positive duration, got ${String(input)}`
+  )
 
 /**
  * Checks the options once, when the layer is built.
@@ -236,10 +236,7 @@ export const make = (
   options: InferenceClient.Options
 ): Effect.Effect<InferenceClient.InferenceClient.Service, never, HttpClient.HttpClient> =>
   Effect.gen(function*() {
-    const resolved = yield* Either.match(resolveOptions(options), {
-      onLeft: (message) => Effect.dieMessage(`InferenceClient: ${message}`),
-      onRight: Effect.succeed
-    })
+    const resolved = yield* validate.optionsOrDie("InferenceClient", resolveOptions(options))
     const secret = Redacted.value(resolved.apiKey)
     const project = resolved.project
     const base = (yield* HttpClient.HttpClient).pipe(

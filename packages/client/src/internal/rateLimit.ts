@@ -21,6 +21,7 @@ import { dual } from "effect/Function"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as RateLimit from "../RateLimit.js"
+import * as validate from "./validate.js"
 
 // ---------------------------------------------------------------------------
 // Options
@@ -46,8 +47,8 @@ const resolveLimit = (
   if (!(Number.isInteger(limit.limit) && limit.limit >= 1)) {
     return Either.left(`${name}.limit must be a whole number >= 1, got ${limit.limit}`)
   }
-  const interval = Option.getOrUndefined(Duration.decodeUnknown(limit.interval))
-  if (interval === undefined || !Duration.isFinite(interval) || !Duration.greaterThan(interval, Duration.zero)) {
+  const interval = Option.getOrUndefined(validate.positiveDuration(limit.interval, true))
+  if (interval === undefined) {
     return Either.left(`${name}.interval must be a positive, finite duration, got ${String(limit.interval)}`)
   }
   return Either.right({ limit: limit.limit, intervalMillis: Duration.toMillis(interval) })
@@ -250,11 +251,8 @@ const fromResolved = (
 
 /** @internal */
 export const make = (options: RateLimit.Options): Effect.Effect<RateLimit.RateLimit> =>
-  Either.match(resolveOptions(options), {
-    onLeft: (message) => Effect.dieMessage(`RateLimit: ${message}`),
-    onRight: (resolved) =>
-      Effect.map(
-        Effect.zip(Effect.makeSemaphore(1), Deferred.make<void>()),
-        ([gate, firstChange]) => fromResolved(resolved, gate, firstChange)
-      )
-  })
+  Effect.flatMap(validate.optionsOrDie("RateLimit", resolveOptions(options)), (resolved) =>
+    Effect.map(
+      Effect.zip(Effect.makeSemaphore(1), Deferred.make<void>()),
+      ([gate, firstChange]) => fromResolved(resolved, gate, firstChange)
+    ))

@@ -31,6 +31,7 @@ import * as Schema from "effect/Schema"
 import type { InferenceError } from "../InferenceError.js"
 import type * as ResponseCache from "../ResponseCache.js"
 import { Entry, ResponseCache as ResponseCacheTag } from "../ResponseCache.js"
+import * as validate from "./validate.js"
 
 const DEFAULT_CAPACITY = 1000
 const DEFAULT_TTL = Duration.hours(1)
@@ -94,10 +95,7 @@ interface Resolved {
 
 /** @internal */
 export const resolveTtl = (input: Duration.DurationInput): Option.Option<Duration.Duration> =>
-  Option.filter(
-    Duration.decodeUnknown(input),
-    (d) => Duration.isFinite(d) && Duration.greaterThan(d, Duration.zero)
-  )
+  validate.positiveDuration(input, true)
 
 const resolveOptions = (options: ResponseCache.Options): Either.Either<Resolved, string> =>
   Either.gen(function*() {
@@ -238,10 +236,7 @@ const make = (resolved: Resolved, backing: Backing | undefined): Effect.Effect<R
   })
 
 const resolveOrDie = (options: ResponseCache.Options): Effect.Effect<Resolved> =>
-  Either.match(resolveOptions(options), {
-    onLeft: (message) => Effect.dieMessage(`ResponseCache: ${message}`),
-    onRight: Effect.succeed
-  })
+  validate.optionsOrDie("ResponseCache", resolveOptions(options))
 
 /** @internal */
 export const makeMemory = (options: ResponseCache.Options = {}): Effect.Effect<ResponseCache.ResponseCache.Service> =>

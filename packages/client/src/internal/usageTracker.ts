@@ -23,6 +23,7 @@ import * as InferenceError from "../InferenceError.js"
 import type * as UsageTracker from "../UsageTracker.js"
 import { BudgetAlert, QuotaAlert, UsageEvent } from "../UsageTracker.js"
 import * as tokens from "./tokens.js"
+import * as validate from "./validate.js"
 
 /** @internal */
 export const DEFAULT_PRICES: Readonly<Record<string, UsageTracker.Price>> = {
@@ -113,8 +114,8 @@ export const resolveOptions = (options: UsageTracker.Options): Either.Either<Res
     }
     let period: number | undefined
     if (budget.period !== undefined) {
-      const decoded = Option.getOrUndefined(Duration.decodeUnknown(budget.period))
-      if (decoded === undefined || !Duration.isFinite(decoded) || !Duration.greaterThan(decoded, Duration.zero)) {
+      const decoded = Option.getOrUndefined(validate.positiveDuration(budget.period, true))
+      if (decoded === undefined) {
         return yield* Either.left(`budget.period must be a positive duration, got ${String(budget.period)}`)
       }
       period = Duration.toMillis(decoded)
@@ -186,331 +187,328 @@ const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
 
 /** @internal */
 export const make = (options: UsageTracker.Options = {}): Effect.Effect<UsageTracker.UsageTracker.Service> =>
-  Either.match(resolveOptions(options), {
-    onLeft: (message) => Effect.dieMessage(`UsageTracker: ${message}`),
-    onRight: (resolved) =>
-      Effect.gen(function*() {
-        const origin = yield* Clock.currentTimeMillis
-        const eventHub = yield* PubSub.sliding<UsageEvent>(4096)
-        const alertHub = yield* PubSub.sliding<UsageTracker.Alert>(1024)
-        const limits: Array<Limit> = []
-        if (resolved.usd !== undefined) {
-          limits.push({ dimension: "usd", limit: resolved.usd, spent: 0, reserved: 0, fired: new Set() })
-        }
-        if (resolved.tokens !== undefined) {
-          limits.push({ dimension: "tokens", limit: resolved.tokens, spent: 0, reserved: 0, fired: new Set() })
-        }
-        let periodIndex = 0
-        const overall = emptySummary()
-        const byModel = new Map<string, MutableSummary>()
-        const unpricedWarned = new Set<string>()
-        /** Reservations still held: each is released once, by the first record of it. */
-        const held = new WeakSet<UsageTracker.Reservation>()
-        let holding = 0
-        const amount = (limit: Limit, r: UsageTracker.Reservation) =>
-          limit.dimension === "usd" ? r.usd : r.promptTokens + r.completionTokens
+  Effect.flatMap(validate.optionsOrDie("UsageTracker", resolveOptions(options)), (resolved) =>
+    Effect.gen(function*() {
+      const origin = yield* Clock.currentTimeMillis
+      const eventHub = yield* PubSub.sliding<UsageEvent>(4096)
+      const alertHub = yield* PubSub.sliding<UsageTracker.Alert>(1024)
+      const limits: Array<Limit> = []
+      if (resolved.usd !== undefined) {
+        limits.push({ dimension: "usd", limit: resolved.usd, spent: 0, reserved: 0, fired: new Set() })
+      }
+      if (resolved.tokens !== undefined) {
+        limits.push({ dimension: "tokens", limit: resolved.tokens, spent: 0, reserved: 0, fired: new Set() })
+      }
+      let periodIndex = 0
+      const overall = emptySummary()
+      const byModel = new Map<string, MutableSummary>()
+      const unpricedWarned = new Set<string>()
+      /** Reservations still held: each is released once, by the first record of it. */
+      const held = new WeakSet<UsageTracker.Reservation>()
+      let holding = 0
+      const amount = (limit: Limit, r: UsageTracker.Reservation) =>
+        limit.dimension === "usd" ? r.usd : r.promptTokens + r.completionTokens
 
-        const periodStart = () => resolved.period === undefined ? origin : origin + periodIndex * resolved.period
-        const periodEnd = () => resolved.period === undefined ? undefined : periodStart() + resolved.period
-        /** Starts a new period if one is due: spending starts again, reservations in flight stay held. */
-        const roll = (now: number): void => {
-          if (resolved.period === undefined) return
-          const index = Math.floor((now - origin) / resolved.period)
-          if (index === periodIndex) return
-          periodIndex = index
-          for (const limit of limits) {
-            limit.spent = 0
-            limit.fired.clear()
-          }
+      const periodStart = () => resolved.period === undefined ? origin : origin + periodIndex * resolved.period
+      const periodEnd = () => resolved.period === undefined ? undefined : periodStart() + resolved.period
+      /** Starts a new period if one is due: spending starts again, reservations in flight stay held. */
+      const roll = (now: number): void => {
+        if (resolved.period === undefined) return
+        const index = Math.floor((now - origin) / resolved.period)
+        if (index === periodIndex) return
+        periodIndex = index
+        for (const limit of limits) {
+          limit.spent = 0
+          limit.fired.clear()
         }
+      }
 
-        const priceOf = (model: string): UsageTracker.Price | undefined =>
-          Object.hasOwn(resolved.prices, model) ? resolved.prices[model] : undefined
-        const costOf = (model: string, promptTokens: number, completionTokens: number): number | undefined => {
-          const price = priceOf(model)
-          return price === undefined
-            ? undefined
-            : (promptTokens * price.input + completionTokens * price.output) / 1_000_000
-        }
+      const priceOf = (model: string): UsageTracker.Price | undefined =>
+        Object.hasOwn(resolved.prices, model) ? resolved.prices[model] : undefined
+      const costOf = (model: string, promptTokens: number, completionTokens: number): number | undefined => {
+        const price = priceOf(model)
+        return price === undefined
+          ? undefined
+          : (promptTokens * price.input + completionTokens * price.output) / 1_000_000
+      }
 
-        const reserve = (
-          request: ChatCompletionRequestInput,
-          models?: ReadonlyArray<string>
-        ): Effect.Effect<
+      const reserve = (
+        request: ChatCompletionRequestInput,
+        models?: ReadonlyArray<string>
+      ): Effect.Effect<
+        UsageTracker.Reservation,
+        InferenceError.BudgetExceededError | InferenceError.InvalidRequestError
+      > =>
+        Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<
           UsageTracker.Reservation,
           InferenceError.BudgetExceededError | InferenceError.InvalidRequestError
-        > =>
-          Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<
-            UsageTracker.Reservation,
-            InferenceError.BudgetExceededError | InferenceError.InvalidRequestError
-          > => {
-            const promptTokens = tokens.estimatePromptTokens(request)
-            const completionTokens = tokens.estimateCompletionTokens(request)
-            let cost = 0
-            for (const model of models ?? [request.model]) {
-              const price = costOf(model, promptTokens, completionTokens)
-              if (price === undefined) {
-                if (resolved.usd === undefined) continue
-                return Effect.fail(
-                  new InferenceError.InvalidRequestError({
-                    path: "model",
-                    issue:
-                      `"${model}" has no price in the usage tracker, so the dollar budget cannot hold its cost: add it to prices`
-                  })
-                )
-              }
-              cost = Math.max(cost, price)
-            }
-            const reservation: UsageTracker.Reservation = {
-              model: request.model,
-              promptTokens,
-              completionTokens,
-              usd: cost
-            }
-            if (limits.length === 0) return Effect.succeed(reservation)
-            roll(now)
-            for (const limit of limits) {
-              const requested = amount(limit, reservation)
-              if (limit.spent + limit.reserved + requested > limit.limit * (1 + EPSILON)) {
-                const end = periodEnd()
-                return Effect.fail(
-                  new InferenceError.BudgetExceededError({
-                    model: request.model,
-                    dimension: limit.dimension,
-                    limit: limit.limit,
-                    spent: limit.spent,
-                    reserved: limit.reserved,
-                    requested,
-                    resetsIn: end === undefined ? Option.none() : Option.some(Duration.millis(end - now))
-                  })
-                )
-              }
-            }
-            for (const limit of limits) limit.reserved += amount(limit, reservation)
-            held.add(reservation)
-            holding++
-            return Effect.succeed(reservation)
-          })
-
-        /** What the call used: reported, estimated, or nothing. */
-        const usageOf = (call: UsageTracker.CallRecord): {
-          readonly source: UsageTracker.UsageSource
-          readonly promptTokens: number
-          readonly completionTokens: number
-        } => {
-          if (call.cached === true) return { source: "none", promptTokens: 0, completionTokens: 0 }
-          if (call.usage !== undefined) {
-            return {
-              source: call.usage.estimated === true ? "estimated" : "reported",
-              promptTokens: Math.max(0, Math.round(call.usage.promptTokens)),
-              completionTokens: Math.max(0, Math.round(call.usage.completionTokens))
-            }
-          }
-          const ended = call.error !== undefined || call.interrupted === true || call.defect === true
-          const nothing = call.error !== undefined && tokens.generatedNothing(call.error)
-          if (!ended || nothing || call.reservation === undefined) {
-            return { source: "none", promptTokens: 0, completionTokens: 0 }
-          }
-          return {
-            source: "estimated",
-            promptTokens: call.reservation.promptTokens,
-            completionTokens: call.reservation.completionTokens
-          }
-        }
-
-        const record = (call: UsageTracker.CallRecord): Effect.Effect<UsageEvent> =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) => {
-            const used = usageOf(call)
-            const cost = costOf(call.model, used.promptTokens, used.completionTokens)
-            const event = new UsageEvent({
-              timestamp: now,
-              model: call.model,
-              stream: call.stream === true,
-              cached: call.cached === true,
-              outcome: call.error !== undefined
-                ? call.error._tag
-                : call.interrupted === true
-                ? "Interrupted"
-                : call.defect === true
-                ? "Defect"
-                : "success",
-              attempts: call.attempts,
-              promptTokens: used.promptTokens,
-              completionTokens: used.completionTokens,
-              totalTokens: used.promptTokens + used.completionTokens,
-              usage: used.source,
-              costUsd: cost ?? 0,
-              priced: cost !== undefined,
-              latencyMillis: Math.max(0, Duration.toMillis(Duration.decode(call.latency))),
-              requestId: call.requestId
-            }, true) // built from checked numbers: the schema's check would only cost time on every call
-            // One synchronous step: release the hold, charge the use, see which thresholds it crossed.
-            roll(now)
-            const alerts: Array<UsageTracker.Alert> = []
-            const reservation = call.reservation
-            const release = reservation !== undefined && held.delete(reservation)
-            if (release) holding--
-            for (const limit of limits) {
-              // With nothing in flight nothing is reserved: no rounding residue is left to hold.
-              if (release) limit.reserved = holding === 0 ? 0 : Math.max(0, limit.reserved - amount(limit, reservation))
-              limit.spent += limit.dimension === "usd" ? event.costUsd : event.totalTokens
-              for (const threshold of resolved.thresholds) {
-                if (limit.spent >= threshold * limit.limit * (1 - EPSILON) && !limit.fired.has(threshold)) {
-                  limit.fired.add(threshold)
-                  alerts.push(
-                    new BudgetAlert({
-                      dimension: limit.dimension,
-                      threshold,
-                      spent: limit.spent,
-                      limit: limit.limit,
-                      periodStart: periodStart(),
-                      model: call.model
-                    })
-                  )
-                }
-              }
-            }
-            addTo(overall, event)
-            let summary = byModel.get(call.model)
-            if (summary === undefined) byModel.set(call.model, summary = emptySummary())
-            addTo(summary, event)
-            if (call.error?._tag === "QuotaExceededError") {
-              alerts.push(
-                new QuotaAlert({
-                  model: call.model,
-                  status: call.error.status,
-                  requestId: call.error.requestId,
-                  message: call.error.message
+        > => {
+          const promptTokens = tokens.estimatePromptTokens(request)
+          const completionTokens = tokens.estimateCompletionTokens(request)
+          let cost = 0
+          for (const model of models ?? [request.model]) {
+            const price = costOf(model, promptTokens, completionTokens)
+            if (price === undefined) {
+              if (resolved.usd === undefined) continue
+              return Effect.fail(
+                new InferenceError.InvalidRequestError({
+                  path: "model",
+                  issue:
+                    `"${model}" has no price in the usage tracker, so the dollar budget cannot hold its cost: add it to prices`
                 })
               )
             }
-            const warnUnpriced = cost === undefined && event.totalTokens > 0 && !unpricedWarned.has(call.model)
-            if (warnUnpriced) unpricedWarned.add(call.model)
-            return Effect.as(
-              Effect.all([
-                observe(event),
-                logUsage(event, call),
-                warnUnpriced
-                  ? Effect.logWarning("Inference model has no price; its cost counts as $0").pipe(
-                    Effect.annotateLogs({ model: call.model })
-                  )
-                  : Effect.void,
-                PubSub.publish(eventHub, event),
-                Effect.forEach(alerts, publishAlert, { discard: true })
-              ], { discard: true }),
-              event
-            )
-          })
-
-        const logUsage = (event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
-          resolved.logLevel._tag === "None" ? Effect.void : FiberRef.getWith(
-            FiberRef.currentMinimumLogLevel,
-            // Below the minimum level the line would be dropped anyway: skip building its annotations.
-            (minimum) => LogLevel.lessThan(resolved.logLevel, minimum) ? Effect.void : logLine(event, call)
-          )
-
-        const logLine = (event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
-          Effect.logWithLevel(resolved.logLevel, "Inference usage").pipe(
-            Effect.annotateLogs({
-              model: event.model,
-              outcome: event.outcome,
-              attempts: event.attempts,
-              promptTokens: event.promptTokens,
-              completionTokens: event.completionTokens,
-              totalTokens: event.totalTokens,
-              usage: event.usage,
-              costUsd: event.costUsd,
-              latencyMs: Math.round(event.latencyMillis),
-              cached: event.cached,
-              stream: event.stream,
-              requestId: event.requestId ?? "none",
-              ...(resolved.logPrompt && call.messages !== undefined ? { prompt: safeJson(call.messages) } : {})
-            })
-          )
-
-        const publishAlert = (alert: UsageTracker.Alert): Effect.Effect<void> =>
-          Effect.zipRight(
-            alert._tag === "BudgetAlert"
-              ? Effect.logWarning("Inference budget threshold reached").pipe(
-                Effect.annotateLogs({
-                  dimension: alert.dimension,
-                  threshold: `${Math.round(alert.threshold * 100)}%`,
-                  spent: alert.spent,
-                  limit: alert.limit,
-                  model: alert.model
-                })
-              )
-              : Effect.logWarning("Inference quota exhausted").pipe(
-                Effect.annotateLogs({
-                  model: alert.model,
-                  status: alert.status ?? "none",
-                  requestId: alert.requestId ?? "none"
-                })
-              ),
-            PubSub.publish(alertHub, alert)
-          )
-
-        const summaryCopy = (s: MutableSummary): UsageTracker.Summary => ({ ...s })
-        const totals = Effect.sync((): UsageTracker.Totals => ({
-          overall: summaryCopy(overall),
-          byModel: Object.fromEntries([...byModel].map(([model, s]) => [model, summaryCopy(s)]))
-        }))
-        const budget = Effect.map(Clock.currentTimeMillis, (now): ReadonlyArray<UsageTracker.BudgetStatus> => {
+            cost = Math.max(cost, price)
+          }
+          const reservation: UsageTracker.Reservation = {
+            model: request.model,
+            promptTokens,
+            completionTokens,
+            usd: cost
+          }
+          if (limits.length === 0) return Effect.succeed(reservation)
           roll(now)
-          return limits.map((limit) => ({
-            dimension: limit.dimension,
-            limit: limit.limit,
-            spent: limit.spent,
-            reserved: limit.reserved,
-            remaining: Math.max(0, limit.limit - limit.spent - limit.reserved),
-            periodStart: periodStart(),
-            periodEnd: periodEnd()
-          }))
-        })
-        const report = Effect.map(Effect.zip(totals, budget), ([t, budgets]) => {
-          const row = (name: string, s: UsageTracker.Summary) => [
-            name,
-            count(s.calls),
-            count(s.succeeded),
-            count(s.failed),
-            count(s.cacheHits),
-            count(s.attempts),
-            count(s.promptTokens),
-            count(s.completionTokens),
-            usd(s.costUsd)
-          ]
-          const lines = [
-            table([
-              ["model", "calls", "ok", "failed", "cached", "attempts", "prompt tokens", "completion tokens", "cost"],
-              ...Object.entries(t.byModel).sort(([a], [b]) => a.localeCompare(b)).map(([model, s]) => row(model, s)),
-              row("total", t.overall)
-            ])
-          ]
-          for (const b of budgets) {
-            const amount = b.dimension === "usd" ? usd : count
-            lines.push(
-              `budget (${b.dimension}): ${amount(b.spent)} spent of ${amount(b.limit)} (${
-                (100 * b.spent / b.limit).toFixed(1)
-              }%), ${amount(b.reserved)} reserved`
-            )
+          for (const limit of limits) {
+            const requested = amount(limit, reservation)
+            if (limit.spent + limit.reserved + requested > limit.limit * (1 + EPSILON)) {
+              const end = periodEnd()
+              return Effect.fail(
+                new InferenceError.BudgetExceededError({
+                  model: request.model,
+                  dimension: limit.dimension,
+                  limit: limit.limit,
+                  spent: limit.spent,
+                  reserved: limit.reserved,
+                  requested,
+                  resetsIn: end === undefined ? Option.none() : Option.some(Duration.millis(end - now))
+                })
+              )
+            }
           }
-          return lines.join("\n")
+          for (const limit of limits) limit.reserved += amount(limit, reservation)
+          held.add(reservation)
+          holding++
+          return Effect.succeed(reservation)
         })
 
-        return {
-          reserve,
-          record,
-          costOf,
-          totals,
-          budget,
-          report,
-          events: Stream.fromPubSub(eventHub),
-          subscribe: PubSub.subscribe(eventHub),
-          alerts: Stream.fromPubSub(alertHub),
-          subscribeAlerts: PubSub.subscribe(alertHub)
+      /** What the call used: reported, estimated, or nothing. */
+      const usageOf = (call: UsageTracker.CallRecord): {
+        readonly source: UsageTracker.UsageSource
+        readonly promptTokens: number
+        readonly completionTokens: number
+      } => {
+        if (call.cached === true) return { source: "none", promptTokens: 0, completionTokens: 0 }
+        if (call.usage !== undefined) {
+          return {
+            source: call.usage.estimated === true ? "estimated" : "reported",
+            promptTokens: Math.max(0, Math.round(call.usage.promptTokens)),
+            completionTokens: Math.max(0, Math.round(call.usage.completionTokens))
+          }
         }
+        const ended = call.error !== undefined || call.interrupted === true || call.defect === true
+        const nothing = call.error !== undefined && tokens.generatedNothing(call.error)
+        if (!ended || nothing || call.reservation === undefined) {
+          return { source: "none", promptTokens: 0, completionTokens: 0 }
+        }
+        return {
+          source: "estimated",
+          promptTokens: call.reservation.promptTokens,
+          completionTokens: call.reservation.completionTokens
+        }
+      }
+
+      const record = (call: UsageTracker.CallRecord): Effect.Effect<UsageEvent> =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const used = usageOf(call)
+          const cost = costOf(call.model, used.promptTokens, used.completionTokens)
+          const event = new UsageEvent({
+            timestamp: now,
+            model: call.model,
+            stream: call.stream === true,
+            cached: call.cached === true,
+            outcome: call.error !== undefined
+              ? call.error._tag
+              : call.interrupted === true
+              ? "Interrupted"
+              : call.defect === true
+              ? "Defect"
+              : "success",
+            attempts: call.attempts,
+            promptTokens: used.promptTokens,
+            completionTokens: used.completionTokens,
+            totalTokens: used.promptTokens + used.completionTokens,
+            usage: used.source,
+            costUsd: cost ?? 0,
+            priced: cost !== undefined,
+            latencyMillis: Math.max(0, Duration.toMillis(Duration.decode(call.latency))),
+            requestId: call.requestId
+          }, true) // built from checked numbers: the schema's check would only cost time on every call
+          // One synchronous step: release the hold, charge the use, see which thresholds it crossed.
+          roll(now)
+          const alerts: Array<UsageTracker.Alert> = []
+          const reservation = call.reservation
+          const release = reservation !== undefined && held.delete(reservation)
+          if (release) holding--
+          for (const limit of limits) {
+            // With nothing in flight nothing is reserved: no rounding residue is left to hold.
+            if (release) limit.reserved = holding === 0 ? 0 : Math.max(0, limit.reserved - amount(limit, reservation))
+            limit.spent += limit.dimension === "usd" ? event.costUsd : event.totalTokens
+            for (const threshold of resolved.thresholds) {
+              if (limit.spent >= threshold * limit.limit * (1 - EPSILON) && !limit.fired.has(threshold)) {
+                limit.fired.add(threshold)
+                alerts.push(
+                  new BudgetAlert({
+                    dimension: limit.dimension,
+                    threshold,
+                    spent: limit.spent,
+                    limit: limit.limit,
+                    periodStart: periodStart(),
+                    model: call.model
+                  })
+                )
+              }
+            }
+          }
+          addTo(overall, event)
+          let summary = byModel.get(call.model)
+          if (summary === undefined) byModel.set(call.model, summary = emptySummary())
+          addTo(summary, event)
+          if (call.error?._tag === "QuotaExceededError") {
+            alerts.push(
+              new QuotaAlert({
+                model: call.model,
+                status: call.error.status,
+                requestId: call.error.requestId,
+                message: call.error.message
+              })
+            )
+          }
+          const warnUnpriced = cost === undefined && event.totalTokens > 0 && !unpricedWarned.has(call.model)
+          if (warnUnpriced) unpricedWarned.add(call.model)
+          return Effect.as(
+            Effect.all([
+              observe(event),
+              logUsage(event, call),
+              warnUnpriced
+                ? Effect.logWarning("Inference model has no price; its cost counts as $0").pipe(
+                  Effect.annotateLogs({ model: call.model })
+                )
+                : Effect.void,
+              PubSub.publish(eventHub, event),
+              Effect.forEach(alerts, publishAlert, { discard: true })
+            ], { discard: true }),
+            event
+          )
+        })
+
+      const logUsage = (event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
+        resolved.logLevel._tag === "None" ? Effect.void : FiberRef.getWith(
+          FiberRef.currentMinimumLogLevel,
+          // Below the minimum level the line would be dropped anyway: skip building its annotations.
+          (minimum) => LogLevel.lessThan(resolved.logLevel, minimum) ? Effect.void : logLine(event, call)
+        )
+
+      const logLine = (event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
+        Effect.logWithLevel(resolved.logLevel, "Inference usage").pipe(
+          Effect.annotateLogs({
+            model: event.model,
+            outcome: event.outcome,
+            attempts: event.attempts,
+            promptTokens: event.promptTokens,
+            completionTokens: event.completionTokens,
+            totalTokens: event.totalTokens,
+            usage: event.usage,
+            costUsd: event.costUsd,
+            latencyMs: Math.round(event.latencyMillis),
+            cached: event.cached,
+            stream: event.stream,
+            requestId: event.requestId ?? "none",
+            ...(resolved.logPrompt && call.messages !== undefined ? { prompt: safeJson(call.messages) } : {})
+          })
+        )
+
+      const publishAlert = (alert: UsageTracker.Alert): Effect.Effect<void> =>
+        Effect.zipRight(
+          alert._tag === "BudgetAlert"
+            ? Effect.logWarning("Inference budget threshold reached").pipe(
+              Effect.annotateLogs({
+                dimension: alert.dimension,
+                threshold: `${Math.round(alert.threshold * 100)}%`,
+                spent: alert.spent,
+                limit: alert.limit,
+                model: alert.model
+              })
+            )
+            : Effect.logWarning("Inference quota exhausted").pipe(
+              Effect.annotateLogs({
+                model: alert.model,
+                status: alert.status ?? "none",
+                requestId: alert.requestId ?? "none"
+              })
+            ),
+          PubSub.publish(alertHub, alert)
+        )
+
+      const summaryCopy = (s: MutableSummary): UsageTracker.Summary => ({ ...s })
+      const totals = Effect.sync((): UsageTracker.Totals => ({
+        overall: summaryCopy(overall),
+        byModel: Object.fromEntries([...byModel].map(([model, s]) => [model, summaryCopy(s)]))
+      }))
+      const budget = Effect.map(Clock.currentTimeMillis, (now): ReadonlyArray<UsageTracker.BudgetStatus> => {
+        roll(now)
+        return limits.map((limit) => ({
+          dimension: limit.dimension,
+          limit: limit.limit,
+          spent: limit.spent,
+          reserved: limit.reserved,
+          remaining: Math.max(0, limit.limit - limit.spent - limit.reserved),
+          periodStart: periodStart(),
+          periodEnd: periodEnd()
+        }))
       })
-  })
+      const report = Effect.map(Effect.zip(totals, budget), ([t, budgets]) => {
+        const row = (name: string, s: UsageTracker.Summary) => [
+          name,
+          count(s.calls),
+          count(s.succeeded),
+          count(s.failed),
+          count(s.cacheHits),
+          count(s.attempts),
+          count(s.promptTokens),
+          count(s.completionTokens),
+          usd(s.costUsd)
+        ]
+        const lines = [
+          table([
+            ["model", "calls", "ok", "failed", "cached", "attempts", "prompt tokens", "completion tokens", "cost"],
+            ...Object.entries(t.byModel).sort(([a], [b]) => a.localeCompare(b)).map(([model, s]) => row(model, s)),
+            row("total", t.overall)
+          ])
+        ]
+        for (const b of budgets) {
+          const amount = b.dimension === "usd" ? usd : count
+          lines.push(
+            `budget (${b.dimension}): ${amount(b.spent)} spent of ${amount(b.limit)} (${
+              (100 * b.spent / b.limit).toFixed(1)
+            }%), ${amount(b.reserved)} reserved`
+          )
+        }
+        return lines.join("\n")
+      })
+
+      return {
+        reserve,
+        record,
+        costOf,
+        totals,
+        budget,
+        report,
+        events: Stream.fromPubSub(eventHub),
+        subscribe: PubSub.subscribe(eventHub),
+        alerts: Stream.fromPubSub(alertHub),
+        subscribeAlerts: PubSub.subscribe(alertHub)
+      }
+    }))
 
 /** The metrics of one model, tagged once: tagging builds a new metric key, too much work for every call. */
 interface ModelMetrics {

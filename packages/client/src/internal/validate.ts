@@ -1,7 +1,11 @@
 /**
- * Where a request is checked before it is sent.
+ * Where a request is checked before it is sent, and where options are checked
+ * when a layer is built.
  */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { ChatCompletionRequest } from "../ChatCompletion.js"
@@ -31,3 +35,24 @@ export const validateRequest = (
   input: unknown
 ): Either.Either<ChatCompletionRequest, InferenceError.InvalidRequestError> =>
   Either.mapLeft(decodeRequest(input), invalidRequest)
+
+/**
+ * A duration input that decodes to more than zero; with `finite`, not infinite
+ * either. Every option that takes a duration is checked with this.
+ *
+ * @internal
+ */
+export const positiveDuration = (input: unknown, finite: boolean): Option.Option<Duration.Duration> =>
+  Option.filter(
+    Duration.decodeUnknown(input),
+    (d) => Duration.greaterThan(d, Duration.zero) && (!finite || Duration.isFinite(d))
+  )
+
+/**
+ * The checked options, or a defect naming the module and the option: invalid
+ * options are a programming error, reported when the layer is built.
+ *
+ * @internal
+ */
+export const optionsOrDie = <A>(module: string, checked: Either.Either<A, string>): Effect.Effect<A> =>
+  Either.match(checked, { onLeft: (message) => Effect.dieMessage(`${module}: ${message}`), onRight: Effect.succeed })
