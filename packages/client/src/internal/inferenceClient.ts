@@ -239,15 +239,16 @@ export const make = (
     const resolved = yield* validate.optionsOrDie("InferenceClient", resolveOptions(options))
     const secret = Redacted.value(resolved.apiKey)
     const project = resolved.project
+    // The same headers on every request: built once, not per request.
+    const fixedHeaders: Record<string, string> = {
+      authorization: `Bearer ${secret}`,
+      accept: "application/json",
+      ...(project === undefined ? {} : { "openai-project": project })
+    }
     const base = (yield* HttpClient.HttpClient).pipe(
-      HttpClient.mapRequest((request) => {
-        const withAuth = request.pipe(
-          HttpClientRequest.prependUrl(resolved.baseUrl),
-          HttpClientRequest.bearerToken(resolved.apiKey),
-          HttpClientRequest.acceptJson
-        )
-        return project === undefined ? withAuth : HttpClientRequest.setHeader(withAuth, "openai-project", project)
-      })
+      HttpClient.mapRequest((request) =>
+        HttpClientRequest.setHeaders(HttpClientRequest.prependUrl(request, resolved.baseUrl), fixedHeaders)
+      )
     )
     // Spans are for a tracer to export. Effect's built-in tracer exports nothing, and a span (the client's and
     // @effect/platform's per request) costs more than the rest of a call's bookkeeping, so without another tracer
@@ -476,6 +477,27 @@ export const make = (
         onNone: () => Cause.isInterruptedOnly(exit.cause) ? { interrupted: true } : { defect: true }
       })
 
+    /** Records a finished call of `request`, begun at `start`, as far as `progress` got. */
+    const recordCall = (
+      tracker: UsageTracker.UsageTracker.Service,
+      request: ChatCompletionRequest,
+      progress: Progress,
+      start: number,
+      ending: Omit<UsageTracker.CallRecord, "model" | "latency" | "attempts" | "requestId" | "messages">
+    ): Effect.Effect<UsageTracker.UsageEvent> =>
+      Effect.flatMap(Clock.currentTimeMillis, (end) =>
+        tracker.record({
+          model: progress.model ?? request.model,
+          latency: Duration.millis(end - start),
+          attempts: progress.attempts,
+          requestId: progress.requestId,
+          messages: request.messages,
+          ...ending
+        }))
+
+    const reported = (usage: ChatCompletion["usage"]) =>
+      usage === undefined ? undefined : { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens }
+
     /**
      * Runs `run` holding its place in the budget (a call that does not fit fails
      * with `BudgetExceededError` and sends nothing), and records its usage
@@ -487,36 +509,22 @@ export const make = (
       progress: Progress,
       run: Effect.Effect<ChatCompletion, InferenceError.InferenceError>
     ): Effect.Effect<ChatCompletion, InferenceError.InferenceError> =>
-      Effect.flatMap(Clock.currentTimeMillis, (start) => {
-        const record = (
-          exit: Exit.Exit<ChatCompletion, InferenceError.InferenceError>,
-          reservation?: UsageTracker.Reservation
-        ) =>
-          Effect.flatMap(Clock.currentTimeMillis, (end) => {
-            const usage = Exit.isSuccess(exit) ? exit.value.usage : undefined
-            return tracker.record({
-              model: progress.model ?? request.model,
-              latency: Duration.millis(end - start),
-              attempts: progress.attempts,
-              requestId: progress.requestId,
-              reservation,
-              messages: request.messages,
-              usage: usage === undefined
-                ? undefined
-                : { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens },
-              ...endingOf(exit)
-            })
-          })
-        return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(Clock.currentTimeMillis, (start) =>
+        Effect.uninterruptibleMask((restore) =>
           Effect.flatMap(
             Effect.tapErrorCause(
               tracker.reserve(request, modelsOf(request.model)),
-              (cause) => record(Exit.failCause(cause))
+              (cause) => recordCall(tracker, request, progress, start, endingOf(Exit.failCause(cause)))
             ),
-            (reservation) => Effect.onExit(restore(run), (exit) => record(exit, reservation))
+            (reservation) =>
+              Effect.onExit(restore(run), (exit) =>
+                recordCall(tracker, request, progress, start, {
+                  reservation,
+                  usage: Exit.isSuccess(exit) ? reported(exit.value.usage) : undefined,
+                  ...endingOf(exit)
+                }))
           )
-        )
-      })
+        ))
 
     const recordHit = (model: string, stream: boolean, start: number): Effect.Effect<void> =>
       tracker === undefined ? Effect.void : Effect.flatMap(
@@ -905,33 +913,27 @@ export const make = (
           const start = yield* Clock.currentTimeMillis
           // Recorded when the stream's scope closes, however it ends.
           yield* Effect.addFinalizer((exit) =>
-            Effect.flatMap(Clock.currentTimeMillis, (end) =>
-              tracker.record({
-                model: progress.model ?? request.model,
-                stream: true,
-                latency: Duration.millis(end - start),
-                attempts: progress.attempts,
-                requestId: progress.requestId,
-                reservation,
-                messages: request.messages,
-                usage: usage !== undefined
-                  ? { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens }
-                  : generatedChars > 0
-                  // Left early, or broke off, before the usage chunk: what was seen of it.
-                  ? {
-                    promptTokens: reservation?.promptTokens ?? tokens.estimatePromptTokens(request),
-                    completionTokens: Math.ceil(generatedChars / tokens.CHARS_PER_TOKEN),
-                    estimated: true
-                  }
-                  : undefined,
-                ...(failure !== undefined
-                  ? { error: failure }
-                  : ended
-                  ? {}
-                  : Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
-                  ? { defect: true }
-                  : { interrupted: true })
-              }))
+            recordCall(tracker, request, progress, start, {
+              stream: true,
+              reservation,
+              usage: usage !== undefined
+                ? reported(usage)
+                : generatedChars > 0
+                // Left early, or broke off, before the usage chunk: what was seen of it.
+                ? {
+                  promptTokens: reservation?.promptTokens ?? tokens.estimatePromptTokens(request),
+                  completionTokens: Math.ceil(generatedChars / tokens.CHARS_PER_TOKEN),
+                  estimated: true
+                }
+                : undefined,
+              ...(failure !== undefined
+                ? { error: failure }
+                : ended
+                ? {}
+                : Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
+                ? { defect: true }
+                : { interrupted: true })
+            })
           )
           reservation = yield* Effect.tapError(tracker.reserve(request, modelsOf(request.model)), (error) =>
             Effect.sync(() => {

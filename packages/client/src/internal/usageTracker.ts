@@ -520,10 +520,10 @@ interface ModelMetrics {
   readonly cost: Metric.Metric.Gauge<number>
 }
 
-const byModel = new Map<string, ModelMetrics>()
+const metricsByModel = new Map<string, ModelMetrics>()
 
 const metricsOf = (model: string): ModelMetrics => {
-  let found = byModel.get(model)
+  let found = metricsByModel.get(model)
   if (found === undefined) {
     const tokens = (kind: string) =>
       Metric.taggedWithLabels(metrics.tokens, [MetricLabel.make("model", model), MetricLabel.make("kind", kind)])
@@ -535,7 +535,7 @@ const metricsOf = (model: string): ModelMetrics => {
       latency: Metric.tagged(metrics.latency, "model", model),
       cost: Metric.tagged(metrics.cost, "model", model)
     }
-    byModel.set(model, found)
+    metricsByModel.set(model, found)
   }
   return found
 }
