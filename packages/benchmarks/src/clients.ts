@@ -1,3 +1,18 @@
+import type { InferenceClient } from "@effect-inference/client"
+
+/**
+ * The client's configurations the benchmarks compare: its defaults, then each
+ * feature switched off in turn, then all of them off.
+ */
+export const variants = {
+  "default": {},
+  "no retry": { retry: false },
+  "no breaker": { circuitBreaker: false },
+  "no usage tracking": { usage: false },
+  "no concurrency limit": { maxConcurrency: Infinity },
+  "all off": { retry: false, circuitBreaker: false, usage: false, maxConcurrency: Infinity }
+} satisfies Record<string, Partial<InferenceClient.Options>>
+
 /** The clients the benchmarks compare, in the order the tables list them. */
 export const clients = [
   "undici",

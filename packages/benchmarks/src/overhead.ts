@@ -11,6 +11,7 @@ import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
+import { variants } from "./clients.js"
 
 const calls = Number(process.argv[2] ?? 20_000)
 /** Only the variants whose name contains this, if given. */
@@ -38,15 +39,6 @@ const body = {
   messages: [{ role: "user" as const, content: "Say something short about benchmarks." }],
   max_tokens: 20
 }
-
-const variants: ReadonlyArray<readonly [string, Partial<InferenceClient.Options>]> = [
-  ["default", {}],
-  ["no retry", { retry: false }],
-  ["no breaker", { circuitBreaker: false }],
-  ["no usage tracking", { usage: false }],
-  ["no concurrency limit", { maxConcurrency: Infinity }],
-  ["all off", { retry: false, circuitBreaker: false, usage: false, maxConcurrency: Infinity }]
-]
 
 const measure = (options: Partial<InferenceClient.Options>) =>
   Effect.gen(function*() {
@@ -81,7 +73,9 @@ const baseline = Effect.gen(function*() {
 
 const main = Effect.gen(function*() {
   console.log(`${"Response + JSON.parse".padEnd(24)} ${(yield* baseline).toFixed(1).padStart(7)} µs/call`)
-  for (const [name, options] of variants.filter(([name]) => only === undefined || name.includes(only))) {
+  for (
+    const [name, options] of Object.entries(variants).filter(([name]) => only === undefined || name.includes(only))
+  ) {
     console.log(`${name.padEnd(24)} ${(yield* measure(options)).toFixed(1).padStart(7)} µs/call`)
   }
 }).pipe(Effect.provide(Logger.remove(Logger.defaultLogger)))

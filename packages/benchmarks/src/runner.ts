@@ -20,7 +20,7 @@ import * as Stream from "effect/Stream"
 import { createParser } from "eventsource-parser"
 import OpenAI from "openai"
 import * as undici from "undici"
-import { type ClientName, clients, type Result } from "./clients.js"
+import { type ClientName, clients, type Result, variants } from "./clients.js"
 
 /** Stops the run: a benchmark that goes wrong has no figures to give. */
 const fail = (message: string): never => {
@@ -123,22 +123,9 @@ const platformCall = Effect.gen(function*() {
   return Effect.map(Effect.flatMap(http.execute(request), decodeCompletion), () => 1)
 })
 
-const clientOptions = (client: ClientName): Partial<InferenceClient.Options> => {
-  switch (client) {
-    case "client: no retry":
-      return { retry: false }
-    case "client: no breaker":
-      return { circuitBreaker: false }
-    case "client: no usage tracking":
-      return { usage: false }
-    case "client: no concurrency limit":
-      return { maxConcurrency: Infinity }
-    case "client: all off":
-      return { retry: false, circuitBreaker: false, usage: false, maxConcurrency: Infinity }
-    default:
-      return {}
-  }
-}
+/** "client: no retry" is the variant "no retry"; "client" is the defaults. */
+const clientOptions = (client: ClientName): Partial<InferenceClient.Options> =>
+  client.startsWith("client: ") ? variants[client.slice("client: ".length) as keyof typeof variants] : variants.default
 
 const clientCall = (client: ClientName) =>
   Effect.gen(function*() {
