@@ -26,8 +26,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { ChatCompletion } from "../ChatCompletion.js"
-import type { ChatCompletionRequest, ChatCompletionRequestInput } from "../ChatCompletion.js"
+import type { ChatCompletion, ChatCompletionRequest, ChatCompletionRequestInput } from "../ChatCompletion.js"
 import type { ChatCompletionChunk } from "../ChatCompletionChunk.js"
 import type { Options as CircuitBreakerOptions } from "../CircuitBreaker.js"
 import * as CircuitBreaker from "../CircuitBreaker.js"
@@ -41,10 +40,11 @@ import * as UsageTracker from "../UsageTracker.js"
 import * as ChunkInternal from "./chunks.js"
 import * as CircuitBreakerInternal from "./circuitBreaker.js"
 import * as classify from "./classify.js"
-import { decodeChunk } from "./decodeChunk.js"
+import { decodeChunk, decodeCompletion } from "./decode.js"
 import * as ResponseCacheInternal from "./responseCache.js"
 import * as RetryPolicy from "./retryPolicy.js"
 import * as sse from "./sse.js"
+import * as timeout from "./timeout.js"
 import * as tokens from "./tokens.js"
 import * as validate from "./validate.js"
 import { validateRequest } from "./validate.js"
@@ -185,7 +185,6 @@ export const config = Config.all({
 // Requests and responses
 // ---------------------------------------------------------------------------
 
-const decodeCompletion = Schema.decodeUnknownEither(ChatCompletion)
 const decodeModelList = Schema.decodeUnknownEither(ModelList)
 
 const decodeWith = <A>(decode: (u: unknown) => Either.Either<A, ParseResult.ParseError>) =>
@@ -254,10 +253,15 @@ export const make = (
     // @effect/platform's per request) costs more than the rest of a call's bookkeeping, so without another tracer
     // there are none: install one (@effect/opentelemetry's layer) before the client is built to get them.
     const tracing = (yield* Effect.tracer) !== builtInTracer
-    const traced = tracing
-      ? base
-      : base.pipe(HttpClient.withTracerDisabledWhen(() => true), HttpClient.withTracerPropagation(false))
-    const httpClient = resolved.transformClient === undefined ? traced : resolved.transformClient(traced)
+    const httpClient = resolved.transformClient === undefined ? base : resolved.transformClient(base)
+    /**
+     * Runs a call's requests with the `Authorization` header redacted and, without a
+     * tracer that exports, with tracing off: @effect/platform's `HttpClient` then
+     * makes no span and sends no trace headers. One `FiberRef` change per call, not
+     * per attempt.
+     */
+    const inCall = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      redactingAuthorization(tracing ? effect : Effect.locally(effect, FiberRef.currentTracerEnabled, false))
     const breakers = resolved.circuitBreaker === undefined
       ? undefined
       : yield* Effect.flatMap(
@@ -361,7 +365,7 @@ export const make = (
       progress: Progress
     ): Effect.Effect<A, InferenceError.InferenceError, R> => {
       const total = resolved.totalTimeout
-      return total === undefined ? effect : Effect.timeoutFail(effect, {
+      return total === undefined ? effect : timeout.timeoutFail(effect, {
         duration: total,
         onTimeout: () =>
           new InferenceError.TimeoutError({
@@ -402,20 +406,20 @@ export const make = (
               return response.status >= 200 && response.status < 300
                 ? onSuccess(response, context)
                 : failFromResponse(response, context)
-            }),
-            Effect.timeoutFail({
-              duration: resolved.timeout,
-              onTimeout: () =>
-                new InferenceError.TimeoutError({ phase: "attempt", timeout: resolved.timeout, model, attempts: n })
             })
           )
+          const timed = timeout.timeoutFail(exchange, {
+            duration: resolved.timeout,
+            onTimeout: () =>
+              new InferenceError.TimeoutError({ phase: "attempt", timeout: resolved.timeout, model, attempts: n })
+          })
           // Inside the slot (charged when really sent), outside the attempt's timeout (a wait for quota is not the server's fault).
-          const limited = limiter === undefined ? exchange : limiter.withLimit(exchange, cost)
+          const limited = limiter === undefined ? timed : limiter.withLimit(timed, cost)
           // The breaker inside the slot: a half-open probe does not sit in the queue for a slot while it holds a probe place.
           return semaphore === undefined ? guarded(model, limited) : semaphore.withPermits(1)(guarded(model, limited))
         }
         const retriedAttempts = retried(attempt)
-        return redactingAuthorization(
+        return inCall(
           tracing
             ? retriedAttempts.pipe(
               Effect.onExit((exit) =>
@@ -872,8 +876,11 @@ export const make = (
                     return { prefix, pull, ended: false, context }
                   }
                 }
-              }).pipe(
-                Effect.timeoutFail({ duration: resolved.firstChunkTimeout, onTimeout: () => firstChunkTimeout(n) })
+              }).pipe((effect) =>
+                timeout.timeoutFail(effect, {
+                  duration: resolved.firstChunkTimeout,
+                  onTimeout: () => firstChunkTimeout(n)
+                })
               )
               let permit: RateLimit.Permit | undefined
               // Waiting for a slot stays interruptible (acquireRelease would not be); once taken, it is released with the scope.
@@ -899,7 +906,7 @@ export const make = (
                   )
                 )
             })
-          return yield* redactingAuthorization(retried(attempt))
+          return yield* inCall(retried(attempt))
         })
       const live = Stream.unwrapScoped(Effect.gen(function*() {
         const progress: Progress = { attempts: 0, model: request.model, requestId: undefined }

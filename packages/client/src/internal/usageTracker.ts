@@ -318,88 +318,98 @@ export const make = (options: UsageTracker.Options = {}): Effect.Effect<UsageTra
       }
 
       const record = (call: UsageTracker.CallRecord): Effect.Effect<UsageEvent> =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          const used = usageOf(call)
-          const cost = costOf(call.model, used.promptTokens, used.completionTokens)
-          const event = new UsageEvent({
-            timestamp: now,
-            model: call.model,
-            stream: call.stream === true,
-            cached: call.cached === true,
-            outcome: call.error !== undefined
-              ? call.error._tag
-              : call.interrupted === true
-              ? "Interrupted"
-              : call.defect === true
-              ? "Defect"
-              : "success",
-            attempts: call.attempts,
-            promptTokens: used.promptTokens,
-            completionTokens: used.completionTokens,
-            totalTokens: used.promptTokens + used.completionTokens,
-            usage: used.source,
-            costUsd: cost ?? 0,
-            priced: cost !== undefined,
-            latencyMillis: Math.max(0, Duration.toMillis(Duration.decode(call.latency))),
-            requestId: call.requestId
-          }, true) // built from checked numbers: the schema's check would only cost time on every call
-          // One synchronous step: release the hold, charge the use, see which thresholds it crossed.
-          roll(now)
-          const alerts: Array<UsageTracker.Alert> = []
-          const reservation = call.reservation
-          const release = reservation !== undefined && held.delete(reservation)
-          if (release) holding--
-          for (const limit of limits) {
-            // With nothing in flight nothing is reserved: no rounding residue is left to hold.
-            if (release) limit.reserved = holding === 0 ? 0 : Math.max(0, limit.reserved - amount(limit, reservation))
-            limit.spent += limit.dimension === "usd" ? event.costUsd : event.totalTokens
-            for (const threshold of resolved.thresholds) {
-              if (limit.spent >= threshold * limit.limit * (1 - EPSILON) && !limit.fired.has(threshold)) {
-                limit.fired.add(threshold)
-                alerts.push(
-                  new BudgetAlert({
-                    dimension: limit.dimension,
-                    threshold,
-                    spent: limit.spent,
-                    limit: limit.limit,
-                    periodStart: periodStart(),
-                    model: call.model
-                  })
-                )
-              }
+        // The clock and the metric labels read once, and everything but the log line and the publishing in one
+        // synchronous step: this runs after every call.
+        Effect.clockWith((clock) =>
+          FiberRef.getWith(
+            FiberRef.currentMetricLabels,
+            (labels) => recordAt(call, clock.unsafeCurrentTimeMillis(), labels)
+          )
+        )
+
+      const recordAt = (
+        call: UsageTracker.CallRecord,
+        now: number,
+        labels: ReadonlyArray<MetricLabel.MetricLabel>
+      ): Effect.Effect<UsageEvent> => {
+        const used = usageOf(call)
+        const cost = costOf(call.model, used.promptTokens, used.completionTokens)
+        const event = new UsageEvent({
+          timestamp: now,
+          model: call.model,
+          stream: call.stream === true,
+          cached: call.cached === true,
+          outcome: call.error !== undefined
+            ? call.error._tag
+            : call.interrupted === true
+            ? "Interrupted"
+            : call.defect === true
+            ? "Defect"
+            : "success",
+          attempts: call.attempts,
+          promptTokens: used.promptTokens,
+          completionTokens: used.completionTokens,
+          totalTokens: used.promptTokens + used.completionTokens,
+          usage: used.source,
+          costUsd: cost ?? 0,
+          priced: cost !== undefined,
+          latencyMillis: Math.max(0, Duration.toMillis(Duration.decode(call.latency))),
+          requestId: call.requestId
+        }, true) // built from checked numbers: the schema's check would only cost time on every call
+        // One synchronous step: release the hold, charge the use, see which thresholds it crossed.
+        roll(now)
+        const alerts: Array<UsageTracker.Alert> = []
+        const reservation = call.reservation
+        const release = reservation !== undefined && held.delete(reservation)
+        if (release) holding--
+        for (const limit of limits) {
+          // With nothing in flight nothing is reserved: no rounding residue is left to hold.
+          if (release) limit.reserved = holding === 0 ? 0 : Math.max(0, limit.reserved - amount(limit, reservation))
+          limit.spent += limit.dimension === "usd" ? event.costUsd : event.totalTokens
+          for (const threshold of resolved.thresholds) {
+            if (limit.spent >= threshold * limit.limit * (1 - EPSILON) && !limit.fired.has(threshold)) {
+              limit.fired.add(threshold)
+              alerts.push(
+                new BudgetAlert({
+                  dimension: limit.dimension,
+                  threshold,
+                  spent: limit.spent,
+                  limit: limit.limit,
+                  periodStart: periodStart(),
+                  model: call.model
+                })
+              )
             }
           }
-          addTo(overall, event)
-          let summary = byModel.get(call.model)
-          if (summary === undefined) byModel.set(call.model, summary = emptySummary())
-          addTo(summary, event)
-          if (call.error?._tag === "QuotaExceededError") {
-            alerts.push(
-              new QuotaAlert({
-                model: call.model,
-                status: call.error.status,
-                requestId: call.error.requestId,
-                message: call.error.message
-              })
-            )
-          }
-          const warnUnpriced = cost === undefined && event.totalTokens > 0 && !unpricedWarned.has(call.model)
-          if (warnUnpriced) unpricedWarned.add(call.model)
-          return Effect.as(
-            Effect.all([
-              observe(event),
-              logUsage(event, call),
-              warnUnpriced
-                ? Effect.logWarning("Inference model has no price; its cost counts as $0").pipe(
-                  Effect.annotateLogs({ model: call.model })
-                )
-                : Effect.void,
-              PubSub.publish(eventHub, event),
-              Effect.forEach(alerts, publishAlert, { discard: true })
-            ], { discard: true }),
-            event
+        }
+        addTo(overall, event)
+        let summary = byModel.get(call.model)
+        if (summary === undefined) byModel.set(call.model, summary = emptySummary())
+        addTo(summary, event)
+        if (call.error?._tag === "QuotaExceededError") {
+          alerts.push(
+            new QuotaAlert({
+              model: call.model,
+              status: call.error.status,
+              requestId: call.error.requestId,
+              message: call.error.message
+            })
           )
-        })
+        }
+        observe(event, labels)
+        let after: Effect.Effect<unknown> = Effect.zipRight(logUsage(event, call), PubSub.publish(eventHub, event))
+        if (cost === undefined && event.totalTokens > 0 && !unpricedWarned.has(call.model)) {
+          unpricedWarned.add(call.model)
+          after = Effect.zipRight(
+            after,
+            Effect.logWarning("Inference model has no price; its cost counts as $0").pipe(
+              Effect.annotateLogs({ model: call.model })
+            )
+          )
+        }
+        if (alerts.length > 0) after = Effect.zipRight(after, Effect.forEach(alerts, publishAlert, { discard: true }))
+        return Effect.as(after, event)
+      }
 
       const logUsage = (event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
         resolved.logLevel._tag === "None" ? Effect.void : FiberRef.getWith(
@@ -541,26 +551,24 @@ const metricsOf = (model: string): ModelMetrics => {
 }
 
 /** Updates the metrics for one call, with the metric labels of the fiber (`Effect.tagMetrics`) as `Metric.update` does. */
-const observe = (event: UsageEvent): Effect.Effect<void> =>
-  FiberRef.getWith(FiberRef.currentMetricLabels, (labels) =>
-    Effect.sync(() => {
-      const m = metricsOf(event.model)
-      let calls = m.calls.get(event.outcome)
-      if (calls === undefined) {
-        calls = Metric.taggedWithLabels(metrics.calls, [
-          MetricLabel.make("model", event.model),
-          MetricLabel.make("outcome", event.outcome)
-        ])
-        m.calls.set(event.outcome, calls)
-      }
-      calls.unsafeUpdate(1, labels)
-      if (event.attempts > 0) m.attempts.unsafeUpdate(event.attempts, labels)
-      if (event.promptTokens > 0) m.promptTokens.unsafeUpdate(event.promptTokens, labels)
-      if (event.completionTokens > 0) m.completionTokens.unsafeUpdate(event.completionTokens, labels)
-      m.latency.unsafeUpdate(event.latencyMillis, labels)
-      // A gauge's update sets it; modify adds to it, as `Metric.incrementBy` does for a gauge.
-      if (event.costUsd > 0) m.cost.unsafeModify(event.costUsd, labels)
-    }))
+const observe = (event: UsageEvent, labels: ReadonlyArray<MetricLabel.MetricLabel>): void => {
+  const m = metricsOf(event.model)
+  let calls = m.calls.get(event.outcome)
+  if (calls === undefined) {
+    calls = Metric.taggedWithLabels(metrics.calls, [
+      MetricLabel.make("model", event.model),
+      MetricLabel.make("outcome", event.outcome)
+    ])
+    m.calls.set(event.outcome, calls)
+  }
+  calls.unsafeUpdate(1, labels)
+  if (event.attempts > 0) m.attempts.unsafeUpdate(event.attempts, labels)
+  if (event.promptTokens > 0) m.promptTokens.unsafeUpdate(event.promptTokens, labels)
+  if (event.completionTokens > 0) m.completionTokens.unsafeUpdate(event.completionTokens, labels)
+  m.latency.unsafeUpdate(event.latencyMillis, labels)
+  // A gauge's update sets it; modify adds to it, as `Metric.incrementBy` does for a gauge.
+  if (event.costUsd > 0) m.cost.unsafeModify(event.costUsd, labels)
+}
 
 const safeJson = (value: unknown): string => {
   try {

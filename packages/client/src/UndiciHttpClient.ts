@@ -1,0 +1,62 @@
+/**
+ * An `HttpClient` over undici's `Dispatcher.request`, made for Node servers that
+ * call W&B Inference often: keep-alive connections, and the least work per
+ * request.
+ *
+ * @effect/platform's `NodeHttpClient.layerUndici` goes through
+ * `HttpClient.make`, which wraps every response in a second object, registers it
+ * for garbage-collection cleanup, rebuilds the `Headers` on every read of
+ * `response.headers` and reads a body by running a cached effect in a fiber of
+ * its own. Over loopback that costs about as much CPU as the request itself
+ * (`docs/benchmarks.md`, rows `platform` and `client`). This client does the same
+ * job directly: one object per response, headers converted once, bodies read
+ * with one callback, an abort on interruption.
+ *
+ * It has no HTTP spans: install `NodeHttpClient.layerUndici` (or any other
+ * `HttpClient`) where a tracer should see each request.
+ *
+ * @since 0.1.0
+ */
+import type * as HttpClient from "@effect/platform/HttpClient"
+import type * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import type * as undici from "undici"
+import * as internal from "./internal/undiciHttpClient.js"
+
+/**
+ * An `HttpClient` that sends every request through `dispatcher`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (dispatcher: undici.Dispatcher) => HttpClient.HttpClient = internal.make
+
+/**
+ * An `HttpClient` over an undici `Agent` of its own (made with `options`), closed
+ * when the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeScoped: (
+  options?: undici.Agent.Options
+) => Effect.Effect<HttpClient.HttpClient, never, Scope.Scope> = internal.makeScoped
+
+/**
+ * The `HttpClient` over an undici `Agent` of its own, with undici's defaults
+ * (keep-alive, connections per origin unbounded), closed with the layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<HttpClient.HttpClient> = internal.layer
+
+/**
+ * The `HttpClient` over an undici `Agent` made with `options` (connection
+ * limits, keep-alive timeouts, TLS), closed with the layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerWith: (options: undici.Agent.Options) => Layer.Layer<HttpClient.HttpClient> = internal.layerWith
