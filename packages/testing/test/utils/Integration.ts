@@ -1,11 +1,11 @@
 /**
  * Wiring for tests of the client against the simulator over real loopback HTTP,
- * with undici as the transport (its connection pool closes with the layer, so
- * tests can check that no socket is left).
+ * with the client's own undici transport, `UndiciHttpClient` (its connection pool
+ * closes with the layer, so tests can check that no socket is left).
  */
 import type { ChatCompletion, ChatCompletionChunk, InferenceError } from "@effect-inference/client"
-import { InferenceClient, RetryPolicy } from "@effect-inference/client"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { InferenceClient, RetryPolicy, UndiciHttpClient } from "@effect-inference/client"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -32,12 +32,13 @@ export const ask = (content = "Hello") =>
     (client) => client.chatCompletion({ model: MODEL, messages: [{ role: "user", content }] })
   )
 
-/** A client over undici pointed at the simulator in context. */
+/** A client pointed at the simulator in context, over `transport` (by default `UndiciHttpClient.layer`). */
 export const clientLayer = (
-  options: Partial<InferenceClient.Options> = {}
+  options: Partial<InferenceClient.Options> = {},
+  transport: Layer.Layer<HttpClient.HttpClient> = UndiciHttpClient.layer
 ): Layer.Layer<InferenceClient.InferenceClient, never, InferenceSimulator.InferenceSimulator> =>
   InferenceSimulator.clientLayer({ retry: fastRetry, timeout: "2 seconds", ...options }).pipe(
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(transport)
   )
 
 /** Runs `effect` with a fresh simulator and a client of it. */
