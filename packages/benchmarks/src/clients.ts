@@ -13,7 +13,11 @@ export const variants = {
   "all off": { retry: false, circuitBreaker: false, usage: false, maxConcurrency: Infinity }
 } satisfies Record<string, Partial<InferenceClient.Options>>
 
-/** The clients the benchmarks compare, in the order the tables list them. */
+/**
+ * The clients the benchmarks compare, in the order the tables list them. `client`
+ * runs over its own transport, `UndiciHttpClient.layer`; the last row runs its
+ * defaults over @effect/platform's `NodeHttpClient.layerUndici`, as `platform` does.
+ */
 export const clients = [
   "undici",
   "openai",
@@ -23,7 +27,8 @@ export const clients = [
   "client: no breaker",
   "client: no usage tracking",
   "client: no concurrency limit",
-  "client: all off"
+  "client: all off",
+  "client: over NodeHttpClient.layerUndici"
 ] as const
 
 export type ClientName = typeof clients[number]

@@ -7,7 +7,7 @@
  *   node --expose-gc --import tsx src/runner.ts --client undici --url http://127.0.0.1:8787/v1 \
  *     --concurrency 64 --requests 20000 [--stream]
  */
-import { ChatCompletion, InferenceClient } from "@effect-inference/client"
+import { ChatCompletion, InferenceClient, UndiciHttpClient } from "@effect-inference/client"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
@@ -123,9 +123,9 @@ const platformCall = Effect.gen(function*() {
   return Effect.map(Effect.flatMap(http.execute(request), decodeCompletion), () => 1)
 })
 
-/** "client: no retry" is the variant "no retry"; "client" is the defaults. */
+/** "client: no retry" is the variant "no retry"; "client" (over any transport) is the defaults. */
 const clientOptions = (client: ClientName): Partial<InferenceClient.Options> =>
-  client.startsWith("client: ") ? variants[client.slice("client: ".length) as keyof typeof variants] : variants.default
+  variants[client.slice("client: ".length) as keyof typeof variants] ?? variants.default
 
 const clientCall = (client: ClientName) =>
   Effect.gen(function*() {
@@ -200,7 +200,11 @@ const measure = async (load: (total: number) => Promise<number>): Promise<Result
   }
 }
 
-const effectLayer = Layer.merge(NodeHttpClient.layerUndici, Logger.remove(Logger.defaultLogger))
+/** `platform` and the client's last row over @effect/platform's undici layer; the client over its own. */
+const transport = name === "platform" || name === "client: over NodeHttpClient.layerUndici"
+  ? NodeHttpClient.layerUndici
+  : UndiciHttpClient.layer
+const effectLayer = Layer.merge(transport, Logger.remove(Logger.defaultLogger))
 
 const run = async (): Promise<Result> => {
   switch (name) {

@@ -700,7 +700,8 @@ export const make = (
         )
         progress.requestId = response.headers["x-request-id"]
         if (response.status < 200 || response.status >= 300) return yield* failFromResponse(response, context)
-        const raw = yield* Stream.toPull(sse.events(response.stream))
+        const raw = yield* Stream.toPull(response.stream)
+        const parser = sse.makeParser()
         let done = false
         // Every choice that appeared must finish: with n > 1, one finished choice does not complete the others.
         const seen = new Set<number>()
@@ -722,18 +723,28 @@ export const make = (
         }
         // Reading ended: every chunk of the last read has been flushed already.
         const failNow = (error: InferenceError.InferenceError) => Effect.fail(Option.some(error))
-        const onEnd = (cause: Option.Option<HttpClientError.ResponseError | sse.Overflow>) =>
+        const onEnd = (cause: Option.Option<HttpClientError.ResponseError>) =>
           Option.match(cause, {
             // A body that ends after a finish reason is complete even without [DONE].
             onNone: () => complete() ? Effect.fail(Option.none()) : failNow(classify.truncated(response, context)),
-            onSome: (error) =>
-              failNow(
-                error instanceof sse.Overflow
-                  ? classify.decodeFailure(response, `an SSE line exceeded ${error.size} bytes`, context)
-                  : classify.fromHttpClientError(error, context)
-              )
+            onSome: (error) => failNow(classify.fromHttpClientError(error, context))
           })
-        const decodeEvents = (events: Chunk.Chunk<sse.Event>): Pull => {
+        const decodeBytes = (reads: Chunk.Chunk<Uint8Array>): Pull => {
+          for (const bytes of reads) {
+            const events = parser.feed(bytes)
+            if (events instanceof sse.Overflow) {
+              const size = events.size
+              return fail(() => classify.decodeFailure(response, `an SSE line exceeded ${size} bytes`, context))
+            }
+            const failed = decodeEvents(events)
+            if (failed !== undefined) return failed
+            if (done) break
+          }
+          if (out.length > 0) return flush()
+          return done ? Effect.fail(Option.none()) : pull
+        }
+        /** Decodes the events of one read into `out`; a pull that fails, if one does. */
+        const decodeEvents = (events: ReadonlyArray<sse.Event>): Pull | undefined => {
           for (const event of events) {
             if (event.data === "[DONE]") {
               if (!complete()) return fail(() => classify.truncated(response, context))
@@ -762,12 +773,11 @@ export const make = (
             }
             out.push(decoded.right)
           }
-          if (out.length > 0) return flush()
-          return done ? Effect.fail(Option.none()) : pull
+          return undefined
         }
         const pull: Pull = Effect.suspend(() => {
           if (pending !== undefined) return Effect.fail(Option.some(pending()))
-          return done ? Effect.fail(Option.none()) : Effect.flatMap(Effect.catchAll(raw, onEnd), decodeEvents)
+          return done ? Effect.fail(Option.none()) : Effect.flatMap(Effect.catchAll(raw, onEnd), decodeBytes)
         })
         return pull
       })
@@ -784,7 +794,7 @@ export const make = (
     const idleGuarded = (
       pull: Pull,
       idle: () => Option.Option<InferenceError.InferenceError>
-    ): Effect.Effect<Stream.Stream<ChatCompletionChunk, InferenceError.InferenceError>, never, Scope.Scope> =>
+    ): Effect.Effect<Pull, never, Scope.Scope> =>
       Effect.gen(function*() {
         type Item = Exit.Exit<Chunk.Chunk<ChatCompletionChunk>, Option.Option<InferenceError.InferenceError>> | "idle"
         const queue = yield* Queue.bounded<Item>(1)
@@ -812,10 +822,8 @@ export const make = (
           return Effect.zipRight(Effect.sleep(since === undefined ? idleMillis : since + idleMillis - now), watch)
         })
         yield* Effect.forkScoped(watch)
-        return Stream.repeatEffectChunkOption(
-          // The idle error is built when it is taken, so that its chunksDelivered counts every chunk before it.
-          Effect.flatMap(Queue.take(queue), (item) => item === "idle" ? Effect.fail(idle()) : item)
-        )
+        // The idle error is built when it is taken, so that its chunksDelivered counts every chunk before it.
+        return Effect.flatMap(Queue.take(queue), (item) => item === "idle" ? Effect.fail(idle()) : item)
       })
 
     interface Started {
@@ -967,39 +975,55 @@ export const make = (
               chunksDelivered: context.chunksDelivered
             })
           )
-        const rest = started.ended ? Stream.empty : yield* idleGuarded(started.pull, idle)
-        return Stream.concat(Stream.fromIterable(started.prefix), rest).pipe(
-          // One pass per batch, counted as chunks leave for the consumer: a later failure is not retried and says
-          // how far it got; the usage chunk settles the rate-limit permit.
-          Stream.mapChunksEffect((chunks) => {
-            context.chunksDelivered = (context.chunksDelivered ?? 0) + chunks.length
-            let settle: Effect.Effect<void> | undefined
-            for (const chunk of chunks) {
-              if (tracker !== undefined) {
-                generatedChars += ChunkInternal.contentLength(chunk)
-              }
-              if (chunk.usage !== undefined) {
-                usage = chunk.usage
-                if (started.permit !== undefined) {
-                  settle = started.permit.settle(chunk.usage.total_tokens)
-                }
+        const rest: Pull = started.ended ? Effect.fail(Option.none()) : yield* idleGuarded(started.pull, idle)
+        let prefix = started.prefix.length > 0 ? Chunk.unsafeFromArray(started.prefix) : undefined
+        // Counted as chunks leave for the consumer: a later failure is not retried and says how far it got; the
+        // usage chunk settles the rate-limit permit.
+        const deliver = (chunks: Chunk.Chunk<ChatCompletionChunk>): Pull => {
+          context.chunksDelivered = (context.chunksDelivered ?? 0) + chunks.length
+          let settle: Effect.Effect<void> | undefined
+          for (const chunk of chunks) {
+            if (tracker !== undefined) {
+              generatedChars += ChunkInternal.contentLength(chunk)
+            }
+            if (chunk.usage !== undefined) {
+              usage = chunk.usage
+              if (started.permit !== undefined) {
+                settle = started.permit.settle(chunk.usage.total_tokens)
               }
             }
-            return settle === undefined ? Effect.succeed(chunks) : Effect.as(settle, chunks)
-          }),
-          Stream.tapError((error) => {
-            failure = error
-            const logged = logFailure(error, context.attempt, Option.none())
-            return tracing
-              ? Effect.zipRight(logged, Effect.annotateCurrentSpan("inference.outcome", error._tag))
-              : logged
-          }),
-          Stream.onEnd(Effect.suspend(() => {
+          }
+          return settle === undefined ? Effect.succeed(chunks) : Effect.as(settle, chunks)
+        }
+        const stop = (cause: Option.Option<InferenceError.InferenceError>): Pull => {
+          if (Option.isNone(cause)) {
             ended = true
-            return tracing ? Effect.annotateCurrentSpan("inference.outcome", "success") : Effect.void
-          })),
-          Stream.onStart(tracing ? Effect.annotateCurrentSpan("inference.attempts", context.attempt) : Effect.void)
-        )
+            return tracing
+              ? Effect.zipRight(Effect.annotateCurrentSpan("inference.outcome", "success"), Effect.fail(cause))
+              : Effect.fail(cause)
+          }
+          const error = cause.value
+          failure = error
+          const logged = logFailure(error, context.attempt, Option.none())
+          return Effect.zipRight(
+            tracing ? Effect.zipRight(logged, Effect.annotateCurrentSpan("inference.outcome", error._tag)) : logged,
+            Effect.fail(cause)
+          )
+        }
+        // One pull for the consumer, doing in one place what stream stages would do per read (each stage costs a
+        // few µs, and a stream paced token by token has a read per chunk).
+        const next: Pull = Effect.suspend(() => {
+          if (prefix !== undefined) {
+            const first = prefix
+            prefix = undefined
+            return deliver(first)
+          }
+          return Effect.matchEffect(rest, { onSuccess: deliver, onFailure: stop })
+        })
+        const chunks = Stream.repeatEffectChunkOption(next)
+        return tracing
+          ? Stream.concat(Stream.execute(Effect.annotateCurrentSpan("inference.attempts", context.attempt)), chunks)
+          : chunks
       }))
       return tracing
         ? live.pipe(
