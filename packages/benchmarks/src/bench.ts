@@ -461,6 +461,13 @@ const document = (started: Date, tables: ReadonlyArray<string>, profileSummary: 
     "\"× undici\" ratios compare each run with the undici run of the same round before taking the median " +
     "and range across rounds.",
     "",
+    "The clients: `undici` is `undici.request` and `JSON.parse` (the floor); `openai` the official SDK; " +
+    "`platform` @effect/platform's `HttpClient` over `NodeHttpClient.layerUndici` with Schema decoding; " +
+    "`client` this client with its defaults (retry, timeout, concurrency limit, breaker and usage tracking on) " +
+    "over its own `UndiciHttpClient.layer`; `client: no …` the same with one feature off, `client: all off` " +
+    "with all of them off; `client: over NodeHttpClient.layerUndici` its defaults over @effect/platform's " +
+    "undici layer, as `platform` uses.",
+    "",
     `Regenerate with \`pnpm bench\` (options: \`--rounds R\` (${defaults.rounds}), ` +
     `\`--requests N\` for C = 64 (${defaults.requests64}), \`--requests-256 N\` for C = 256 (${defaults.requests256}), ` +
     `\`--stream-requests N\` (${defaults.streamRequests}), \`--only <substring>\` ` +

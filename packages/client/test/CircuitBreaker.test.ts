@@ -44,6 +44,38 @@ const rejectedWith = (error: InferenceError.InferenceError | string) => {
 }
 
 describe("CircuitBreaker", () => {
+  describe("counting while closed", () => {
+    it.effect("every outcome of concurrent calls through a closed breaker is counted, none twice", () =>
+      Effect.gen(function*() {
+        const t = yield* setup({
+          consecutiveFailures: false,
+          failureRate: { threshold: 1, window: 100, minimumCalls: 100 }
+        })
+        // Each call yields before it ends, so their outcomes interleave.
+        const call = (i: number) =>
+          Effect.either(
+            t.breaker.withBreaker(
+              Effect.zipRight(Effect.yieldNow(), i % 3 === 0 ? Effect.fail(overloaded) : Effect.void)
+            )
+          )
+        yield* Effect.forEach(Array.from({ length: 60 }, (_, i) => i), call, { concurrency: "unbounded" })
+        const snapshot = yield* t.breaker.snapshot
+        assert.strictEqual(snapshot.state, "closed")
+        assert.strictEqual(snapshot.window.length, 60)
+        assert.strictEqual(snapshot.window.filter(Boolean).length, 20)
+      }))
+
+    it.effect("concurrent failures trip it once; outcomes of calls begun before the trip do not count after it", () =>
+      Effect.gen(function*() {
+        const t = yield* setup({ consecutiveFailures: 5, failureRate: false })
+        const failing = t.breaker.withBreaker(Effect.zipRight(Effect.yieldNow(), Effect.fail(overloaded)))
+        yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.either(failing), { concurrency: "unbounded" })
+        const snapshot = yield* t.breaker.snapshot
+        assert.strictEqual(snapshot.state, "open")
+        assert.strictEqual(snapshot.trips, 1)
+      }))
+  })
+
   describe("closed → open", () => {
     it.effect("after n consecutive counted failures; an open breaker fails fast without running the call", () =>
       Effect.gen(function*() {

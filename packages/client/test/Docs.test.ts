@@ -13,11 +13,14 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as fs from "node:fs"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
 import * as path from "node:path"
 import { answer } from "../examples/docs/catching-errors.js"
 import { Breakers, Client, drain } from "../examples/docs/circuit-breaker.js"
 import { answer as fallbackAnswer, Resilient } from "../examples/docs/fallback.js"
 import { program as gettingStarted } from "../examples/docs/getting-started-layer.js"
+import { InferenceNode, InferencePooled } from "../examples/docs/node-transport.js"
 import { batch, Client as QuotaClient } from "../examples/docs/rate-limits.js"
 import { program as readme } from "../examples/docs/readme.js"
 import { bounded, only503 } from "../examples/docs/retry-policy.js"
@@ -75,6 +78,57 @@ describe("docs", () => {
         assert.strictEqual(result, "Out of credits: check billing")
         assert.strictEqual(fake.calls.length, 1)
       }))
+  })
+
+  describe("choose a transport", () => {
+    /** A loopback server that answers every request with one completion, and the authorization headers it saw. */
+    const server = Effect.acquireRelease(
+      Effect.async<{ readonly url: string; readonly server: http.Server; readonly seen: Array<string> }>((resume) => {
+        const seen: Array<string> = []
+        const server = http.createServer((request, response) => {
+          seen.push(request.headers.authorization ?? "")
+          request.resume()
+          request.on("end", () => {
+            response.writeHead(200, { "content-type": "application/json" })
+            response.end(JSON.stringify({
+              id: "c",
+              object: "chat.completion",
+              created: 1,
+              model: MODEL,
+              choices: [{ index: 0, message: { role: "assistant", content: "Over undici." }, finish_reason: "stop" }],
+              usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 }
+            }))
+          })
+        })
+        server.listen(
+          0,
+          "127.0.0.1",
+          () =>
+            resume(
+              Effect.succeed({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, server, seen })
+            )
+        )
+      }),
+      ({ server }) =>
+        Effect.async<void>((resume) => {
+          server.close(() => resume(Effect.void))
+        })
+    )
+
+    for (const [name, layer] of [["InferenceNode", InferenceNode], ["InferencePooled", InferencePooled]] as const) {
+      it.live(`${name} calls the configured endpoint over undici`, () =>
+        Effect.scoped(Effect.gen(function*() {
+          const { seen, url } = yield* server
+          const completion = yield* Effect.flatMap(InferenceClient.InferenceClient, (client) =>
+            client.chatCompletion(hello)).pipe(
+              Effect.provide(layer),
+              Effect.withConfigProvider(env({ WANDB_API_KEY: SECRET, WANDB_INFERENCE_BASE_URL: url })),
+              Effect.provide(Logger.remove(Logger.defaultLogger))
+            )
+          assert.strictEqual(completion.choices[0].message.content, "Over undici.")
+          assert.deepStrictEqual(seen, [`Bearer ${SECRET}`])
+        })))
+    }
   })
 
   describe("getting started", () => {

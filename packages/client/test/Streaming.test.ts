@@ -189,6 +189,16 @@ describe("streamChatCompletion", () => {
         assert.strictEqual(fake.requests.length, 1)
       }))
 
+    it.effect("an SSE line over 8 MiB is ResponseDecodeError, after the chunks that came before it", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.body(Fake.reads(started, `data: ${"x".repeat(9 * 1024 * 1024)}`))])
+        const { failure, seen } = yield* withClient(fake, (client) => collectEither(client.streamChatCompletion(hello)))
+        assert.strictEqual(failure?._tag, "ResponseDecodeError")
+        assert.include(failure?.message ?? "", "exceeded")
+        assert.strictEqual(seen.length, 4)
+        assert.strictEqual(fake.requests.length, 1, "not retried")
+      }))
+
     it.effect("a stall after content is TimeoutError (idle) even with keep-alive comments flowing", () =>
       Effect.gen(function*() {
         const keepAlive = Stream.repeatEffect(

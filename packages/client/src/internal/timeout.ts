@@ -3,11 +3,11 @@
  *
  * `Effect.timeoutFail` races the effect against a sleep: it forks both into
  * fibers of their own, and the losing sleep fiber is interrupted and awaited.
- * Measured around a call at 64 in flight, that costs about 110 µs of CPU per use,
- * more than an HTTP request over loopback. Under Effect's own clock this does
- * the same with one fiber: the effect runs in a child fiber, as with
- * `Effect.timeoutFail`, and a plain timer interrupts that child when time is up
- * (about 25 µs per use). The
+ * At 64 calls in flight that costs about 55 µs of CPU per use, half an HTTP
+ * request over loopback. Under Effect's own clock this does the same with one
+ * fiber: the effect runs in a child fiber, as with `Effect.timeoutFail`, and a
+ * plain timer interrupts that child when time is up (about 25 µs per use;
+ * `pnpm --filter @effect-inference/benchmarks costs` measures both). The
  * outcome is the same: the effect's value or error if it ends first, and
  * otherwise `onTimeout()` once the child's finalizers have run (an aborted
  * request, a released slot). Under any other clock (`TestClock` in tests) it is
