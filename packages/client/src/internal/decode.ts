@@ -41,18 +41,29 @@ const fastDelta = (delta: unknown): Delta | undefined => {
   return new Delta(fields, true)
 }
 
-const fastChoice = (choice: unknown): ChunkChoice | undefined => {
+/** What a choice of a chunk and of a completion have alike, if it is plain: the choice and those fields. */
+const plainChoice = (choice: unknown):
+  | readonly [Json, {
+    readonly index: number
+    readonly finish_reason: string | null
+    readonly logprobs?: unknown
+  }]
+  | undefined =>
+{
   if (!isRecord(choice) || typeof choice.index !== "number") return undefined
   const finish = choice.finish_reason
   if (!optionalString(finish)) return undefined
-  const delta = fastDelta(choice.delta)
-  if (delta === undefined) return undefined
-  return new ChunkChoice({
+  return [choice, {
     index: choice.index,
-    delta,
     finish_reason: typeof finish === "string" ? finish : null,
     ...(absent(choice.logprobs) ? {} : { logprobs: choice.logprobs })
-  }, true)
+  }]
+}
+
+const fastChoice = (input: unknown): ChunkChoice | undefined => {
+  const plain = plainChoice(input)
+  const delta = plain === undefined ? undefined : fastDelta(plain[0].delta)
+  return delta === undefined ? undefined : new ChunkChoice({ ...plain![1], delta }, true)
 }
 
 /** The chunk, if it has the plain shape; `undefined` sends it to the Schema. */
@@ -97,18 +108,10 @@ const fastMessage = (message: unknown): ResponseMessage | undefined => {
   }, true)
 }
 
-const fastCompletionChoice = (choice: unknown): Choice | undefined => {
-  if (!isRecord(choice) || typeof choice.index !== "number") return undefined
-  const finish = choice.finish_reason
-  if (!optionalString(finish)) return undefined
-  const message = fastMessage(choice.message)
-  if (message === undefined) return undefined
-  return new Choice({
-    index: choice.index,
-    message,
-    finish_reason: typeof finish === "string" ? finish : null,
-    ...(absent(choice.logprobs) ? {} : { logprobs: choice.logprobs })
-  }, true)
+const fastCompletionChoice = (input: unknown): Choice | undefined => {
+  const plain = plainChoice(input)
+  const message = plain === undefined ? undefined : fastMessage(plain[0].message)
+  return message === undefined ? undefined : new Choice({ ...plain![1], message }, true)
 }
 
 /** Usage without token details; `null` for an answer without usage; `undefined` sends it to the Schema. */
