@@ -41,6 +41,17 @@ const fastDelta = (delta: unknown): Delta | undefined => {
   return new Delta(fields, true)
 }
 
+/** Every item built, or `undefined` if one cannot be. */
+const each = <A>(items: ReadonlyArray<unknown>, build: (item: unknown) => A | undefined): Array<A> | undefined => {
+  const built: Array<A> = []
+  for (const item of items) {
+    const one = build(item)
+    if (one === undefined) return undefined
+    built.push(one)
+  }
+  return built
+}
+
 /** What a choice of a chunk and of a completion have alike, if it is plain: the choice and those fields. */
 const plainChoice = (choice: unknown):
   | readonly [Json, {
@@ -73,12 +84,8 @@ export const fastChunk = (json: unknown): ChatCompletionChunk | undefined => {
   if (typeof id !== "string" || typeof created !== "number" || typeof model !== "string") return undefined
   if (!optionalString(object) || !optionalString(system_fingerprint) || !absent(usage)) return undefined
   if (!absent(choices) && !Array.isArray(choices)) return undefined
-  const decoded: Array<ChunkChoice> = []
-  for (const choice of choices ?? []) {
-    const built = fastChoice(choice)
-    if (built === undefined) return undefined
-    decoded.push(built)
-  }
+  const decoded = each(choices ?? [], fastChoice)
+  if (decoded === undefined) return undefined
   return new ChatCompletionChunk({
     id,
     object: typeof object === "string" ? object : "chat.completion.chunk",
@@ -134,12 +141,8 @@ export const fastCompletion = (json: unknown): ChatCompletion | undefined => {
   if (!optionalString(object) || !optionalString(system_fingerprint) || !Array.isArray(choices)) return undefined
   const usage = fastUsage(json.usage)
   if (usage === undefined) return undefined
-  const decoded: Array<Choice> = []
-  for (const choice of choices) {
-    const built = fastCompletionChoice(choice)
-    if (built === undefined) return undefined
-    decoded.push(built)
-  }
+  const decoded = each(choices, fastCompletionChoice)
+  if (decoded === undefined) return undefined
   return new ChatCompletion({
     id,
     object: typeof object === "string" ? object : "chat.completion",
