@@ -6,9 +6,14 @@
  * service (WANDB_PROJECT and WANDB_INFERENCE_BASE_URL are read too). It ends with
  * the usage report of the `UsageTracker` every client records into.
  */
-import { InferenceClient, type InferenceError, ResponseCache, UsageTracker } from "@effect-inference/client"
+import {
+  InferenceClient,
+  type InferenceError,
+  ResponseCache,
+  UndiciHttpClient,
+  UsageTracker
+} from "@effect-inference/client"
 import { Fault, InferenceSimulator } from "@effect-inference/testing"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Chunk, Config, Duration, Effect, HashMap, Layer, Logger, Option, Queue, Redacted } from "effect"
 
@@ -210,7 +215,7 @@ const main = Effect.gen(function*() {
     )
   ),
   // One tracker for every client of the demo (but the budgeted one), and one cache.
-  Effect.provide(Layer.mergeAll(NodeHttpClient.layerUndici, UsageTracker.layer(), ResponseCache.layerMemory())),
+  Effect.provide(Layer.mergeAll(UndiciHttpClient.layer, UsageTracker.layer(), ResponseCache.layerMemory())),
   Effect.provide(Logger.replace(Logger.defaultLogger, demoLogger))
 )
 
