@@ -47,6 +47,14 @@ export const makeScoped: (
  * The `HttpClient` over an undici `Agent` of its own, with undici's defaults
  * (keep-alive, connections per origin unbounded), closed with the layer.
  *
+ * @example
+ * ```ts
+ * import { InferenceClient, UndiciHttpClient } from "@effect-inference/client"
+ * import { Layer } from "effect"
+ *
+ * const InferenceLive = InferenceClient.layerConfig().pipe(Layer.provide(UndiciHttpClient.layer))
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */
