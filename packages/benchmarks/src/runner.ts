@@ -7,7 +7,8 @@
  *   node --expose-gc --import tsx src/runner.ts --client undici --url http://127.0.0.1:8787/v1 \
  *     --concurrency 64 --requests 20000 [--stream]
  */
-import { ChatCompletion, InferenceClient, UndiciHttpClient } from "@effect-inference/client"
+import { ChatCompletion, InferenceClient } from "@effect-inference/client"
+import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"

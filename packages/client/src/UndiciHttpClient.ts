@@ -15,13 +15,18 @@
  * It has no HTTP spans: install `NodeHttpClient.layerUndici` (or any other
  * `HttpClient`) where a tracer should see each request.
  *
+ * It is for Node only, so it is not part of the package's index, which stays
+ * usable wherever `fetch` is: import it from
+ * `@effect-inference/client/UndiciHttpClient`. It takes undici and its stream
+ * conversions from `@effect/platform-node` (an optional peer dependency).
+ *
  * @since 0.1.0
  */
+import type * as undici from "@effect/platform-node/Undici"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import type * as undici from "undici"
 import * as internal from "./internal/undiciHttpClient.js"
 
 /**
@@ -49,7 +54,8 @@ export const makeScoped: (
  *
  * @example
  * ```ts
- * import { InferenceClient, UndiciHttpClient } from "@effect-inference/client"
+ * import { InferenceClient } from "@effect-inference/client"
+ * import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
  * import { Layer } from "effect"
  *
  * const InferenceLive = InferenceClient.layerConfig().pipe(Layer.provide(UndiciHttpClient.layer))

@@ -71,10 +71,3 @@ export * as RetryPolicy from "./RetryPolicy.js"
  * @since 0.1.0
  */
 export * as UsageTracker from "./UsageTracker.js"
-
-/**
- * An `HttpClient` straight over undici, for Node servers: keep-alive and the least work per request.
- *
- * @since 0.1.0
- */
-export * as UndiciHttpClient from "./UndiciHttpClient.js"

@@ -6,13 +6,8 @@
  * service (WANDB_PROJECT and WANDB_INFERENCE_BASE_URL are read too). It ends with
  * the usage report of the `UsageTracker` every client records into.
  */
-import {
-  InferenceClient,
-  type InferenceError,
-  ResponseCache,
-  UndiciHttpClient,
-  UsageTracker
-} from "@effect-inference/client"
+import { InferenceClient, type InferenceError, ResponseCache, UsageTracker } from "@effect-inference/client"
+import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
 import { Fault, InferenceSimulator } from "@effect-inference/testing"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Chunk, Config, Duration, Effect, HashMap, Layer, Logger, Option, Queue, Redacted } from "effect"

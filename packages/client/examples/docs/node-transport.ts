@@ -1,4 +1,5 @@
-import { InferenceClient, UndiciHttpClient } from "@effect-inference/client"
+import { InferenceClient } from "@effect-inference/client"
+import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
 import { Layer } from "effect"
 
 // On Node: the client's own transport over undici (keep-alive, the least CPU per request).

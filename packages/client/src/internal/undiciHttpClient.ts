@@ -2,6 +2,8 @@
  * An `HttpClient` straight over undici: one object per response, headers
  * converted once, bodies read with one callback.
  */
+import * as NodeStream from "@effect/platform-node/NodeStream"
+import * as undici from "@effect/platform-node/Undici"
 import * as Cookies from "@effect/platform/Cookies"
 import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -10,15 +12,12 @@ import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as IncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as UrlParams from "@effect/platform/UrlParams"
-import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
-import { Readable } from "node:stream"
-import * as undici from "undici"
+import type * as Stream from "effect/Stream"
 
 /**
  * A response whose body is never read keeps its connection busy; as
@@ -41,10 +40,7 @@ const requestBody = (request: HttpClientRequest.HttpClientRequest): Effect.Effec
     case "FormData":
       return Effect.succeed(body.formData as undici.FormData)
     case "Stream":
-      return Effect.map(
-        Effect.runtime<never>(),
-        (runtime) => Readable.from(Stream.toAsyncIterableRuntime(body.stream, runtime), { objectMode: false })
-      )
+      return NodeStream.toReadable(body.stream)
   }
 }
 
@@ -138,10 +134,11 @@ class UndiciResponse extends Inspectable.Class implements HttpClientResponse.Htt
   }
 
   get stream(): Stream.Stream<Uint8Array, HttpClientError.ResponseError> {
-    return Stream.suspend(() => {
+    // Each pull takes everything buffered, so a burst of network reads is one chunk; leaving early destroys the body.
+    return NodeStream.fromReadable(() => {
       unread.unregister(this)
-      return readable(this.source.body, (cause) => this.decodeError(cause))
-    })
+      return this.source.body
+    }, (cause) => this.decodeError(cause))
   }
 
   toJSON(): unknown {
@@ -154,49 +151,6 @@ class UndiciResponse extends Inspectable.Class implements HttpClientResponse.Htt
 }
 
 const ignore = () => {}
-
-/**
- * The bytes of `body` as they arrive: each pull takes everything buffered, so a
- * burst of network reads is one chunk. Leaving the stream early destroys the
- * body, which aborts the request.
- */
-const readable = <E>(body: Readable, onError: (cause: unknown) => E): Stream.Stream<Uint8Array, E> =>
-  Stream.suspend(() => {
-    let wake: (() => void) | undefined
-    const onEvent = () => {
-      const resume = wake
-      wake = undefined
-      resume?.()
-    }
-    body.on("readable", onEvent)
-    body.on("end", onEvent)
-    body.on("error", onEvent)
-    body.on("close", onEvent)
-    const pull: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<E>> = Effect.suspend(() => {
-      const chunks: Array<Uint8Array> = []
-      let bytes: Uint8Array | null
-      while ((bytes = body.read() as Uint8Array | null) !== null) chunks.push(bytes)
-      if (chunks.length > 0) return Effect.succeed(Chunk.unsafeFromArray(chunks))
-      if (body.errored !== null) return Effect.fail(Option.some(onError(body.errored)))
-      if (body.readableEnded) return Effect.fail(Option.none())
-      if (body.destroyed) return Effect.fail(Option.some(onError(new Error("the body was closed before its end"))))
-      return Effect.async<Chunk.Chunk<Uint8Array>, Option.Option<E>>((resume) => {
-        wake = () => resume(pull)
-        return Effect.sync(() => {
-          wake = undefined
-        })
-      })
-    })
-    return Stream.repeatEffectChunkOption(pull).pipe(
-      Stream.ensuring(Effect.sync(() => {
-        body.off("readable", onEvent)
-        body.off("end", onEvent)
-        body.off("error", onEvent)
-        body.off("close", onEvent)
-        if (!body.readableEnded) body.destroy()
-      }))
-    )
-  })
 
 /** @internal */
 export const make = (dispatcher: undici.Dispatcher): HttpClient.HttpClient =>

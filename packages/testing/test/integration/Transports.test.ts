@@ -4,7 +4,8 @@
  * errors it maps, the abort of an interrupted read; and the same answers from
  * the client over @effect/platform's transports, so that it depends on none.
  */
-import { InferenceClient, UndiciHttpClient } from "@effect-inference/client"
+import { InferenceClient } from "@effect-inference/client"
+import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"

@@ -4,7 +4,8 @@
  * closes with the layer, so tests can check that no socket is left).
  */
 import type { ChatCompletion, ChatCompletionChunk, InferenceError } from "@effect-inference/client"
-import { InferenceClient, RetryPolicy, UndiciHttpClient } from "@effect-inference/client"
+import { InferenceClient, RetryPolicy } from "@effect-inference/client"
+import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
