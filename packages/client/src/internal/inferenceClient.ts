@@ -47,7 +47,6 @@ import * as sse from "./sse.js"
 import * as timeout from "./timeout.js"
 import * as tokens from "./tokens.js"
 import * as validate from "./validate.js"
-import { validateRequest } from "./validate.js"
 
 /** Effect's own tracer, in place unless the application installs another. */
 const builtInTracer = Effect.runSync(Effect.tracer)
@@ -95,12 +94,6 @@ export interface Resolved {
   readonly rateLimit: RateLimit.Options | undefined
 }
 
-const positiveDuration = (name: string, input: Duration.DurationInput): Either.Either<Duration.Duration, string> =>
-  Either.fromOption(
-    validate.positiveDuration(input, false),
-    () => `${name} must be a positive duration, got ${String(input)}`
-  )
-
 /**
  * Checks the options once, when the layer is built.
  *
@@ -119,15 +112,20 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
     if (options.project !== undefined && !PROJECT.test(options.project)) {
       return yield* Either.left(`project must look like "team/project", got "${options.project}"`)
     }
-    const timeout = yield* positiveDuration("timeout", options.timeout ?? DEFAULT_TIMEOUT)
-    const firstChunkTimeout = yield* positiveDuration(
-      "firstChunkTimeout",
-      options.firstChunkTimeout ?? DEFAULT_FIRST_CHUNK_TIMEOUT
+    const timeout = yield* validate.positiveDuration(options.timeout ?? DEFAULT_TIMEOUT, false, "timeout")
+    const firstChunkTimeout = yield* validate.positiveDuration(
+      options.firstChunkTimeout ?? DEFAULT_FIRST_CHUNK_TIMEOUT,
+      false,
+      "firstChunkTimeout"
     )
-    const idleTimeout = yield* positiveDuration("idleTimeout", options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT)
+    const idleTimeout = yield* validate.positiveDuration(
+      options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
+      false,
+      "idleTimeout"
+    )
     const totalTimeout = options.totalTimeout === undefined
       ? undefined
-      : yield* positiveDuration("totalTimeout", options.totalTimeout)
+      : yield* validate.positiveDuration(options.totalTimeout, false, "totalTimeout")
     const maxConcurrency = options.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY
     if (!(maxConcurrency === Infinity || (Number.isInteger(maxConcurrency) && maxConcurrency >= 1))) {
       return yield* Either.left(`maxConcurrency must be a whole number >= 1 or Infinity, got ${maxConcurrency}`)
@@ -549,16 +547,11 @@ export const make = (
     ): Either.Either<CacheUse | undefined, InferenceError.InvalidRequestError> => {
       let ttl: Duration.Duration | undefined
       if (Predicate.isRecord(directive)) {
-        const decoded = ResponseCacheInternal.resolveTtl(directive.ttl)
-        if (Option.isNone(decoded)) {
-          return Either.left(
-            new InferenceError.InvalidRequestError({
-              path: "cache.ttl",
-              issue: `must be a positive duration, got ${String(directive.ttl)}`
-            })
-          )
+        const checked = validate.positiveDuration(directive.ttl, true)
+        if (Either.isLeft(checked)) {
+          return Either.left(new InferenceError.InvalidRequestError({ path: "cache.ttl", issue: checked.left }))
         }
-        ttl = decoded.value
+        ttl = checked.right
       } else if (directive !== undefined && directive !== "no-cache" && directive !== "no-store") {
         return Either.left(
           new InferenceError.InvalidRequestError({
@@ -648,7 +641,7 @@ export const make = (
       input: ChatCompletionRequestInput,
       callOptions?: InferenceClient.CallOptions
     ): Effect.Effect<ChatCompletion, InferenceError.InferenceError> =>
-      Either.match(validateRequest(input), {
+      Either.match(validate.validateRequest(input), {
         onLeft: Effect.fail,
         // stream_options is refused by OpenAI-compatible servers unless stream is true
         onRight: ({ stream_options: _, ...request }) =>
@@ -1077,7 +1070,7 @@ export const make = (
       input: ChatCompletionRequestInput,
       callOptions?: InferenceClient.CallOptions
     ): Stream.Stream<ChatCompletionChunk, InferenceError.InferenceError> =>
-      Either.match(validateRequest(input), {
+      Either.match(validate.validateRequest(input), {
         onLeft: (error) => Stream.fail(error),
         onRight: (request) =>
           Either.match(cacheUse(request, callOptions?.cache), {

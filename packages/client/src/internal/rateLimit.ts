@@ -18,7 +18,6 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
-import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as RateLimit from "../RateLimit.js"
 import * as validate from "./validate.js"
@@ -47,11 +46,10 @@ const resolveLimit = (
   if (!(Number.isInteger(limit.limit) && limit.limit >= 1)) {
     return Either.left(`${name}.limit must be a whole number >= 1, got ${limit.limit}`)
   }
-  const interval = Option.getOrUndefined(validate.positiveDuration(limit.interval, true))
-  if (interval === undefined) {
-    return Either.left(`${name}.interval must be a positive, finite duration, got ${String(limit.interval)}`)
-  }
-  return Either.right({ limit: limit.limit, intervalMillis: Duration.toMillis(interval) })
+  return Either.map(
+    validate.positiveDuration(limit.interval, true, `${name}.interval`),
+    (interval) => ({ limit: limit.limit, intervalMillis: Duration.toMillis(interval) })
+  )
 }
 
 /**

@@ -93,23 +93,18 @@ interface Resolved {
   readonly policy: ResponseCache.Policy
 }
 
-/** @internal */
-export const resolveTtl = (input: Duration.DurationInput): Option.Option<Duration.Duration> =>
-  validate.positiveDuration(input, true)
-
 const resolveOptions = (options: ResponseCache.Options): Either.Either<Resolved, string> =>
   Either.gen(function*() {
     const capacity = options.capacity ?? DEFAULT_CAPACITY
     if (!Number.isInteger(capacity) || capacity < 1) {
       return yield* Either.left(`capacity must be a whole number >= 1, got ${capacity}`)
     }
-    const ttl = options.ttl === undefined ? Option.some(DEFAULT_TTL) : resolveTtl(options.ttl)
-    if (Option.isNone(ttl)) return yield* Either.left(`ttl must be a positive duration, got ${String(options.ttl)}`)
+    const ttl = options.ttl === undefined ? DEFAULT_TTL : yield* validate.positiveDuration(options.ttl, true, "ttl")
     const policy = options.policy ?? "deterministic"
     if (policy !== "deterministic" && policy !== "all") {
       return yield* Either.left(`policy must be "deterministic" or "all", got ${String(policy)}`)
     }
-    return { capacity, ttl: ttl.value, policy }
+    return { capacity, ttl, policy }
   })
 
 // ---------------------------------------------------------------------------

@@ -114,11 +114,7 @@ export const resolveOptions = (options: UsageTracker.Options): Either.Either<Res
     }
     let period: number | undefined
     if (budget.period !== undefined) {
-      const decoded = Option.getOrUndefined(validate.positiveDuration(budget.period, true))
-      if (decoded === undefined) {
-        return yield* Either.left(`budget.period must be a positive duration, got ${String(budget.period)}`)
-      }
-      period = Duration.toMillis(decoded)
+      period = Duration.toMillis(yield* validate.positiveDuration(budget.period, true, "budget.period"))
     }
     const thresholds = budget.thresholds ?? DEFAULT_THRESHOLDS
     if (!Array.isArray(thresholds) || thresholds.some((t) => !positive(t) || t > 1)) {

@@ -38,14 +38,26 @@ export const validateRequest = (
 
 /**
  * A duration input that decodes to more than zero; with `finite`, not infinite
- * either. Every option that takes a duration is checked with this.
+ * either. Every option that takes a duration is checked with this; the message
+ * names the option when `name` is given (`timeout must be a positive duration,
+ * got 0`), and is the bare issue otherwise.
  *
  * @internal
  */
-export const positiveDuration = (input: unknown, finite: boolean): Option.Option<Duration.Duration> =>
-  Option.filter(
-    Duration.decodeUnknown(input),
-    (d) => Duration.greaterThan(d, Duration.zero) && (!finite || Duration.isFinite(d))
+export const positiveDuration = (
+  input: unknown,
+  finite: boolean,
+  name?: string
+): Either.Either<Duration.Duration, string> =>
+  Either.fromOption(
+    Option.filter(
+      Duration.decodeUnknown(input),
+      (d) => Duration.greaterThan(d, Duration.zero) && (!finite || Duration.isFinite(d))
+    ),
+    () =>
+      `${name === undefined ? "" : `${name} `}must be a positive${finite ? ", finite" : ""} duration, got ${
+        String(input)
+      }`
   )
 
 /**
