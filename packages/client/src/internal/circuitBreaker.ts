@@ -121,11 +121,17 @@ export const validate = (options: CB.Options): Either.Either<CB.Options, string>
   return Either.right(options)
 }
 
+/** Checks the options once: a registry resolves them once for all of its breakers. */
+const resolveOrDie = (options: CB.Options | undefined): Effect.Effect<Resolved> =>
+  Effect.map(optionsOrDie("CircuitBreaker", validate(options ?? {})), resolve)
+
 /** @internal */
-export const make = (key: string, options?: CB.Options, shared?: PubSub.PubSub<StateChange>) =>
+export const make = (key: string, options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
+  Effect.flatMap(resolveOrDie(options), (o) => build(key, o, undefined))
+
+/** A breaker of checked options; for a registry's breakers, its events go to `shared` as well. */
+const build = (key: string, o: Resolved, shared: PubSub.PubSub<StateChange> | undefined) =>
   Effect.gen(function*() {
-    yield* optionsOrDie("CircuitBreaker", validate(options ?? {}))
-    const o = resolve(options)
     // Its own events, and (for a registry's breakers) the registry's too.
     const pubsub = yield* PubSub.sliding<StateChange>(1024)
     const initial = (): Internal => ({
@@ -426,7 +432,7 @@ export const make = (key: string, options?: CB.Options, shared?: PubSub.PubSub<S
 /** @internal */
 export const makeRegistry = (options?: CB.Options): Effect.Effect<CB.Registry> =>
   Effect.gen(function*() {
-    yield* optionsOrDie("CircuitBreaker", validate(options ?? {}))
+    const o = yield* resolveOrDie(options)
     const pubsub = yield* PubSub.sliding<StateChange>(4096)
     const breakers = new Map<string, CB.CircuitBreaker>()
     const lock = yield* Effect.makeSemaphore(1)
@@ -437,7 +443,7 @@ export const makeRegistry = (options?: CB.Options): Effect.Effect<CB.Registry> =
         return lock.withPermits(1)(Effect.suspend(() => {
           const raced = breakers.get(key)
           if (raced !== undefined) return Effect.succeed(raced)
-          return Effect.tap(make(key, options, pubsub), (breaker) => Effect.sync(() => breakers.set(key, breaker)))
+          return Effect.tap(build(key, o, pubsub), (breaker) => Effect.sync(() => breakers.set(key, breaker)))
         }))
       })
     return {

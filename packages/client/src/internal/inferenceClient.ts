@@ -206,6 +206,9 @@ const decodeWith = <A>(decode: (u: unknown) => Either.Either<A, ParseResult.Pars
     }
   )
 
+const decodeCompletionResponse = decodeWith(decodeCompletion)
+const decodeModels = decodeWith(decodeModelList)
+
 /** Jittered delays carry nanoseconds; a log line only needs milliseconds. */
 const roundMillis = (duration: Duration.Duration): Duration.Duration =>
   Duration.millis(Math.round(Duration.toMillis(duration)))
@@ -595,7 +598,7 @@ export const make = (
                   "InferenceClient.chatCompletion",
                   model,
                   httpRequest,
-                  decodeWith(decodeCompletion),
+                  decodeCompletionResponse,
                   progress,
                   cost
                 )
@@ -652,7 +655,6 @@ export const make = (
       })
 
     const listModelsRequest = HttpClientRequest.get("/models")
-    const decodeModels = decodeWith(decodeModelList)
     const listModels = (): Effect.Effect<ReadonlyArray<Model>, InferenceError.InferenceError> =>
       Effect.suspend(() => {
         const progress: Progress = { attempts: 0, model: undefined, requestId: undefined }
