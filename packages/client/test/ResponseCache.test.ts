@@ -18,6 +18,7 @@ import * as ResponseCache from "../src/ResponseCache.js"
 import * as UsageTracker from "../src/UsageTracker.js"
 import { hello, layer as clientLayer, MODEL } from "./utils/Client.js"
 import * as Fake from "./utils/FakeTransport.js"
+import { refusesEach } from "./utils/Options.js"
 
 const deterministic: ChatCompletionRequestInput = { ...hello, temperature: 0 }
 
@@ -120,18 +121,11 @@ describe("ResponseCache", () => {
   })
 
   describe("options", () => {
-    const invalid: ReadonlyArray<readonly [string, ResponseCache.Options, string]> = [
+    refusesEach(ResponseCache.makeMemory, [
       ["a capacity of 0", { capacity: 0 }, "capacity"],
       ["a negative ttl", { ttl: -5 }, "ttl"],
       ["an unknown policy", { policy: "some" as "all" }, "policy"]
-    ]
-    for (const [name, options, expected] of invalid) {
-      it.effect(`refuses ${name}, naming the option`, () =>
-        Effect.gen(function*() {
-          const exit = yield* Effect.exit(ResponseCache.makeMemory(options))
-          assert.isTrue(Exit.isFailure(exit) && String(exit.cause).includes(expected), String(exit))
-        }))
-    }
+    ])
   })
 
   describe("with the client", () => {

@@ -19,6 +19,7 @@ import * as Capture from "./utils/Capture.js"
 import { hello, layer as clientLayer, MODEL, SECRET, testOptions, withClient } from "./utils/Client.js"
 import { everyError } from "./utils/Errors.js"
 import * as Fake from "./utils/FakeTransport.js"
+import { refusesEach } from "./utils/Options.js"
 
 /** One dollar per million prompt tokens, two per million completion tokens: costs are easy to check by hand. */
 const PRICED = "test/priced"
@@ -62,7 +63,7 @@ describe("UsageTracker", () => {
         assert.isDefined(tracker.costOf("openai/gpt-oss-120b", 1, 1))
       }))
 
-    const invalid: ReadonlyArray<readonly [string, UsageTracker.Options, string]> = [
+    refusesEach(UsageTracker.make, [
       ["a negative price", { prices: { m: { input: -1, output: 1 } } }, "prices[\"m\"]"],
       ["a budget of zero dollars", { budget: { usd: 0 } }, "budget.usd"],
       ["a fractional token budget", { budget: { tokens: 10.5 } }, "budget.tokens"],
@@ -70,14 +71,7 @@ describe("UsageTracker", () => {
       ["a threshold above 1", { budget: { usd: 1, thresholds: [0.5, 1.5] } }, "budget.thresholds"],
       ["a zero period", { budget: { usd: 1, period: 0 } }, "budget.period"],
       ["an unknown log level", { logLevel: "Loud" as "Info" }, "logLevel"]
-    ]
-    for (const [name, options, expected] of invalid) {
-      it.effect(`refuses ${name}, naming the option`, () =>
-        Effect.gen(function*() {
-          const exit = yield* Effect.exit(UsageTracker.make(options))
-          assert.isTrue(Exit.isFailure(exit) && String(exit.cause).includes(expected), String(exit))
-        }))
-    }
+    ])
   })
 
   describe("totals", () => {
