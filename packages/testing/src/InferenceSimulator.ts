@@ -235,9 +235,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, ListenError,
     if (!(Number.isInteger(answerTokens[0]) && answerTokens[0] >= 1 && answerTokens[1] >= answerTokens[0])) {
       return yield* Effect.dieMessage(`InferenceSimulator: answerTokens must be whole numbers, 1 <= min <= max`)
     }
+    const host = options.host ?? "127.0.0.1"
+    const requestedPort = options.port ?? 0
     const simulator = new Simulator({
-      host: options.host ?? "127.0.0.1",
-      port: options.port ?? 0,
+      host,
+      port: requestedPort,
       apiKeys,
       models: (options.models ?? DEFAULT_MODELS).map((m) =>
         typeof m === "string" ? { id: m, created: 1_700_000_000, owned_by: m.split("/")[0] ?? "simulator" } : m
@@ -257,14 +259,13 @@ export const make = (options: Options = {}): Effect.Effect<Service, ListenError,
         try: () => simulator.start(),
         catch: (error) =>
           new ListenError({
-            host: options.host ?? "127.0.0.1",
-            port: options.port ?? 0,
+            host,
+            port: requestedPort,
             reason: error instanceof Error ? error.message : String(error)
           })
       }),
       () => Effect.promise(() => simulator.close())
     )
-    const host = options.host ?? "127.0.0.1"
     return {
       url: `http://${host}:${port}/v1`,
       port,
