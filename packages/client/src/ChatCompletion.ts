@@ -10,6 +10,7 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
+import * as reasoning from "./internal/reasoning.js"
 
 // ---------------------------------------------------------------------------
 // Message content
@@ -64,6 +65,81 @@ export const ToolCall = Schema.Struct({
  */
 export type ToolCall = typeof ToolCall.Type
 
+const JsonObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+
+/**
+ * A tool call of a type other than `"function"` (OpenAI's `"custom"` tools,
+ * say), as an answer may hold one. W&B supports function tools only, but a
+ * server that sends another kind should not make the whole answer unreadable:
+ * such a call is kept as `{ type, id, raw }` instead, where `raw` is the call
+ * exactly as the server sent it and `id` its `id` when that is a string (what a
+ * tool message answers with). Function calls keep the {@link ToolCall} shape;
+ * tell the two apart with {@link isFunctionToolCall}.
+ *
+ * The schema decodes the wire object (any object whose `type` is a string other
+ * than `"function"`) and encodes back to `raw`.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const UnknownToolCall = Schema.transform(
+  JsonObject.pipe(
+    Schema.filter((call) =>
+      (typeof call.type === "string" && call.type !== "function") || "a tool call of a type other than \"function\""
+    )
+  ),
+  Schema.Struct({ type: Schema.String, id: Schema.optional(Schema.String), raw: JsonObject }),
+  {
+    strict: true,
+    decode: (raw) => ({
+      type: typeof raw.type === "string" ? raw.type : "",
+      ...(typeof raw.id === "string" ? { id: raw.id } : {}),
+      raw
+    }),
+    encode: (call) => ({ ...call.raw, type: call.type, ...(call.id === undefined ? {} : { id: call.id }) })
+  }
+)
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type UnknownToolCall = typeof UnknownToolCall.Type
+
+/**
+ * A tool call in an answer: a function call, or a call of another type kept as
+ * it came (see {@link UnknownToolCall}).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const ResponseToolCall = Schema.Union(ToolCall, UnknownToolCall)
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type ResponseToolCall = typeof ResponseToolCall.Type
+
+/**
+ * Whether a tool call of an answer is a function call (the only kind W&B
+ * supports, and the only kind a request's assistant message can send back).
+ *
+ * @example
+ * ```ts
+ * import { ChatCompletion } from "@effect-inference/client"
+ *
+ * declare const message: ChatCompletion.ResponseMessage
+ * const functionCalls = (message.tool_calls ?? []).filter(ChatCompletion.isFunctionToolCall)
+ * const names = functionCalls.map((call) => call.function.name)
+ * ```
+ *
+ * @since 0.2.0
+ * @category predicates
+ */
+export const isFunctionToolCall = (call: ResponseToolCall): call is ToolCall =>
+  call.type === "function" && "function" in call
+
 // ---------------------------------------------------------------------------
 // Messages
 // ---------------------------------------------------------------------------
@@ -102,6 +178,8 @@ export const UserMessage = Schema.Struct({
 
 /**
  * An earlier answer of the model, sent back as context. It has text, tool calls or both.
+ * Its tool calls are function calls only, the only kind W&B supports (an answer's
+ * {@link UnknownToolCall}s cannot be sent back).
  *
  * @since 0.1.0
  * @category schemas
@@ -206,7 +284,11 @@ const unit = (min: number, max: number) => Schema.Number.pipe(Schema.between(min
 /**
  * The body of a chat completion request, in the wire's snake_case names.
  *
- * The client sends `stream` itself, so it is not a field here.
+ * The client sends `stream` itself, so it is not a field here. Besides OpenAI's
+ * fields it knows the ones W&B and vLLM document: `top_k`, `min_p`,
+ * `repetition_penalty`, `chat_template_kwargs` and `cache_salt`. Any other field
+ * is refused before sending, so a misspelt one is caught rather than ignored by
+ * the server.
  *
  * @since 0.1.0
  * @category schemas
@@ -239,6 +321,22 @@ export class ChatCompletionRequest extends Schema.Class<ChatCompletionRequest>(
   parallel_tool_calls: Schema.optional(Schema.Boolean),
   response_format: Schema.optional(ResponseFormat),
   reasoning_effort: Schema.optional(Schema.Literal("low", "medium", "high")),
+  /**
+   * Arguments for the model's chat template (vLLM and W&B): most often
+   * `{ enable_thinking: false }` to switch a reasoning model's thinking off, or
+   * `true` to switch it on. Which keys a model reads depends on the model.
+   *
+   * @since 0.2.0
+   */
+  chat_template_kwargs: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+  /**
+   * Isolates the server's automatic prefix cache: only requests with the same
+   * salt share cached prompt prefixes (`usage.prompt_tokens_details.cached_tokens`).
+   * A non-empty string, for example one per tenant.
+   *
+   * @since 0.2.0
+   */
+  cache_salt: Schema.optional(Schema.NonEmptyString),
   /** Streaming only; `streamChatCompletion` asks for usage unless told `include_usage: false`. */
   stream_options: Schema.optional(Schema.Struct({ include_usage: Schema.optional(Schema.Boolean) })),
   user: Schema.optional(Schema.String)
@@ -259,7 +357,11 @@ export type ChatCompletionRequestInput = typeof ChatCompletionRequest.Encoded
 const nullable = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { nullable: true })
 
 /**
- * Token counts of a call, as the server reports them.
+ * Token counts of a call, as the server reports them. OpenAI-compatible
+ * servers add details on most answers: `prompt_tokens_details.cached_tokens`,
+ * the part of the prompt read from the server's prefix cache (billed at the
+ * cached-input rate), and `completion_tokens_details.reasoning_tokens`, the
+ * part of the completion spent thinking. A `null` detail reads as absent.
  *
  * @since 0.1.0
  * @category schemas
@@ -272,19 +374,47 @@ export class Usage extends Schema.Class<Usage>("@effect-inference/client/Usage")
   completion_tokens_details: nullable(Schema.Struct({ reasoning_tokens: nullable(Schema.Number) }))
 }) {}
 
+const responseMessageFields = {
+  role: Schema.optionalWith(Schema.String, { nullable: true, default: () => "assistant" }),
+  content: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  tool_calls: nullable(Schema.Array(ResponseToolCall)),
+  refusal: nullable(Schema.String),
+  /**
+   * The model's thinking, for reasoning models; absent for the others. Read
+   * from the wire's `reasoning` (W&B, vLLM since late 2025) or, failing that,
+   * `reasoning_content` (older servers).
+   *
+   * @since 0.2.0
+   */
+  reasoning: nullable(Schema.String),
+  /**
+   * The same text as `reasoning`, under the name servers used before: an alias
+   * kept for compatibility, so code written against it keeps working. Prefer
+   * `reasoning`.
+   */
+  reasoning_content: nullable(Schema.String)
+}
+
 /**
  * The message of one choice. `content` is `null` when the model answered only with tool calls.
+ *
+ * Reasoning is held under both `reasoning` and `reasoning_content`, whichever
+ * name the server used (and whichever a caller gives to the constructor):
+ * `reasoning` wins if both are given.
  *
  * @since 0.1.0
  * @category schemas
  */
-export class ResponseMessage extends Schema.Class<ResponseMessage>("@effect-inference/client/ResponseMessage")({
-  role: Schema.optionalWith(Schema.String, { nullable: true, default: () => "assistant" }),
-  content: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
-  tool_calls: nullable(Schema.Array(ToolCall)),
-  refusal: nullable(Schema.String),
-  reasoning_content: nullable(Schema.String)
-}) {}
+export class ResponseMessage extends Schema.Class<ResponseMessage>("@effect-inference/client/ResponseMessage")(
+  responseMessageFields
+) {
+  constructor(
+    props: void | Schema.Simplify<Schema.Struct.Constructor<typeof responseMessageFields>>,
+    options?: Schema.MakeOptions
+  ) {
+    super(reasoning.mirror(props ?? {}), options)
+  }
+}
 
 /**
  * Why generation stopped: `"stop"`, `"length"`, `"tool_calls"`, `"content_filter"`,

@@ -11,24 +11,46 @@ import type { ChatCompletion } from "./ChatCompletion.js"
 import { Usage } from "./ChatCompletion.js"
 // internal/chunks.js builds these classes, so the functions below call into it lazily (no import cycle at load).
 import * as internal from "./internal/chunks.js"
+import * as reasoning from "./internal/reasoning.js"
 
 const nullable = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { nullable: true })
 
-/**
- * A piece of a tool call. Pieces with the same `index` belong to the same call:
- * the first carries `id` and `function.name`, the rest more of `function.arguments`.
- *
- * @since 0.1.0
- * @category schemas
- */
-export const ToolCallDelta = Schema.Struct({
+const JsonObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+
+const ToolCallDeltaFields = Schema.Struct({
   index: Schema.Number,
   id: nullable(Schema.String),
   type: nullable(Schema.String),
   function: nullable(Schema.Struct({
     name: nullable(Schema.String),
     arguments: nullable(Schema.String)
-  }))
+  })),
+  /**
+   * The piece as the server sent it, kept only when it has fields besides
+   * `index`, `id`, `type` and `function`: the pieces of a tool call of a type
+   * other than `"function"`, which the fold merges into an
+   * `UnknownToolCall`'s `raw`.
+   *
+   * @since 0.2.0
+   */
+  raw: Schema.optional(JsonObject)
+})
+
+const KNOWN_PIECE_FIELDS = new Set(["index", "id", "type", "function"])
+
+/**
+ * A piece of a tool call. Pieces with the same `index` belong to the same call:
+ * the first carries `id` and `function.name`, the rest more of `function.arguments`.
+ * A piece of a call of another `type` than `"function"` keeps what it carries
+ * in `raw`, so the call is kept whole (see `ChatCompletion.UnknownToolCall`).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ToolCallDelta = Schema.transform(JsonObject, ToolCallDeltaFields, {
+  strict: false,
+  decode: (piece) => Object.keys(piece).some((key) => !KNOWN_PIECE_FIELDS.has(key)) ? { ...piece, raw: piece } : piece,
+  encode: (delta) => delta.raw ?? delta
 })
 
 /**
@@ -37,19 +59,38 @@ export const ToolCallDelta = Schema.Struct({
  */
 export type ToolCallDelta = typeof ToolCallDelta.Type
 
-/**
- * What one chunk adds to a choice.
- *
- * @since 0.1.0
- * @category schemas
- */
-export class Delta extends Schema.Class<Delta>("@effect-inference/client/Delta")({
+const deltaFields = {
   role: nullable(Schema.String),
   content: nullable(Schema.String),
   tool_calls: nullable(Schema.Array(ToolCallDelta)),
   refusal: nullable(Schema.String),
+  /**
+   * A piece of the model's thinking, read from the wire's `reasoning` or, failing
+   * that, `reasoning_content`. It is output: a chunk that carries it has content.
+   *
+   * @since 0.2.0
+   */
+  reasoning: nullable(Schema.String),
+  /** The same text as `reasoning`: an alias kept for compatibility. Prefer `reasoning`. */
   reasoning_content: nullable(Schema.String)
-}) {}
+}
+
+/**
+ * What one chunk adds to a choice. A piece of reasoning is held under both
+ * `reasoning` and `reasoning_content`, whichever name the server used
+ * (`reasoning` wins if both are given).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export class Delta extends Schema.Class<Delta>("@effect-inference/client/Delta")(deltaFields) {
+  constructor(
+    props: void | Schema.Simplify<Schema.Struct.Constructor<typeof deltaFields>>,
+    options?: Schema.MakeOptions
+  ) {
+    super(reasoning.mirror(props ?? {}), options)
+  }
+}
 
 /**
  * @since 0.1.0
@@ -94,7 +135,11 @@ export const hasContent = (chunk: ChatCompletionChunk): boolean => internal.hasC
 /**
  * Puts the chunks of one stream back together: text, reasoning and refusals
  * concatenated per choice, tool-call pieces merged by `index`, the last finish
- * reason and the usage. The result equals what the same request returns without
+ * reason and the usage. Reasoning is read under either name and given back as
+ * `message.reasoning` (and its alias `reasoning_content`). The pieces of a tool
+ * call whose `type` is not `"function"` become an `UnknownToolCall` whose `raw`
+ * merges their fields (text concatenated, objects merged key by key, anything
+ * else replaced). The result equals what the same request returns without
  * streaming (but for `id` and `created`, which the server gives each call).
  *
  * @example

@@ -64,9 +64,11 @@ export interface Options {
   /** Probe calls let through when half-open; all must succeed to close it. Default 2. */
   readonly halfOpenProbes?: number | undefined
   /**
-   * Which failures count. Default: `ConnectionError`, `TimeoutError`,
-   * `RateLimitError`, `InternalServerError` and `ServiceUnavailableError`; client
-   * errors (4xx, invalid requests, quota) never trip a breaker.
+   * Which failures count. Default (`isServiceFailure`): `ConnectionError`,
+   * `TimeoutError`, `InternalServerError` and `ServiceUnavailableError`. Client
+   * errors (4xx, invalid requests, quota) and rate limits (429: busy, not
+   * broken) never trip a breaker. A failure that does not count leaves the
+   * counts as they were: it neither adds a failure nor breaks a run of them.
    */
   readonly isFailure?: ((error: InferenceError) => boolean) | undefined
 }
@@ -227,7 +229,9 @@ export const key = (baseUrl: string, model: string): string => `${baseUrl} ${mod
 
 /**
  * The default rule of what counts as a failure: the errors that say the
- * service is unhealthy.
+ * service is unhealthy (`ConnectionError`, `TimeoutError`,
+ * `InternalServerError`, `ServiceUnavailableError`). A `RateLimitError` is not
+ * one (since 0.2.0): a 429 says the service is busy, not broken.
  *
  * @since 0.1.0
  * @category predicates

@@ -171,6 +171,17 @@ export interface Options {
    */
   readonly fallback?: ReadonlyArray<string> | undefined
   /**
+   * Which failures of a model move a call on to the next `fallback` model: a
+   * list of error tags, where `"retryable"` stands for every error that
+   * `InferenceError.isRetryable` accepts, or a predicate of your own. Default
+   * `["retryable", "CircuitOpenError"]`. Add `"NotFoundError"` to move on from a
+   * retired model (a 404); it is not in the default because a 404 from a wrong
+   * `baseUrl` or a misspelt model id would then be answered by another model.
+   *
+   * @since 0.2.0
+   */
+  readonly fallbackOn?: FallbackOn | undefined
+  /**
    * Usage tracking (see `UsageTracker`). Left out, the client records into the
    * `UsageTracker.layer` in context, if any (so that the application can read
    * its totals, events and alerts, and several clients share one budget), or
@@ -185,18 +196,65 @@ export interface Options {
 }
 
 /**
- * Options of one call, beside its request (nothing here is sent).
+ * Options of one call, beside its request.
  *
  * - `cache`: what this call asks of the `ResponseCache` in context, if any (see
  *   `ResponseCache.Directive`): `"no-cache"`, `"no-store"` or `{ ttl }`.
  *   Default: the cache's policy decides.
+ * - `extraBody`: fields sent in the body beside the checked request, for
+ *   parameters the schema does not know.
+ *
+ * @example
+ * ```ts
+ * import { InferenceClient } from "@effect-inference/client"
+ * import { Effect } from "effect"
+ *
+ * // A server's own parameter, sent as it is; model, messages and stream cannot be overridden.
+ * export const program = Effect.flatMap(InferenceClient.InferenceClient, (client) =>
+ *   client.chatCompletion(
+ *     { model: "Qwen/Qwen3.6-35B-A3B", messages: [{ role: "user", content: "Hi" }] },
+ *     { extraBody: { guided_choice: ["yes", "no"] } }
+ *   ))
+ * ```
  *
  * @since 0.1.0
  * @category models
  */
 export interface CallOptions {
   readonly cache?: ResponseCache.Directive | undefined
+  /**
+   * Fields added to the JSON body after the request has been checked: parameters
+   * the request schema does not know (a server's own extensions). It may not set
+   * `model`, `messages` or `stream` (an `InvalidRequestError` says so, and
+   * nothing is sent). The fields are part of the cache key.
+   *
+   * @since 0.2.0
+   */
+  readonly extraBody?: Readonly<Record<string, unknown>> | undefined
 }
+
+/**
+ * The failures that move a call on to its next fallback model (see
+ * `Options.fallbackOn`): error tags, with `"retryable"` for every error that
+ * `InferenceError.isRetryable` accepts, or a predicate.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type FallbackOn =
+  | ReadonlyArray<"retryable" | InferenceError.InferenceError["_tag"]>
+  | ((error: InferenceError.InferenceError) => boolean)
+
+/**
+ * The failures that move a call on to its next fallback model unless
+ * `fallbackOn` says otherwise: retryable errors (after their retries) and open
+ * breakers.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const DEFAULT_FALLBACK_ON: ReadonlyArray<"retryable" | InferenceError.InferenceError["_tag"]> = internal
+  .DEFAULT_FALLBACK_ON
 
 /**
  * Checks a request the way `chatCompletion` does before sending it: a request

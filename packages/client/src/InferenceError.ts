@@ -234,14 +234,71 @@ export class PermissionDeniedError extends Schema.TaggedError<PermissionDeniedEr
 }
 
 /**
- * 404: the model id is wrong or retired, or the path does not exist.
+ * What a 404 says was not found, as far as its body tells:
+ *
+ * - `"model"`: the body names the call's model or speaks of a model
+ *   (OpenAI's `model_not_found`, vLLM's "The model `x` does not exist").
+ * - `"path"`: the body is plainly not from the inference API (empty, a bare
+ *   "Not Found" page in text or HTML, FastAPI's routing `{"detail": "Not Found"}`):
+ *   the URL is wrong, so the base URL is.
+ * - `"unknown"`: the API's own words do not say which, as W&B's generic "The
+ *   requested resource was not found", which it answers for a retired model id
+ *   and for a wrong path alike (for a call without a model, `listModels`, it
+ *   can only be the path).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const NotFoundResource = Schema.Literal("model", "path", "unknown")
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type NotFoundResource = typeof NotFoundResource.Type
+
+// Written out rather than imported from InferenceClient, which imports this module.
+const WANDB_BASE_URL = "https://api.inference.wandb.ai/v1"
+
+const checkBaseUrl = (baseUrl: string | undefined): string =>
+  baseUrl === undefined
+    ? `check baseUrl (W&B Inference's is ${WANDB_BASE_URL})`
+    : `check baseUrl: it was "${baseUrl}", W&B Inference's is ${WANDB_BASE_URL}`
+
+const notFoundHints: Record<NotFoundResource, (baseUrl: string | undefined) => string> = {
+  model: () => "The model id is wrong or retired: call listModels() for the current ones",
+  path: (baseUrl) => `The URL does not exist on this server: ${checkBaseUrl(baseUrl)}`,
+  unknown: (baseUrl) =>
+    `The model id may be wrong or retired (call listModels() for the current ones), or the URL wrong (${
+      checkBaseUrl(baseUrl)
+    })`
+}
+
+/**
+ * 404: the model id is wrong or retired, or the path does not exist; `resource`
+ * says which when the body tells, and `baseUrl` is the base URL the call used.
+ * Not retried.
  *
  * @since 0.1.0
  * @category errors
  */
 export class NotFoundError extends Schema.TaggedError<NotFoundError>(
   "@effect-inference/client/NotFoundError"
-)("NotFoundError", ResponseFields) {
+)("NotFoundError", {
+  ...ResponseFields,
+  /**
+   * What was not found. Defaults to `"unknown"` when constructed or decoded without it.
+   *
+   * @since 0.2.0
+   */
+  resource: Schema.optionalWith(NotFoundResource, { default: () => "unknown" as const }),
+  /**
+   * The base URL the call was sent to (it holds no secret), quoted in the hint.
+   *
+   * @since 0.2.0
+   */
+  baseUrl: Schema.optional(Schema.String)
+}) {
   /**
    * @since 0.1.0
    */
@@ -250,7 +307,7 @@ export class NotFoundError extends Schema.TaggedError<NotFoundError>(
    * @since 0.1.0
    */
   override get message(): string {
-    return describe(this, "Not found", "The model id is wrong or retired: call listModels() for the current ones")
+    return describe(this, "Not found", notFoundHints[this.resource](this.baseUrl))
   }
 }
 
@@ -297,15 +354,82 @@ export class UnprocessableEntityError extends Schema.TaggedError<UnprocessableEn
 }
 
 /**
- * 429 (other than quota): too many requests in flight for the W&B project. Retried,
- * after `retryAfter` when the server sent one.
+ * Whose concurrency limit a 429 reports, as its message says:
+ *
+ * - `"project"`: the W&B project's limit. W&B's gateway words it
+ *   "concurrency limit reached for requests: zai-org/GLM-5.2-project limit reached"
+ *   (observed): the limit named `<model>-project`, that is the project's limit for
+ *   that model, so `limitedModel` is `zai-org/GLM-5.2`.
+ * - `"user"`: the user's limit, shared by all of the user's projects
+ *   (`<model>-user limit reached`).
+ * - `"model"`: the model's own limit, shared by all its callers
+ *   (`<model>-model limit reached`).
+ * - `"unknown"`: the message does not say, as W&B's documented "Concurrency limit
+ *   reached for requests".
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const RateLimitScope = Schema.Literal("model", "project", "user", "unknown")
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type RateLimitScope = typeof RateLimitScope.Type
+
+const rateLimitHint = (self: {
+  readonly scope: RateLimitScope
+  readonly limitedModel?: string | undefined
+  readonly model?: string | undefined
+}): string => {
+  const on = self.limitedModel === undefined
+    ? ""
+    : self.limitedModel === self.model
+    ? " on this model"
+    : ` on model "${self.limitedModel}"`
+  // Retrying waits for a slot, but only fewer calls in flight stop the next 429s.
+  switch (self.scope) {
+    case "project":
+      return `Concurrency limit reached for the project${on}: lower maxConcurrency or spread calls over more projects`
+    case "user":
+      return `Concurrency limit reached for the user${on}, shared by all of the user's projects: lower maxConcurrency`
+    case "model":
+      return `Concurrency limit reached for the model${
+        self.limitedModel === undefined || self.limitedModel === self.model ? "" : ` "${self.limitedModel}"`
+      }, shared by all its callers: lower maxConcurrency or fall back to another model`
+    case "unknown":
+      return `Concurrency limit reached${on}: lower maxConcurrency`
+  }
+}
+
+/**
+ * 429 (other than quota or account type): too many requests in flight. `scope`
+ * says whose limit was reached and `limitedModel` for which model, when the
+ * message says so. Retried, after `retryAfter` when the server sent one. Not a
+ * circuit breaker failure: the service is busy, not broken.
  *
  * @since 0.1.0
  * @category errors
  */
 export class RateLimitError extends Schema.TaggedError<RateLimitError>(
   "@effect-inference/client/RateLimitError"
-)("RateLimitError", ResponseFields) {
+)("RateLimitError", {
+  ...ResponseFields,
+  /**
+   * Whose limit was reached. Defaults to `"unknown"` when constructed or decoded without it.
+   *
+   * @since 0.2.0
+   */
+  scope: Schema.optionalWith(RateLimitScope, { default: () => "unknown" as const }),
+  /**
+   * The model whose limit was reached, as the server's message names it (W&B keys
+   * its limits per model); it is usually the call's `model`.
+   *
+   * @since 0.2.0
+   */
+  limitedModel: Schema.optional(Schema.String)
+}) {
   /**
    * @since 0.1.0
    */
@@ -314,11 +438,7 @@ export class RateLimitError extends Schema.TaggedError<RateLimitError>(
    * @since 0.1.0
    */
   override get message(): string {
-    return describe(
-      this,
-      "Rate limited",
-      "Concurrency limit reached for the project: lower maxConcurrency or spread calls over more projects"
-    )
+    return describe(this, "Rate limited", rateLimitHint(this))
   }
 }
 
@@ -392,8 +512,9 @@ export class UnexpectedStatusError extends Schema.TaggedError<UnexpectedStatusEr
 }
 
 /**
- * The request never got a response: connection refused or reset, DNS failure,
- * or the body was cut while being read. Retried.
+ * The request never got a whole response: connection refused or reset, DNS or
+ * TLS failure, or the body was cut while being read. `sent` says whether the
+ * request may have reached the server. Retried.
  *
  * @since 0.1.0
  * @category errors
@@ -403,7 +524,17 @@ export class ConnectionError extends Schema.TaggedError<ConnectionError>(
 )("ConnectionError", {
   ...ResponseFields,
   /** What went wrong, from the transport (for example `ECONNREFUSED`). */
-  description: Schema.String
+  description: Schema.String,
+  /**
+   * `false` when the request was certainly not written: the connection was
+   * refused, the host not found, the TLS handshake failed, the URL was invalid
+   * or the body could not be encoded. `true` when it may have reached the server
+   * (a reset mid-request, a body cut while read, a truncated stream), and so may
+   * have been processed and billed.
+   *
+   * @since 0.2.0
+   */
+  sent: Schema.Boolean
 }) {
   /**
    * @since 0.1.0
@@ -416,7 +547,7 @@ export class ConnectionError extends Schema.TaggedError<ConnectionError>(
     return describe(
       { ...this, serverMessage: this.description },
       "Connection failed",
-      "Check the network and the base URL"
+      this.sent ? "Check the network and the base URL" : "Nothing was sent: check the network and the base URL"
     )
   }
 }
@@ -711,5 +842,39 @@ export const isRetryable = (error: InferenceError): boolean => {
       return error.status === 408
     default:
       return false
+  }
+}
+
+/**
+ * Tells whether the request of the attempt that failed with this error may have
+ * reached the server (and so may have been processed and billed). It is `false`
+ * only when nothing was certainly sent: an `InvalidRequestError`,
+ * `CircuitOpenError` or `BudgetExceededError` (the call failed before sending),
+ * or a `ConnectionError` with `sent: false`. Earlier attempts of a retried call
+ * (`attempts > 1`) may have been sent whatever this says.
+ *
+ * @example
+ * ```ts
+ * import { InferenceError } from "@effect-inference/client"
+ * import { Effect } from "effect"
+ *
+ * // A failed attempt may still have run (and been billed) unless nothing was sent.
+ * const noteSpend = (error: InferenceError.InferenceError) =>
+ *   InferenceError.wasSent(error) ? Effect.logInfo("the failed attempt may have been billed") : Effect.void
+ * ```
+ *
+ * @since 0.2.0
+ * @category predicates
+ */
+export const wasSent = (error: InferenceError): boolean => {
+  switch (error._tag) {
+    case "InvalidRequestError":
+    case "CircuitOpenError":
+    case "BudgetExceededError":
+      return false
+    case "ConnectionError":
+      return error.sent
+    default:
+      return true
   }
 }

@@ -226,11 +226,14 @@ export const estimateTokens: (request: ChatCompletionRequestInput) => number = t
 
 /**
  * The client's rule for what a failed call is charged: nothing (`0`) when the
- * server refused it with an error status before any content (or it was never
- * sent), since it generated nothing and W&B does not bill failed requests; the
- * estimate (`undefined`) when it may have generated tokens all the same: a
- * timeout, a lost connection, an undecodable 2xx body, a stream that broke off
- * after content, an interruption or a defect.
+ * server refused it with an error status before any content, or it was never
+ * sent (refused before sending, or a `ConnectionError` with `sent: false`: the
+ * connection refused, the host not found, a TLS failure), since it generated
+ * nothing and W&B does not bill failed requests; the estimate (`undefined`)
+ * when it may have generated tokens all the same: a timeout, a connection lost
+ * after sending, an undecodable 2xx body, a stream that broke off after
+ * content, an interruption or a defect. The usage tracker charges a budget by
+ * the same rule.
  *
  * @since 0.1.0
  * @category estimates

@@ -20,28 +20,44 @@ import type * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
-import type { ChatCompletionRequestInput } from "./ChatCompletion.js"
+import type { ChatCompletionRequestInput, Usage } from "./ChatCompletion.js"
 import type { BudgetExceededError, InferenceError, InvalidRequestError } from "./InferenceError.js"
 import { BudgetDimension } from "./InferenceError.js"
 import * as internal from "./internal/usageTracker.js"
 
 /**
- * A model's price in US dollars per million tokens, prompt (`input`) and
- * completion (`output`) apart.
+ * A model's price in US dollars per million tokens, with W&B's three rates:
+ * prompt tokens (`input`), prompt tokens the server read from its prefix cache
+ * (`cachedInput`, the `input` rate when left out) and completion tokens
+ * (`output`, reasoning included). A call costs
+ *
+ * ```
+ * ((prompt - cached) * input + cached * cachedInput + completion * output) / 1,000,000
+ * ```
+ *
+ * where `cached` is `usage.prompt_tokens_details.cached_tokens` (0 when the
+ * server reports none).
  *
  * @since 0.1.0
  * @category models
  */
 export interface Price {
   readonly input: number
+  /**
+   * The rate of cached prompt tokens; default `input`.
+   *
+   * @since 0.2.0
+   */
+  readonly cachedInput?: number | undefined
   readonly output: number
 }
 
 /**
- * Prices for the models the simulator lists, in US dollars per million tokens.
- * They are defaults for trying things out, not W&B's price list: prices change,
- * so pass the current ones from W&B's pricing page as `prices` (they are merged
- * over these, model by model).
+ * Example prices for the models of W&B's catalogue (as of late 2026), in US
+ * dollars per million tokens. They are made-up examples so that cost tracking
+ * works out of the box, **not** W&B's price list: prices and the catalogue
+ * change every month, so pass your own from W&B's pricing page as `prices`
+ * (they are merged over these, model by model).
  *
  * @since 0.1.0
  * @category constants
@@ -128,6 +144,20 @@ export class UsageEvent extends Schema.Class<UsageEvent>("@effect-inference/clie
   promptTokens: Schema.Int,
   completionTokens: Schema.Int,
   totalTokens: Schema.Int,
+  /**
+   * The prompt tokens the server read from its prefix cache (part of
+   * `promptTokens`, priced at `cachedInput`); 0 when it reports none.
+   *
+   * @since 0.2.0
+   */
+  cachedTokens: Schema.optionalWith(Schema.Int, { default: () => 0 }),
+  /**
+   * The completion tokens the model spent thinking (part of
+   * `completionTokens`); 0 when the server reports none.
+   *
+   * @since 0.2.0
+   */
+  reasoningTokens: Schema.optionalWith(Schema.Int, { default: () => 0 }),
   usage: UsageSource,
   costUsd: Schema.Number,
   /** `false` when the model has no price, so its cost counts as 0. */
@@ -206,6 +236,18 @@ export interface Summary {
   readonly promptTokens: number
   readonly completionTokens: number
   readonly totalTokens: number
+  /**
+   * Cached prompt tokens, part of `promptTokens`.
+   *
+   * @since 0.2.0
+   */
+  readonly cachedTokens: number
+  /**
+   * Reasoning tokens, part of `completionTokens`.
+   *
+   * @since 0.2.0
+   */
+  readonly reasoningTokens: number
   readonly costUsd: number
 }
 
@@ -254,13 +296,41 @@ export interface Reservation {
 }
 
 /**
+ * The tokens a call used, for {@link CallRecord}. `cachedTokens` (part of
+ * `promptTokens`) and `reasoningTokens` (part of `completionTokens`) default
+ * to 0; `estimated` marks counts the client guessed.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CallUsage {
+  readonly promptTokens: number
+  readonly completionTokens: number
+  readonly cachedTokens?: number | undefined
+  readonly reasoningTokens?: number | undefined
+  readonly estimated?: boolean | undefined
+}
+
+/**
+ * The {@link CallUsage} of a `usage` the server reported: its token counts and
+ * the details `prompt_tokens_details.cached_tokens` and
+ * `completion_tokens_details.reasoning_tokens`.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const callUsage: (usage: Usage) => CallUsage = internal.callUsage
+
+/**
  * What the client reports about a finished call to
  * `record`.
  *
- * - `usage`: the tokens used, or `undefined` if unknown; then a failure the
- *   server refused before generating is counted as nothing, and any other
- *   ending (a timeout, a lost connection, an interruption) as the reservation's
- *   estimate.
+ * - `usage`: the tokens used, or `undefined` if unknown; then a failure that
+ *   generated nothing is counted as nothing (the server refused it with an
+ *   error status, or it was never sent: refused before sending, or a
+ *   `ConnectionError` with `sent: false`, as a refused connection), and any
+ *   other ending (a timeout, a connection lost after sending, an interruption)
+ *   as the reservation's estimate.
  * - `error`: the failure, if the call failed; `interrupted` if it was (or, for
  *   a stream, if its consumer stopped before the end); `defect` if it died.
  *
@@ -274,9 +344,7 @@ export interface CallRecord {
   readonly latency: Duration.DurationInput
   readonly attempts: number
   readonly requestId?: string | undefined
-  readonly usage?:
-    | { readonly promptTokens: number; readonly completionTokens: number; readonly estimated?: boolean | undefined }
-    | undefined
+  readonly usage?: CallUsage | undefined
   readonly error?: InferenceError | undefined
   readonly interrupted?: boolean | undefined
   readonly defect?: boolean | undefined
@@ -341,8 +409,17 @@ export declare namespace UsageTracker {
      * A reservation is settled once; a second record of it only counts the call.
      */
     readonly record: (call: CallRecord) => Effect.Effect<UsageEvent>
-    /** The cost in US dollars of the given tokens, or `undefined` for a model without a price. */
-    readonly costOf: (model: string, promptTokens: number, completionTokens: number) => number | undefined
+    /**
+     * The cost in US dollars of the given tokens, `cachedTokens` of the prompt
+     * tokens priced at the `cachedInput` rate (default 0), or `undefined` for a
+     * model without a price.
+     */
+    readonly costOf: (
+      model: string,
+      promptTokens: number,
+      completionTokens: number,
+      cachedTokens?: number
+    ) => number | undefined
     readonly totals: Effect.Effect<Totals>
     /** One entry per budget dimension; empty without a budget. */
     readonly budget: Effect.Effect<ReadonlyArray<BudgetStatus>>
@@ -380,7 +457,8 @@ export const layer = (options?: Options): Layer.Layer<UsageTracker> => Layer.eff
  *
  * - `inference_calls_total` (counter; tags `model`, `outcome`)
  * - `inference_attempts_total` (counter; tag `model`)
- * - `inference_tokens_total` (counter; tags `model`, `kind`: `prompt` or `completion`)
+ * - `inference_tokens_total` (counter; tags `model`, `kind`: `prompt` or `completion`, and
+ *   `cached` and `reasoning`, which are parts of `prompt` and `completion`: do not add them in)
  * - `inference_call_duration_ms` (histogram; tag `model`)
  * - `inference_cost_usd` (gauge, running total; tag `model`)
  *

@@ -1,8 +1,10 @@
 import { assert, describe, expectTypeOf, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import { ChatCompletion, ChatCompletionRequest } from "../src/ChatCompletion.js"
+import { ChatCompletion, ChatCompletionRequest, isFunctionToolCall } from "../src/ChatCompletion.js"
 import type { ChatCompletionRequestInput, Message } from "../src/ChatCompletion.js"
+import * as validate from "../src/internal/validate.js"
 import { hello, MODEL, withClient } from "./utils/Client.js"
 import * as Fake from "./utils/FakeTransport.js"
 
@@ -110,6 +112,31 @@ describe("ChatCompletion", () => {
         issue: "is unexpected"
       },
       {
+        name: "a misspelt field (cache_slat)",
+        request: unchecked({ ...hello, cache_slat: "tenant-1" }),
+        path: "cache_slat",
+        issue: "is unexpected"
+      },
+      { name: "an empty cache_salt", request: { ...hello, cache_salt: "" }, path: "cache_salt", issue: "non empty" },
+      {
+        name: "chat_template_kwargs that is not an object",
+        request: unchecked({ ...hello, chat_template_kwargs: "enable_thinking" }),
+        path: "chat_template_kwargs",
+        issue: "Expected { readonly [x: string]: unknown }"
+      },
+      {
+        name: "an assistant message sending back a tool call that is not a function call",
+        request: unchecked({
+          ...hello,
+          messages: [...hello.messages, {
+            role: "assistant",
+            tool_calls: [{ id: "c", type: "custom", function: { name: "grep", arguments: "{}" } }]
+          }]
+        }),
+        path: "messages[1].tool_calls[0].type",
+        issue: "\"function\""
+      },
+      {
         name: "stream, which the client sets itself",
         request: unchecked({ ...hello, stream: true }),
         path: "stream",
@@ -185,7 +212,56 @@ describe("ChatCompletion", () => {
         const { error } = yield* rejected(unchecked({ ...hello, max_token: 100 }))
         assert.strictEqual(error._tag, "InvalidRequestError")
         if (error._tag === "InvalidRequestError") assert.include(error.issue, "\"max_tokens\"")
+        const salt = yield* rejected(unchecked({ ...hello, cache_slat: "tenant-1" }))
+        if (salt.error._tag === "InvalidRequestError") assert.include(salt.error.issue, "\"cache_salt\"")
       }))
+  })
+
+  describe("extraBody", () => {
+    const refused = (extra: unknown) => {
+      const result = validate.extraBody(extra)
+      assert.isTrue(Either.isLeft(result), `${JSON.stringify(extra)} should be refused`)
+      return Either.isLeft(result) ? result.left : undefined
+    }
+
+    it("an object of extra fields is kept as it is, and no extraBody is no extra fields", () => {
+      const extra = { chat_template_kwargs: { enable_thinking: false }, guided_choice: ["a", "b"], temperature: 0 }
+      assert.deepStrictEqual(validate.extraBody(extra), Either.right(extra))
+      assert.deepStrictEqual(validate.extraBody({}), Either.right({}))
+      assert.deepStrictEqual(validate.extraBody(undefined), Either.right(undefined))
+    })
+
+    for (
+      const [name, extra, kind] of [
+        ["null", null, "null"],
+        ["an array", [{ top_k: 5 }], "an array"],
+        ["a string", "top_k=5", "string"],
+        ["a number", 5, "number"],
+        ["a function", () => 5, "function"]
+      ] as const
+    ) {
+      it(`${name} is refused at extraBody, naming what it got`, () => {
+        const error = refused(extra)
+        assert.strictEqual(error?.path, "extraBody")
+        assert.include(error?.issue, `must be an object of extra body fields, got ${kind}`)
+        assert.include(error?.message, "Invalid request at extraBody: ")
+      })
+    }
+
+    for (
+      const [field, hint] of [["model", "field of the request"], ["messages", "field of the request"], [
+        "stream",
+        "streamChatCompletion"
+      ]] as const
+    ) {
+      it(`setting ${field} is refused at extraBody.${field}, saying where it belongs`, () => {
+        const error = refused({ top_k: 5, [field]: field === "stream" ? true : "x" })
+        assert.strictEqual(error?._tag, "InvalidRequestError")
+        assert.strictEqual(error?.path, `extraBody.${field}`)
+        assert.include(error?.issue, `extraBody cannot set ${field}`)
+        assert.include(error?.issue, hint)
+      })
+    }
   })
 
   describe("valid requests", () => {
@@ -296,7 +372,8 @@ describe("ChatCompletion", () => {
             reasoning_effort: "high",
             user: "user-1"
           },
-          { ...hello, stop: "\n\n", temperature: 0 }
+          { ...hello, stop: "\n\n", temperature: 0 },
+          { ...hello, chat_template_kwargs: { enable_thinking: false, thinking_budget: 512 }, cache_salt: "tenant-1" }
         ]
         for (const request of requests) {
           assert.deepStrictEqual(yield* sent(request), { ...request, stream: false })
@@ -441,6 +518,59 @@ describe("ChatCompletion", () => {
         })
         assert.strictEqual(completion.choices[0].message.reasoning_content, "6 times 7")
         assert.strictEqual(completion.choices[0].finish_reason, "abort")
+      }))
+
+    it.effect("reasoning is read from reasoning or reasoning_content and held under both names", () =>
+      Effect.gen(function*() {
+        const answer = (message: Record<string, unknown>) =>
+          decode({ ...base, choices: [{ index: 0, message: { role: "assistant", content: "42", ...message } }] })
+        const current = yield* answer({ reasoning: "6 times 7", reasoning_content: null })
+        assert.strictEqual(current.choices[0].message.reasoning, "6 times 7")
+        assert.strictEqual(current.choices[0].message.reasoning_content, "6 times 7")
+        const older = yield* answer({ reasoning_content: "6 times 7" })
+        assert.strictEqual(older.choices[0].message.reasoning, "6 times 7")
+        // Through the client (the direct decoder), the same.
+        const received_ = yield* received({
+          ...base,
+          choices: [{ index: 0, message: { role: "assistant", content: "42", reasoning: "6 times 7" } }]
+        })
+        assert.deepInclude(received_.choices[0].message, { reasoning: "6 times 7", reasoning_content: "6 times 7" })
+        const plain = yield* answer({ reasoning: null })
+        assert.isUndefined(plain.choices[0].message.reasoning)
+        assert.notProperty(plain.choices[0].message, "reasoning")
+      }))
+
+    it.effect("a tool call of an unknown type is kept as it came, and the rest of the answer decodes", () =>
+      Effect.gen(function*() {
+        const custom = { id: "call_2", type: "custom", custom: { name: "grep", input: "needle" } }
+        const body = {
+          ...base,
+          choices: [{
+            index: 0,
+            message: { role: "assistant", content: "Searching.", tool_calls: [toolCall, custom] },
+            finish_reason: "tool_calls"
+          }],
+          usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }
+        }
+        for (const completion of [yield* received(body), yield* decode(body)]) {
+          const message = completion.choices[0].message
+          assert.strictEqual(message.content, "Searching.")
+          assert.deepStrictEqual(message.tool_calls, [toolCall, { type: "custom", id: "call_2", raw: custom }])
+          assert.deepStrictEqual(message.tool_calls?.filter(isFunctionToolCall), [toolCall])
+          assert.strictEqual(completion.usage?.total_tokens, 7)
+        }
+        // Encoded, it is the call as it came.
+        const encoded = yield* Schema.encode(ChatCompletion)(yield* decode(body))
+        assert.deepStrictEqual(encoded.choices[0].message.tool_calls?.[1], custom)
+      }))
+
+    it.effect("a function call that is malformed still fails the answer", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(decode({
+          ...base,
+          choices: [{ index: 0, message: { tool_calls: [{ type: "function", function: { name: "f" } }] } }]
+        }))
+        assert.include(error.message, "arguments")
       }))
 
     it.effect("a body missing a required field is still a ResponseDecodeError", () =>

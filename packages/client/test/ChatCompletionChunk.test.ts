@@ -2,7 +2,9 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import { ChatCompletion } from "../src/ChatCompletion.js"
 import * as ChatCompletionChunk from "../src/ChatCompletionChunk.js"
+import { contentLength } from "../src/internal/chunks.js"
 import * as Fake from "./utils/FakeTransport.js"
 
 const decode = Schema.decodeUnknownSync(ChatCompletionChunk.ChatCompletionChunk)
@@ -99,6 +101,80 @@ describe("ChatCompletionChunk", () => {
       assert.isTrue(ChatCompletionChunk.hasContent(chunk({ reasoning_content: "x" })))
       assert.isTrue(ChatCompletionChunk.hasContent(chunk({ tool_calls: [{ index: 0, id: "c" }] })))
       assert.isTrue(ChatCompletionChunk.hasContent(chunk({}, "stop")))
+    }))
+
+  it.effect("reasoning pieces under either name fold into message.reasoning and its alias reasoning_content", () =>
+    Effect.gen(function*() {
+      const chunks = [
+        chunk({ role: "assistant", content: "" }),
+        chunk({ reasoning: "think ", reasoning_content: null }),
+        chunk({ reasoning_content: "hard" }),
+        chunk({ content: "42" }),
+        chunk({}, "stop")
+      ]
+      assert.deepInclude(chunks[1].choices[0].delta, { reasoning: "think ", reasoning_content: "think " })
+      const completion = yield* ChatCompletionChunk.collect(Stream.fromIterable(chunks))
+      assert.deepInclude(completion.choices[0].message, {
+        content: "42",
+        reasoning: "think hard",
+        reasoning_content: "think hard"
+      })
+      // Back to chunks and folded again, the reasoning is the same.
+      assert.deepStrictEqual(
+        ChatCompletionChunk.toCompletion(ChatCompletionChunk.fromCompletion(completion)),
+        completion
+      )
+    }))
+
+  it.effect("a reasoning piece is content, counted once in a stream's length", () =>
+    Effect.sync(() => {
+      const thinking = chunk({ reasoning: "Let me see" })
+      assert.isTrue(ChatCompletionChunk.hasContent(thinking))
+      assert.isFalse(ChatCompletionChunk.hasContent(chunk({ reasoning: "" })))
+      assert.strictEqual(contentLength(thinking), "Let me see".length)
+      assert.strictEqual(contentLength(chunk({ reasoning_content: "abc", content: "de" })), 5)
+    }))
+
+  it.effect("the pieces of a tool call of an unknown type fold into an UnknownToolCall with its fields merged", () =>
+    Effect.gen(function*() {
+      const completion = ChatCompletionChunk.toCompletion([
+        chunk({ role: "assistant", content: null }),
+        chunk({ tool_calls: [{ index: 0, id: "call_f", type: "function", function: { name: "f", arguments: "{" } }] }),
+        chunk({ tool_calls: [{ index: 1, id: "call_c", type: "custom", custom: { name: "grep", input: "nee" } }] }),
+        chunk({ tool_calls: [{ index: 1, custom: { input: "dle" } }] }),
+        chunk({ tool_calls: [{ index: 0, function: { arguments: "}" } }] }),
+        chunk({}, "tool_calls")
+      ])
+      const custom = {
+        type: "custom",
+        id: "call_c",
+        raw: { id: "call_c", type: "custom", custom: { name: "grep", input: "needle" } }
+      }
+      assert.deepStrictEqual(completion.choices[0].message.tool_calls, [
+        { id: "call_f", type: "function", function: { name: "f", arguments: "{}" } },
+        custom
+      ])
+      // A custom call streamed by fromCompletion folds back to itself.
+      assert.deepStrictEqual(
+        ChatCompletionChunk.toCompletion(ChatCompletionChunk.fromCompletion(completion)),
+        completion
+      )
+      // The same answer without streaming decodes to the same calls.
+      const whole = yield* Schema.decodeUnknown(ChatCompletion)({
+        ...Fake.completionBody(""),
+        choices: [{
+          index: 0,
+          message: {
+            content: null,
+            tool_calls: [
+              { id: "call_f", type: "function", function: { name: "f", arguments: "{}" } },
+              { id: "call_c", type: "custom", custom: { name: "grep", input: "needle" } }
+            ]
+          },
+          finish_reason: "tool_calls"
+        }]
+      })
+      assert.deepStrictEqual(whole.choices[0].message.tool_calls, completion.choices[0].message.tool_calls)
     }))
 
   it.effect("chunks are read leniently: nulls, missing fields and extra fields", () =>

@@ -13,6 +13,8 @@ import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as InferenceError from "../src/InferenceError.js"
+import { hello, withClient } from "./utils/Client.js"
+import * as Fake from "./utils/FakeTransport.js"
 
 const overloaded = new InferenceError.ServiceUnavailableError({ status: 503 })
 
@@ -157,12 +159,13 @@ describe("CircuitBreaker", () => {
         assert.strictEqual(yield* t.breaker.state, "closed")
       }))
 
+    // Since 0.2.0 a RateLimitError is not among them: see "rate limits (429)" below.
     it.effect("every service failure counts", () =>
       Effect.gen(function*() {
         const failures = [
-          new InferenceError.ConnectionError({ description: "ECONNRESET" }),
+          new InferenceError.ConnectionError({ description: "ECONNRESET", sent: true }),
+          new InferenceError.ConnectionError({ description: "ECONNREFUSED", sent: false }),
           new InferenceError.TimeoutError({ phase: "attempt", timeout: Duration.seconds(1) }),
-          new InferenceError.RateLimitError({ status: 429 }),
           new InferenceError.InternalServerError({ status: 500 }),
           overloaded
         ]
@@ -171,6 +174,94 @@ describe("CircuitBreaker", () => {
           yield* t.fail(failure)
           assert.strictEqual(yield* t.breaker.state, "open", failure._tag)
         }
+      }))
+  })
+
+  describe("rate limits (429): busy, not broken", () => {
+    const rateLimited = new InferenceError.RateLimitError({ status: 429, scope: "project", limitedModel: "m" })
+    const serverError = new InferenceError.InternalServerError({ status: 500 })
+
+    it.effect("are not a service failure by the default rule", () =>
+      Effect.sync(() => {
+        assert.isFalse(CircuitBreaker.isServiceFailure(rateLimited))
+        assert.isFalse(CircuitBreaker.isServiceFailure(new InferenceError.RateLimitError({ status: 429 })))
+      }))
+
+    it.effect("many 429s in a row do not open it, by either rule", () =>
+      Effect.gen(function*() {
+        const t = yield* setup({ consecutiveFailures: 2, failureRate: { threshold: 0.1, window: 10, minimumCalls: 1 } })
+        yield* t.times(50, t.fail(rateLimited))
+        assert.strictEqual(yield* t.breaker.state, "closed")
+        assert.strictEqual(t.ran(), 50, "every call was let through")
+        const snapshot = yield* t.breaker.snapshot
+        assert.strictEqual(snapshot.consecutiveFailures, 0)
+        assert.deepStrictEqual(snapshot.window, [], "no outcome was recorded")
+      }))
+
+    it.effect("a 429 does not reset a run of failures: 500, 500, 429, 500 trips at 3 as if it were absent", () =>
+      Effect.gen(function*() {
+        const t = yield* setup({ consecutiveFailures: 3, failureRate: false })
+        yield* t.times(2, t.fail(serverError))
+        yield* t.times(5, t.fail(rateLimited))
+        assert.strictEqual(yield* t.breaker.state, "closed")
+        assert.strictEqual((yield* t.breaker.snapshot).consecutiveFailures, 2, "the run is kept")
+        yield* t.fail(serverError)
+        assert.strictEqual(yield* t.breaker.state, "open")
+      }))
+
+    it.effect("a 429 takes no place in the failure-rate window", () =>
+      Effect.gen(function*() {
+        const t = yield* setup({
+          consecutiveFailures: false,
+          failureRate: { threshold: 0.5, window: 4, minimumCalls: 4 }
+        })
+        // S F 429 429 429 S F: the window holds S F S F, 2 of 4 failed
+        yield* t.ok
+        yield* t.fail(serverError)
+        yield* t.times(3, t.fail(rateLimited))
+        yield* t.ok
+        assert.deepStrictEqual((yield* t.breaker.snapshot).window, [false, true, false])
+        yield* t.fail(serverError)
+        assert.strictEqual(yield* t.breaker.state, "open")
+      }))
+
+    it.effect("a 429 from a probe frees its slot without a verdict", () =>
+      Effect.gen(function*() {
+        const t = yield* setup({ consecutiveFailures: 1, failureRate: false, halfOpenProbes: 1 })
+        yield* t.fail(serverError)
+        yield* TestClock.adjust("10 seconds")
+        yield* t.fail(rateLimited)
+        assert.strictEqual(yield* t.breaker.state, "half-open", "neither reopened nor closed")
+        yield* t.ok
+        assert.strictEqual(yield* t.breaker.state, "closed", "the next call could probe")
+      }))
+
+    it.effect("through the client: 429 answers never open the model's breaker; 500s around them do", () =>
+      Effect.gen(function*() {
+        const limit = Fake.json(429, {
+          error: {
+            message: "concurrency limit reached for requests: meta-llama/Llama-3.1-8B-Instruct-project limit reached",
+            type: "rate_limit_error",
+            param: null,
+            code: "rate_limit_exceeded"
+          }
+        })
+        const fault = Fake.json(500, Fake.errorBody("The server had an error while processing your request"))
+        const tags = (script: ReadonlyArray<Fake.Reply>, calls: number) =>
+          withClient(
+            Fake.make(script),
+            (client) => Effect.forEach(Array.from({ length: calls }), () => Effect.flip(client.chatCompletion(hello))),
+            { retry: false, circuitBreaker: { consecutiveFailures: 3, failureRate: false } }
+          ).pipe(Effect.map((errors) => errors.map((e) => e._tag)))
+        assert.deepStrictEqual(yield* tags([limit], 10), Array(10).fill("RateLimitError"))
+        assert.deepStrictEqual(yield* tags([fault, fault, limit, limit, fault, fault], 6), [
+          "InternalServerError",
+          "InternalServerError",
+          "RateLimitError",
+          "RateLimitError",
+          "InternalServerError",
+          "CircuitOpenError"
+        ])
       }))
   })
 

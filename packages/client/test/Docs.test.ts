@@ -23,6 +23,7 @@ import { program as gettingStarted } from "../examples/docs/getting-started-laye
 import { InferenceNode, InferencePooled } from "../examples/docs/node-transport.js"
 import { batch, Client as QuotaClient } from "../examples/docs/rate-limits.js"
 import { program as readme } from "../examples/docs/readme.js"
+import { quickAnswer, showThinking } from "../examples/docs/reasoning.js"
 import { bounded, only503 } from "../examples/docs/retry-policy.js"
 import { printAnswer, wholeAnswer } from "../examples/docs/streaming.js"
 import { tagged } from "../examples/docs/transform-client.js"
@@ -170,6 +171,33 @@ describe("docs", () => {
         const written: Array<string> = []
         yield* printAnswer((text) => written.push(text)).pipe(Effect.provide(clientLayer(fake)))
         assert.strictEqual(written.join(""), "Half\n[rate limited after 2 chunks]")
+      }))
+  })
+
+  describe("reasoning", () => {
+    it.effect("showThinking writes the thinking, then the answer", () =>
+      Effect.gen(function*() {
+        const body = [
+          Fake.sseEvent(Fake.chunkBody({ role: "assistant", content: "" })),
+          Fake.sseEvent(Fake.chunkBody({ reasoning: "391 = 17 × 23." })),
+          Fake.sseEvent(Fake.chunkBody({ content: "No." })),
+          Fake.sseEvent(Fake.chunkBody({}, "stop")),
+          "data: [DONE]\n\n"
+        ].join("")
+        const fake = Fake.make([Fake.body(Fake.reads(body))])
+        const written: Array<string> = []
+        yield* showThinking((text) => written.push(text)).pipe(Effect.provide(clientLayer(fake)))
+        assert.deepStrictEqual(written, ["[thinking] 391 = 17 × 23.", "No."])
+      }))
+
+    it.effect("quickAnswer turns thinking off in the request body", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.completion("No.")])
+        const completion = yield* quickAnswer.pipe(Effect.provide(clientLayer(fake)))
+        assert.strictEqual(completion.choices[0].message.content, "No.")
+        assert.deepStrictEqual((fake.requests[0].body as Record<string, unknown>).chat_template_kwargs, {
+          enable_thinking: false
+        })
       }))
   })
 

@@ -17,10 +17,12 @@ import type { ChatCompletion } from "../src/ChatCompletion.js"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as InferenceClient from "../src/InferenceClient.js"
 import type * as InferenceError from "../src/InferenceError.js"
+import * as ResponseCache from "../src/ResponseCache.js"
 import * as Capture from "./utils/Capture.js"
-import { hello, layer, MODEL, SECRET, withClient } from "./utils/Client.js"
+import { hello, layer, MODEL, SECRET, testOptions, withClient } from "./utils/Client.js"
 import { everyError } from "./utils/Errors.js"
 import * as Fake from "./utils/FakeTransport.js"
+import { refusesEach } from "./utils/Options.js"
 
 const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
   const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
@@ -602,6 +604,123 @@ describe("InferenceClient", () => {
         })
         assert.isAbove(Chunk.size(chunks), 0)
         assert.deepStrictEqual(fake.requests.map((r) => (r.body as { model: string }).model), [MODEL, "b/model"])
+      }))
+  })
+
+  describe("fallbackOn", () => {
+    const retired = Fake.json(404, Fake.errorBody("The requested resource was not found"))
+    const fromB = Fake.json(200, Fake.completionBody("from b", "b/model"))
+
+    it.effect("by default a 404 does not fall back: a retired or misspelt model is reported", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([retired, fromB])
+        const error = yield* Effect.flip(
+          withClient(fake, (client) => client.chatCompletion(hello), { fallback: ["b/model"], retry: false })
+        )
+        assert.strictEqual(error._tag, "NotFoundError")
+        assert.strictEqual(fake.requests.length, 1)
+      }))
+
+    it.effect("with NotFoundError listed, a retired model falls back, for calls and streams", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make((n) => n % 2 === 1 ? retired : n === 2 ? fromB : Fake.sse(Fake.sseAnswer([" b"])))
+        const options = {
+          fallback: ["b/model"],
+          fallbackOn: [...InferenceClient.DEFAULT_FALLBACK_ON, "NotFoundError" as const],
+          retry: false as const
+        }
+        const [completion, chunks] = yield* withClient(
+          fake,
+          (client) => Effect.all([client.chatCompletion(hello), Stream.runCollect(client.streamChatCompletion(hello))]),
+          options
+        )
+        assert.strictEqual(completion.model, "b/model")
+        assert.isAbove(Chunk.size(chunks), 0)
+        assert.deepStrictEqual(
+          fake.requests.map((r) => (r.body as { model: string }).model),
+          [MODEL, "b/model", MODEL, "b/model"]
+        )
+      }))
+
+    it.effect("a predicate decides which failures fall back", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.json(503, Fake.errorBody("busy")), fromB])
+        const error = yield* Effect.flip(
+          withClient(fake, (client) => client.chatCompletion(hello), {
+            fallback: ["b/model"],
+            fallbackOn: (e) => e._tag === "NotFoundError",
+            retry: false
+          })
+        )
+        assert.strictEqual(error._tag, "ServiceUnavailableError")
+        assert.strictEqual(fake.requests.length, 1)
+      }))
+
+    refusesEach(
+      (options: Partial<InferenceClient.Options>) =>
+        Effect.provide(InferenceClient.make({ ...testOptions, ...options }), Fake.make([]).layer),
+      [
+        [
+          "a fallbackOn tag that is no error",
+          { fallbackOn: ["retryable", "NotFound" as "NotFoundError"] },
+          "fallbackOn"
+        ],
+        ["a fallbackOn that is neither a list nor a function", {
+          fallbackOn: "retryable" as unknown as InferenceClient.FallbackOn
+        }, "fallbackOn"]
+      ]
+    )
+  })
+
+  describe("extraBody", () => {
+    it.effect("its fields are sent in the body beside the checked request, for calls and streams", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make((n) => n === 1 ? Fake.completion() : Fake.sse(Fake.sseAnswer([" a"])))
+        const extraBody = { guided_choice: ["yes", "no"], temperature: 0.5 }
+        yield* withClient(fake, (client) =>
+          Effect.zipRight(
+            client.chatCompletion(hello, { extraBody }),
+            Stream.runDrain(client.streamChatCompletion(hello, { extraBody }))
+          ))
+        for (const request of fake.requests) {
+          const body = request.body as Record<string, unknown>
+          assert.deepStrictEqual(body.guided_choice, ["yes", "no"])
+          assert.strictEqual(body.temperature, 0.5)
+          assert.strictEqual(body.model, MODEL)
+        }
+        assert.deepStrictEqual(fake.requests.map((r) => (r.body as { stream: boolean }).stream), [false, true])
+      }))
+
+    for (const field of ["model", "messages", "stream"]) {
+      it.effect(`it may not set ${field}: InvalidRequestError, nothing sent`, () =>
+        Effect.gen(function*() {
+          const fake = Fake.make(() => Fake.completion())
+          const extraBody = { [field]: "x" }
+          const errors = yield* withClient(fake, (client) =>
+            Effect.all([
+              Effect.flip(client.chatCompletion(hello, { extraBody })),
+              Effect.flip(Stream.runCollect(client.streamChatCompletion(hello, { extraBody })))
+            ]))
+          for (const error of errors) {
+            assert.strictEqual(error._tag, "InvalidRequestError")
+            if (error._tag === "InvalidRequestError") assert.strictEqual(error.path, `extraBody.${field}`)
+          }
+          assert.strictEqual(fake.requests.length, 0)
+        }))
+    }
+
+    it.effect("its fields are part of the cache key", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => Fake.completion())
+        const cache = ResponseCache.layerMemory()
+        const deterministic = { ...hello, temperature: 0 }
+        yield* Effect.flatMap(InferenceClient.InferenceClient, (client) =>
+          Effect.all([
+            client.chatCompletion(deterministic, { extraBody: { top_k: 1 } }),
+            client.chatCompletion(deterministic, { extraBody: { top_k: 1 } }),
+            client.chatCompletion(deterministic, { extraBody: { top_k: 2 } })
+          ])).pipe(Effect.provide(layer(fake).pipe(Layer.provide(cache))))
+        assert.deepStrictEqual(fake.requests.map((r) => (r.body as { top_k: number }).top_k), [1, 2])
       }))
   })
 

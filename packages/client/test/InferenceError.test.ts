@@ -77,7 +77,7 @@ const responseErrors: ReadonlyArray<{
   },
   {
     tag: "ConnectionError",
-    make: (f) => new InferenceError.ConnectionError({ ...f, description: "ECONNREFUSED" }),
+    make: (f) => new InferenceError.ConnectionError({ ...f, description: "ECONNREFUSED", sent: false }),
     hints: ["Connection failed", "ECONNREFUSED", "network", "base URL"]
   },
   {
@@ -130,6 +130,7 @@ describe("InferenceError", () => {
         const error = new InferenceError.RateLimitError({
           status: 429,
           model: MODEL,
+          scope: "project",
           serverMessage: "Concurrency limit reached",
           retryAfter: Option.some(Duration.millis(1500)),
           attempts: 2,
@@ -141,6 +142,124 @@ describe("InferenceError", () => {
             "Concurrency limit reached for the project: lower maxConcurrency or spread calls over more projects " +
             "[retry after 1s 500ms, 2 attempts, request id req-1]"
         )
+      }))
+
+    describe("RateLimitError names whose limit was reached and advises lowering maxConcurrency", () => {
+      const message = (fields: ConstructorParameters<typeof InferenceError.RateLimitError>[0]) =>
+        new InferenceError.RateLimitError({ status: 429, model: MODEL, ...fields }).message
+
+      it.effect("a project's limit for the call's own model", () =>
+        Effect.sync(() => {
+          assert.include(
+            message({ scope: "project", limitedModel: MODEL }),
+            "Concurrency limit reached for the project on this model: lower maxConcurrency"
+          )
+        }))
+
+      it.effect("a project's limit for another model names that model", () =>
+        Effect.sync(() => {
+          assert.include(
+            message({ scope: "project", limitedModel: "zai-org/GLM-5.2" }),
+            "Concurrency limit reached for the project on model \"zai-org/GLM-5.2\": lower maxConcurrency"
+          )
+        }))
+
+      it.effect("a user's limit says all of the user's projects share it", () =>
+        Effect.sync(() => {
+          const text = message({ scope: "user", limitedModel: MODEL })
+          assert.include(text, "Concurrency limit reached for the user on this model")
+          assert.include(text, "shared by all of the user's projects")
+          assert.include(text, "lower maxConcurrency")
+        }))
+
+      it.effect("a model's limit suggests another model", () =>
+        Effect.sync(() => {
+          const text = message({ scope: "model", limitedModel: "zai-org/GLM-5.2" })
+          assert.include(text, "Concurrency limit reached for the model \"zai-org/GLM-5.2\", shared by all its callers")
+          assert.include(text, "fall back to another model")
+          assert.include(text, "lower maxConcurrency")
+        }))
+
+      it.effect("an unknown scope claims no project, user or model", () =>
+        Effect.sync(() => {
+          const text = message({})
+          assert.include(text, "Concurrency limit reached: lower maxConcurrency")
+          assert.notInclude(text, "for the project")
+          assert.notInclude(text, "for the user")
+        }))
+
+      it.effect("scope defaults to unknown, and an encoded error without one (0.1.0) decodes to unknown", () =>
+        Effect.gen(function*() {
+          assert.strictEqual(new InferenceError.RateLimitError({ status: 429 }).scope, "unknown")
+          const encoded = yield* Schema.encode(InferenceError.InferenceError)(
+            new InferenceError.RateLimitError({ status: 429 })
+          )
+          const old = Object.fromEntries(Object.entries(encoded).filter(([key]) => key !== "scope"))
+          const decoded = yield* Schema.decodeUnknown(InferenceError.InferenceError)(old)
+          assert.strictEqual(decoded._tag, "RateLimitError")
+          if (decoded._tag === "RateLimitError") assert.strictEqual(decoded.scope, "unknown")
+        }))
+
+      it.effect("RateLimitScope is a schema of the four scopes", () =>
+        Effect.sync(() => {
+          for (const scope of ["model", "project", "user", "unknown"]) {
+            assert.isTrue(Schema.is(InferenceError.RateLimitScope)(scope), scope)
+          }
+          assert.isFalse(Schema.is(InferenceError.RateLimitScope)("organization"))
+        }))
+    })
+
+    describe("NotFoundError says what was not found and what to check", () => {
+      const BASE_URL = "http://localhost:8000/v1"
+
+      it.effect("a model: listModels(), and nothing about the URL", () =>
+        Effect.sync(() => {
+          const text = new InferenceError.NotFoundError({ status: 404, resource: "model", baseUrl: BASE_URL }).message
+          assert.include(text, "The model id is wrong or retired: call listModels() for the current ones")
+          assert.notInclude(text, "baseUrl")
+          assert.notInclude(text, BASE_URL)
+        }))
+
+      it.effect("a path: the baseUrl used and the expected one, and nothing about models", () =>
+        Effect.sync(() => {
+          const text = new InferenceError.NotFoundError({ status: 404, resource: "path", baseUrl: BASE_URL }).message
+          assert.include(
+            text,
+            `check baseUrl: it was "${BASE_URL}", W&B Inference's is https://api.inference.wandb.ai/v1`
+          )
+          assert.notInclude(text, "listModels()")
+        }))
+
+      it.effect("a path without a known baseUrl still names the option and the expected form", () =>
+        Effect.sync(() => {
+          const text = new InferenceError.NotFoundError({ status: 404, resource: "path" }).message
+          assert.include(text, "check baseUrl (W&B Inference's is https://api.inference.wandb.ai/v1)")
+        }))
+
+      it.effect("unknown: both the model and the URL", () =>
+        Effect.sync(() => {
+          const error = new InferenceError.NotFoundError({ status: 404, baseUrl: BASE_URL })
+          assert.strictEqual(error.resource, "unknown", "the default")
+          assert.include(error.message, "listModels()")
+          assert.include(error.message, `it was "${BASE_URL}"`)
+          assert.include(error.message, "https://api.inference.wandb.ai/v1")
+        }))
+
+      it.effect("a NotFoundError of any resource is not retryable", () =>
+        Effect.sync(() => {
+          for (const resource of ["model", "path", "unknown"] as const) {
+            assert.isFalse(InferenceError.isRetryable(new InferenceError.NotFoundError({ status: 404, resource })))
+          }
+        }))
+    })
+
+    it.effect("ConnectionError says nothing was sent only when nothing was", () =>
+      Effect.sync(() => {
+        const refused = new InferenceError.ConnectionError({ description: "ECONNREFUSED", sent: false }).message
+        const reset = new InferenceError.ConnectionError({ description: "ECONNRESET", sent: true }).message
+        assert.include(refused, "Nothing was sent: check the network and the base URL")
+        assert.notInclude(reset, "Nothing was sent")
+        assert.include(reset, "Check the network and the base URL")
       }))
 
     it.effect("the server's message is quoted, an empty one is left out", () =>
@@ -353,6 +472,48 @@ describe("InferenceError", () => {
         const retryAfter = Option.some(Duration.seconds(1))
         assert.isFalse(InferenceError.isRetryable(new InferenceError.QuotaExceededError({ status: 429, retryAfter })))
         assert.isFalse(InferenceError.isRetryable(new InferenceError.AuthenticationError({ status: 401, retryAfter })))
+      }))
+  })
+  describe("wasSent", () => {
+    const expected: { readonly [T in Tag]: boolean } = {
+      InvalidRequestError: false,
+      BadRequestError: true,
+      AuthenticationError: true,
+      QuotaExceededError: true,
+      PermissionDeniedError: true,
+      NotFoundError: true,
+      ConflictError: true,
+      UnprocessableEntityError: true,
+      RateLimitError: true,
+      InternalServerError: true,
+      ServiceUnavailableError: true,
+      UnexpectedStatusError: true,
+      // the sample's socket was reset: the request may have gone out
+      ConnectionError: true,
+      TimeoutError: true,
+      ResponseDecodeError: true,
+      CircuitOpenError: false,
+      BudgetExceededError: false
+    }
+    for (const error of everyErrorList) {
+      it.effect(`${error._tag} was ${expected[error._tag] ? "" : "not "}sent`, () =>
+        Effect.sync(() => {
+          assert.strictEqual(InferenceError.wasSent(error), expected[error._tag])
+        }))
+    }
+
+    it.effect("a ConnectionError was sent as its sent field says", () =>
+      Effect.sync(() => {
+        assert.isFalse(InferenceError.wasSent(new InferenceError.ConnectionError({ description: "x", sent: false })))
+        assert.isTrue(InferenceError.wasSent(new InferenceError.ConnectionError({ description: "x", sent: true })))
+      }))
+
+    it.effect("sent survives encode and decode", () =>
+      Effect.gen(function*() {
+        const error = new InferenceError.ConnectionError({ description: "ECONNREFUSED", sent: false })
+        const encoded = yield* Schema.encode(InferenceError.InferenceError)(error)
+        const decoded = yield* Schema.decodeUnknown(InferenceError.InferenceError)(JSON.parse(JSON.stringify(encoded)))
+        assert.isTrue(decoded._tag === "ConnectionError" && decoded.sent === false)
       }))
   })
 })

@@ -580,6 +580,22 @@ describe("RateLimit", () => {
       }
     })
 
+    it("refunds a connection error that sent nothing; keeps the estimate when it may have sent", () => {
+      const refused = new InferenceError.ConnectionError({
+        attempts: 4,
+        description: "connect ECONNREFUSED 127.0.0.1:8000",
+        sent: false
+      })
+      const reset = new InferenceError.ConnectionError({ description: "ECONNRESET: socket hang up", sent: true })
+      assert.strictEqual(RateLimit.tokensOfFailure(Cause.fail(refused)), 0)
+      assert.strictEqual(RateLimit.tokensOfFailure(Cause.fail(reset)), undefined)
+      assert.strictEqual(
+        RateLimit.tokensOfFailure(Cause.parallel(Cause.fail(refused), Cause.fail(reset))),
+        undefined,
+        "all failures must have generated nothing"
+      )
+    })
+
     it("keeps the estimate after streamed content, on interruption, on a defect and with no failure", () => {
       const refused = new InferenceError.RateLimitError({ status: 429 })
       const midStream = new InferenceError.InternalServerError({ status: 500, chunksDelivered: 3 })

@@ -313,7 +313,7 @@ describe("ResponseCache", () => {
 
     it.effect("a streamed request is stored once read to its end and replayed chunk by chunk", () =>
       Effect.gen(function*() {
-        const fake = Fake.make(() => Fake.text(200, Fake.sseAnswer(["Hel", "lo", "!"])))
+        const fake = Fake.make(() => Fake.sse(Fake.sseAnswer(["Hel", "lo", "!"])))
         const result = yield* run(
           fake,
           ResponseCache.layerMemory(),
@@ -339,7 +339,7 @@ describe("ResponseCache", () => {
 
     it.effect("a stream the consumer left early is not stored", () =>
       Effect.gen(function*() {
-        const fake = Fake.make(() => Fake.text(200, Fake.sseAnswer(["a", "b", "c"])))
+        const fake = Fake.make(() => Fake.sse(Fake.sseAnswer(["a", "b", "c"])))
         yield* run(fake, ResponseCache.layerMemory(), (client) =>
           Effect.gen(function*() {
             yield* Stream.runDrain(Stream.take(client.streamChatCompletion(deterministic), 2))
@@ -412,11 +412,11 @@ describe("ResponseCache", () => {
           Layer.provide(storeLayer)
         )
         const live = yield* run(
-          Fake.make(() => Fake.text(200, Fake.sseAnswer(["x", "y"]))),
+          Fake.make(() => Fake.sse(Fake.sseAnswer(["x", "y"]))),
           layer,
           (client) => Stream.runCollect(client.streamChatCompletion(deterministic))
         )
-        const fake = Fake.make(() => Fake.text(200, Fake.sseAnswer(["other"])))
+        const fake = Fake.make(() => Fake.sse(Fake.sseAnswer(["other"])))
         const replayed = yield* run(fake, layer, (client) =>
           Stream.runCollect(client.streamChatCompletion(deterministic)))
         assert.strictEqual(fake.requests.length, 0)

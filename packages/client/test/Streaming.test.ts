@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -357,6 +358,168 @@ describe("streamChatCompletion", () => {
         )
         assert.strictEqual(error._tag, "InvalidRequestError")
         assert.strictEqual(fake.requests.length, 0)
+      }))
+  })
+
+  describe("answers of other servers", () => {
+    it.effect("a stream request asks for text/event-stream; a plain call asks for JSON", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make((n) => n === 1 ? Fake.body(Fake.reads(Fake.sseAnswer([" a"]))) : Fake.completion())
+        yield* withClient(fake, (client) =>
+          Effect.zipRight(Stream.runDrain(client.streamChatCompletion(hello)), client.chatCompletion(hello)))
+        assert.deepStrictEqual(
+          fake.requests.map((r) =>
+            r.headers["accept"]
+          ),
+          ["text/event-stream", "application/json"]
+        )
+      }))
+
+    it.effect("a JSON completion answering a stream request is delivered as a stream, with one request", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.completion("Hello from JSON")])
+        const chunks = yield* stream(fake)
+        assert.strictEqual(contentOf(chunks), "Hello from JSON")
+        assert.strictEqual(ChatCompletionChunk.toCompletion(chunks).usage?.total_tokens, 7)
+        assert.strictEqual(fake.requests.length, 1)
+      }))
+
+    it.effect("a JSON answer without usage asked for has no usage chunk", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.completion("Hi")])
+        const chunks = yield* withClient(fake, (client) =>
+          Stream.runCollect(client.streamChatCompletion({ ...hello, stream_options: { include_usage: false } })))
+        assert.isTrue(Chunk.every(chunks, (c) =>
+          c.usage === undefined))
+        assert.strictEqual(contentOf(chunks), "Hi")
+      }))
+
+    it.effect("a non-SSE answer that is not a completion is ResponseDecodeError: not retried, not counted by the breaker", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => Fake.json(200, { hello: "world" }))
+        const errors = yield* withClient(
+          fake,
+          (client) => Effect.forEach([1, 2], () => Effect.flip(Stream.runCollect(client.streamChatCompletion(hello)))),
+          { circuitBreaker: { consecutiveFailures: 1, failureRate: false } }
+        )
+        assert.deepStrictEqual(errors.map((e) => e._tag), ["ResponseDecodeError", "ResponseDecodeError"])
+        assert.include(errors[0].message, "not text/event-stream")
+        // one request per call: no retry, and the second call found the breaker closed
+        assert.strictEqual(fake.requests.length, 2)
+      }))
+
+    it.effect("an SSE body sent as text/plain is not read as events", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => Fake.text(200, Fake.sseAnswer([" a"])))
+        const error = yield* Effect.flip(stream(fake))
+        assert.strictEqual(error._tag, "ResponseDecodeError")
+        assert.strictEqual(fake.requests.length, 1)
+      }))
+
+    const started = Fake.sseEvent(Fake.chunkBody({ role: "assistant", content: "" })) +
+      Fake.sseEvent(Fake.chunkBody({ content: " one" }))
+    const frames: ReadonlyArray<readonly [string, unknown, InferenceError.InferenceError["_tag"]]> = [
+      ["vLLM's data-only frame, code 400", {
+        error: { message: "bad", type: "BadRequestError", code: 400 }
+      }, "BadRequestError"],
+      ["vLLM's data-only frame, code 503", {
+        error: { message: "The engine is currently overloaded, please try again later", code: 503 }
+      }, "ServiceUnavailableError"],
+      ["older vLLM's top-level error object", {
+        object: "error",
+        message: "too long",
+        type: "BadRequestError",
+        param: null,
+        code: 400
+      }, "BadRequestError"]
+    ]
+    for (const [name, frame, tag] of frames) {
+      it.effect(`${name} after content ends the stream with ${tag}, not a decode error`, () =>
+        Effect.gen(function*() {
+          const fake = Fake.make([Fake.body(Fake.reads(started, Fake.sseEvent(frame), "data: [DONE]\n\n"))])
+          const { failure, seen } = yield* withClient(
+            fake,
+            (client) => collectEither(client.streamChatCompletion(hello))
+          )
+          assert.strictEqual(failure?._tag, tag)
+          assert.strictEqual(seen.length, 2)
+          assert.strictEqual(fake.requests.length, 1)
+        }))
+    }
+
+    it.effect("a data-only 400 frame before any content fails at once, not retried", () =>
+      Effect.gen(function*() {
+        const frame = Fake.sseEvent({
+          error: { message: "max_tokens is too large", type: "BadRequestError", code: 400 }
+        })
+        const fake = Fake.make(() => Fake.body(Fake.reads(frame, "data: [DONE]\n\n")))
+        const error = yield* Effect.flip(Fake.runWithClock(stream(fake)).pipe(Effect.flatten))
+        assert.strictEqual(error._tag, "BadRequestError")
+        if (error._tag === "BadRequestError") assert.strictEqual(error.serverMessage, "max_tokens is too large")
+        assert.strictEqual(fake.requests.length, 1)
+      }))
+  })
+
+  describe("reasoning", () => {
+    const opening = Fake.sseEvent(Fake.chunkBody({ role: "assistant", content: "" }))
+    const thinking = (text: string) => Fake.sseEvent(Fake.chunkBody({ reasoning: text }))
+    const after = (delay: Duration.DurationInput, ...texts: ReadonlyArray<string>) =>
+      Stream.concat(Stream.drain(Stream.fromEffect(Effect.sleep(delay))), Fake.reads(...texts))
+
+    it.effect("reasoning deltas are output: they satisfy firstChunkTimeout, and the answer follows", () =>
+      Effect.gen(function*() {
+        // thinking starts at once; the first content token comes 50 s later, past the 10 s firstChunkTimeout
+        const body = Stream.concat(
+          Fake.reads(opening, thinking("Let me think.")),
+          after(
+            "50 seconds",
+            thinking(" Done."),
+            Fake.sseEvent(Fake.chunkBody({ content: "42" })),
+            Fake.sseEvent(Fake.chunkBody({}, "stop")),
+            "data: [DONE]\n\n"
+          )
+        )
+        const fake = Fake.make([Fake.body(body)])
+        const exit = yield* Fake.runWithClock(
+          stream(fake, { firstChunkTimeout: "10 seconds", idleTimeout: "2 minutes" })
+        )
+        assert.isTrue(Exit.isSuccess(exit), String(exit))
+        if (Exit.isSuccess(exit)) {
+          const message = ChatCompletionChunk.toCompletion(exit.value).choices[0]?.message
+          assert.strictEqual(message?.reasoning, "Let me think. Done.")
+          assert.strictEqual(message?.content, "42")
+        }
+        assert.strictEqual(fake.requests.length, 1)
+      }))
+
+    it.effect("a stream that has shown thinking is never restarted: a failure after it ends the stream", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => Fake.body(Fake.reads(opening, thinking("Hmm"))))
+        const { failure, seen } = yield* Fake.runWithClock(
+          withClient(fake, (client) => collectEither(client.streamChatCompletion(hello)))
+        ).pipe(Effect.flatten)
+        assert.strictEqual(failure?._tag, "ResponseDecodeError")
+        assert.strictEqual(failure !== undefined && "chunksDelivered" in failure ? failure.chunksDelivered : -1, 2)
+        assert.strictEqual(seen.length, 2)
+        assert.strictEqual(fake.requests.length, 1)
+      }))
+
+    it.effect("thinking resets idleTimeout: a long think in short steps is not a stall", () =>
+      Effect.gen(function*() {
+        const steps = Array.from({ length: 6 }, (_, i) => after("8 seconds", thinking(` step ${i}`)))
+        const body = Stream.concat(
+          Stream.concat(
+            Fake.reads(opening, Fake.sseEvent(Fake.chunkBody({ content: "A" }))),
+            Stream.concatAll(Chunk.unsafeFromArray(steps))
+          ),
+          Fake.reads(Fake.sseEvent(Fake.chunkBody({}, "stop")), "data: [DONE]\n\n")
+        )
+        const fake = Fake.make([Fake.body(body)])
+        const exit = yield* Fake.runWithClock(stream(fake, { idleTimeout: "10 seconds" }))
+        assert.isTrue(Exit.isSuccess(exit), String(exit))
+        if (Exit.isSuccess(exit)) {
+          assert.include(ChatCompletionChunk.toCompletion(exit.value).choices[0]?.message.reasoning ?? "", " step 5")
+        }
       }))
   })
 })

@@ -1,3 +1,5 @@
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
@@ -8,9 +10,11 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import type { ChatCompletionRequestInput } from "../src/ChatCompletion.js"
+import { Usage } from "../src/ChatCompletion.js"
 import * as InferenceClient from "../src/InferenceClient.js"
 import * as InferenceError from "../src/InferenceError.js"
 import type * as RateLimit from "../src/RateLimit.js"
@@ -65,6 +69,7 @@ describe("UsageTracker", () => {
 
     refusesEach(UsageTracker.make, [
       ["a negative price", { prices: { m: { input: -1, output: 1 } } }, "prices[\"m\"]"],
+      ["a negative cached input price", { prices: { m: { input: 1, cachedInput: -1, output: 1 } } }, "cachedInput"],
       ["a budget of zero dollars", { budget: { usd: 0 } }, "budget.usd"],
       ["a fractional token budget", { budget: { tokens: 10.5 } }, "budget.tokens"],
       ["a budget with no limit", { budget: { period: "1 day" } }, "budget needs usd, tokens or both"],
@@ -72,6 +77,91 @@ describe("UsageTracker", () => {
       ["a zero period", { budget: { usd: 1, period: 0 } }, "budget.period"],
       ["an unknown log level", { logLevel: "Loud" as "Info" }, "logLevel"]
     ])
+  })
+
+  describe("cached input", () => {
+    const cachedPrices = { [PRICED]: { input: 1, cachedInput: 0.25, output: 2 }, "test/flat": { input: 1, output: 2 } }
+
+    it.effect("cached prompt tokens cost cachedInput, the rest of the prompt input, the completion output", () =>
+      Effect.gen(function*() {
+        const tracker = yield* UsageTracker.make({ prices: cachedPrices, ...quiet })
+        // (1,000,000 - 400,000) * 1 + 400,000 * 0.25 + 500,000 * 2 = 1,700,000 micro-dollars
+        assert.closeTo(tracker.costOf(PRICED, 1_000_000, 500_000, 400_000)!, 1.7, 1e-12)
+        assert.strictEqual(tracker.costOf(PRICED, 1_000_000, 500_000), 2, "no cached tokens: all at input")
+        // Without cachedInput, cached tokens cost the input rate.
+        assert.strictEqual(tracker.costOf("test/flat", 1_000_000, 500_000, 400_000), 2)
+        // Cached tokens are part of the prompt: never more than it.
+        assert.strictEqual(tracker.costOf(PRICED, 100_000, 0, 1_000_000), 0.025)
+      }))
+
+    it.scoped("events, totals, metrics and the log line carry cached and reasoning tokens", () =>
+      Effect.gen(function*() {
+        const model = "metrics/model-cached"
+        const capture = Capture.make()
+        const { event, totals } = yield* Capture.withCapture(
+          capture,
+          Effect.gen(function*() {
+            const tracker = yield* UsageTracker.make({ prices: { [model]: cachedPrices[PRICED] } })
+            const event = yield* tracker.record({
+              ...used(1000, 300, model),
+              usage: { promptTokens: 1000, completionTokens: 300, cachedTokens: 800, reasoningTokens: 250 }
+            })
+            yield* tracker.record(used(10, 10, model))
+            return { event, totals: yield* tracker.totals }
+          })
+        )
+        assert.deepInclude(event, {
+          promptTokens: 1000,
+          completionTokens: 300,
+          totalTokens: 1300,
+          cachedTokens: 800,
+          reasoningTokens: 250,
+          costUsd: (200 * 1 + 800 * 0.25 + 300 * 2) / 1e6
+        })
+        assert.deepInclude(totals.byModel[model], { promptTokens: 1010, cachedTokens: 800, reasoningTokens: 250 })
+        assert.deepInclude(totals.overall, { cachedTokens: 800, reasoningTokens: 250 })
+        const tokens = (kind: string) =>
+          Metric.value(UsageTracker.metrics.tokens.pipe(Metric.tagged("model", model), Metric.tagged("kind", kind)))
+        assert.strictEqual((yield* tokens("cached")).count, 800)
+        assert.strictEqual((yield* tokens("reasoning")).count, 250)
+        assert.strictEqual((yield* tokens("prompt")).count, 1010)
+        assert.deepInclude(capture.logs[0]?.annotations, { cachedTokens: 800, reasoningTokens: 250 })
+        assert.deepInclude(capture.logs[1]?.annotations, { cachedTokens: 0, reasoningTokens: 0 })
+      }))
+
+    it("callUsage reads the token details of a reported usage, 0 when absent", () => {
+      const usage = Schema.decodeUnknownSync(Usage)({
+        prompt_tokens: 120,
+        completion_tokens: 20,
+        total_tokens: 140,
+        prompt_tokens_details: { cached_tokens: 96 },
+        completion_tokens_details: { reasoning_tokens: null }
+      })
+      assert.deepStrictEqual(UsageTracker.callUsage(usage), {
+        promptTokens: 120,
+        completionTokens: 20,
+        cachedTokens: 96,
+        reasoningTokens: 0
+      })
+    })
+
+    it("the default prices are examples for the current catalogue, each with a cached input rate", () => {
+      for (
+        const model of [
+          "deepseek-ai/DeepSeek-V4.1-Flash",
+          "zai-org/GLM-5.2",
+          "openai/gpt-oss-20b",
+          "Qwen/Qwen3.6-35B-A3B",
+          "nvidia/NVIDIA-Nemotron-3-Ultra-550B-A55B",
+          MODEL
+        ]
+      ) {
+        const price = UsageTracker.DEFAULT_PRICES[model]
+        assert.isDefined(price, model)
+        assert.isDefined(price?.cachedInput, model)
+        assert.isAtMost(price!.cachedInput!, price!.input, model)
+      }
+    })
   })
 
   describe("totals", () => {
@@ -97,6 +187,8 @@ describe("UsageTracker", () => {
           promptTokens: 110,
           completionTokens: 50,
           totalTokens: 160,
+          cachedTokens: 0,
+          reasoningTokens: 0,
           costUsd: (110 * 1 + 50 * 2) / 1e6
         })
         assert.strictEqual(totals.byModel["other/model"]?.failed, 1)
@@ -410,6 +502,33 @@ describe("UsageTracker", () => {
         assert.deepStrictEqual(alerts.map((a) => a._tag === "BudgetAlert" && a.threshold), [0.5])
       })))
 
+    it.effect("a connection that sent nothing costs nothing and releases its hold; one that may have sent is charged", () =>
+      Effect.gen(function*() {
+        const tracker = yield* UsageTracker.make({ prices, budget: { tokens: 2500, usd: 1 }, ...quiet })
+        const refused = new InferenceError.ConnectionError({
+          model: PRICED,
+          attempts: 4,
+          description: "connect ECONNREFUSED 127.0.0.1:8000",
+          sent: false
+        })
+        for (let i = 0; i < 2; i++) {
+          const reservation = yield* tracker.reserve(request("x".repeat(40), 1000))
+          const event = yield* tracker.record({ model: PRICED, latency: 0, attempts: 4, reservation, error: refused })
+          assert.deepInclude(event, { outcome: "ConnectionError", usage: "none", totalTokens: 0, costUsd: 0 })
+        }
+        for (const status of yield* tracker.budget) assert.deepInclude(status, { spent: 0, reserved: 0 })
+        // A reset may come after the request went out: it may have been processed, so it costs its estimate.
+        const reservation = yield* tracker.reserve(request("x".repeat(40), 1000))
+        const reset = yield* tracker.record({
+          model: PRICED,
+          latency: 0,
+          attempts: 1,
+          reservation,
+          error: everyError.ConnectionError
+        })
+        assert.deepInclude(reset, { usage: "estimated", totalTokens: 17 + 1000 })
+      }))
+
     it.effect("a QuotaExceededError publishes a quota alert every time", () =>
       Effect.scoped(Effect.gen(function*() {
         const tracker = yield* UsageTracker.make(quiet)
@@ -470,6 +589,46 @@ describe("UsageTracker", () => {
           // the retry waited 1 second (TestClock)
           assert.strictEqual(event.value.latencyMillis, 1000)
         }
+      }))
+
+    it.effect("cached and reasoning tokens reach the usage event and the cost, for calls and streams", () =>
+      Effect.gen(function*() {
+        const usage = {
+          prompt_tokens: 1000,
+          completion_tokens: 300,
+          total_tokens: 1300,
+          prompt_tokens_details: { cached_tokens: 800 },
+          completion_tokens_details: { reasoning_tokens: 250 }
+        }
+        const fake = Fake.make((n) =>
+          n === 1
+            ? Fake.json(200, { ...Fake.completionBody("Hi"), usage })
+            : Fake.sse(
+              Fake.sseEvent(Fake.chunkBody({ role: "assistant", content: "" })) +
+                Fake.sseEvent(Fake.chunkBody({ reasoning: "hm" })) +
+                Fake.sseEvent(Fake.chunkBody({ content: "Hi" }, "stop")) +
+                Fake.sseEvent({ ...Fake.chunkBody({}), choices: [], usage }) +
+                "data: [DONE]\n\n"
+            )
+        )
+        const events = yield* run(fake, (client, tracker) =>
+          Effect.scoped(Effect.gen(function*() {
+            const events = yield* tracker.subscribe
+            yield* client.chatCompletion(hello)
+            yield* Stream.runDrain(client.streamChatCompletion(hello))
+            return [yield* Queue.take(events), yield* Queue.take(events)]
+          })), UsageTracker.layer({ prices: { [MODEL]: { input: 1, cachedInput: 0.25, output: 2 } }, ...quiet }))
+        for (const event of events) {
+          assert.deepInclude(event, {
+            promptTokens: 1000,
+            completionTokens: 300,
+            cachedTokens: 800,
+            reasoningTokens: 250
+          })
+          // (1000 - 800) × 1 + 800 × 0.25 + 300 × 2 per million tokens
+          assert.closeTo(event.costUsd, 1000 / 1e6, 1e-12)
+        }
+        assert.deepStrictEqual(events.map((e) => e.stream), [false, true])
       }))
 
     it.effect("100 concurrent calls against a budget of 10 calls' cost never exceed it", () =>
@@ -539,6 +698,43 @@ describe("UsageTracker", () => {
         assert.deepInclude(totals.overall, { calls: 1, failed: 1, attempts: 0 })
       }))
 
+    it.effect("calls whose connection was refused leave the budget untouched", () =>
+      Effect.gen(function*() {
+        const requests: Array<string> = []
+        const refusing = HttpClient.make((request) => {
+          requests.push(request.url)
+          return Effect.fail(
+            new HttpClientError.RequestError({
+              request,
+              reason: "Transport",
+              cause: new TypeError("fetch failed", {
+                cause: Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:8000"), {
+                  code: "ECONNREFUSED",
+                  syscall: "connect"
+                })
+              })
+            })
+          )
+        })
+        const fake: Fake.Fake = { ...Fake.make([]), layer: Layer.succeed(HttpClient.HttpClient, refusing) }
+        const result = yield* Fake.runWithClock(run(
+          fake,
+          (client, tracker) =>
+            Effect.gen(function*() {
+              const errors = [
+                yield* Effect.flip(client.chatCompletion(hello)),
+                yield* Effect.flip(client.chatCompletion(hello))
+              ]
+              return { errors, budget: yield* tracker.budget, totals: yield* tracker.totals }
+            }),
+          trackerLayer({ budget: { tokens: 2500 } })
+        )).pipe(Effect.flatten)
+        assert.deepStrictEqual(result.errors.map((e) => e._tag === "ConnectionError" && e.sent), [false, false])
+        assert.isAbove(requests.length, 2, "each call was retried")
+        assert.deepInclude(result.budget[0], { spent: 0, reserved: 0, remaining: 2500 })
+        assert.deepInclude(result.totals.overall, { calls: 2, failed: 2, totalTokens: 0, costUsd: 0 })
+      }))
+
     it.effect("a 402 from the server publishes a quota alert", () =>
       Effect.gen(function*() {
         const fake = Fake.make([Fake.json(402, Fake.errorBody("You exceeded your current quota"))])
@@ -553,7 +749,7 @@ describe("UsageTracker", () => {
 
     it.effect("a stream is recorded from its usage chunk", () =>
       Effect.gen(function*() {
-        const fake = Fake.make([Fake.text(200, Fake.sseAnswer(["a", "b", "c"]), { "x-request-id": "req-s" })])
+        const fake = Fake.make([Fake.sse(Fake.sseAnswer(["a", "b", "c"]), { "x-request-id": "req-s" })])
         const event = yield* run(fake, (client, tracker) =>
           Effect.scoped(Effect.gen(function*() {
             const events = yield* tracker.subscribe
@@ -595,7 +791,7 @@ describe("UsageTracker", () => {
     it.effect("a stream left early after its usage arrived is recorded with that usage", () =>
       Effect.gen(function*() {
         // Everything in one read: the usage chunk came with the words.
-        const fake = Fake.make([Fake.text(200, Fake.sseAnswer(["abcd", "efgh", "ijkl", "mnop"]))])
+        const fake = Fake.make([Fake.sse(Fake.sseAnswer(["abcd", "efgh", "ijkl", "mnop"]))])
         const event = yield* run(fake, (client, tracker) =>
           Effect.scoped(Effect.gen(function*() {
             const events = yield* tracker.subscribe
@@ -607,7 +803,7 @@ describe("UsageTracker", () => {
 
     it.effect("a stream over budget fails before anything is sent", () =>
       Effect.gen(function*() {
-        const fake = Fake.make([Fake.text(200, Fake.sseAnswer(["a"]))])
+        const fake = Fake.make([Fake.sse(Fake.sseAnswer(["a"]))])
         const error = yield* run(
           fake,
           (client) => Effect.flip(Stream.runDrain(client.streamChatCompletion({ ...hello, max_tokens: 1000 }))),

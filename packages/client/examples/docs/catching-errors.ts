@@ -15,7 +15,13 @@ export const answer = (content: string) =>
       // Not retried: a person has to act.
       AuthenticationError: () => Effect.succeed("Check WANDB_API_KEY and WANDB_PROJECT"),
       QuotaExceededError: () => Effect.succeed("Out of credits: top up or raise the spending cap"),
-      NotFoundError: (e) => Effect.succeed(`Unknown model ${e.model}: pick one from listModels()`),
+      // `resource` says what was missing: "model", "path" (a wrong baseUrl) or "unknown".
+      NotFoundError: (e) =>
+        Effect.succeed(
+          e.resource === "path"
+            ? `No such path under ${e.baseUrl ?? "the base URL"}: check baseUrl`
+            : `Unknown model ${e.model}: pick one from listModels()`
+        ),
       // Retried already, `attempts` times; retryAfter is set when the server asked for a wait
       // longer than maxRetryAfter, so the caller can schedule the work for later.
       RateLimitError: (e) =>

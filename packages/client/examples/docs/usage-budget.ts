@@ -1,9 +1,10 @@
 import { InferenceClient, UsageTracker } from "@effect-inference/client"
 import { Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 
-// Your prices (USD per million tokens) and a budget of $25 a day, with alerts at 50%, 80% and 100%.
+// Your prices (USD per million tokens: prompt, cached prompt, completion) and a budget of $25 a day,
+// with alerts at 50%, 80% and 100%.
 export const Usage = UsageTracker.layer({
-  prices: { "meta-llama/Llama-3.1-8B-Instruct": { input: 0.22, output: 0.22 } },
+  prices: { "meta-llama/Llama-3.1-8B-Instruct": { input: 0.22, cachedInput: 0.055, output: 0.22 } },
   budget: { usd: 25, period: "1 day" }
 })
 

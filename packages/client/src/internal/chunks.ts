@@ -3,9 +3,9 @@
  */
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import { ChatCompletion, Choice, ResponseMessage } from "../ChatCompletion.js"
-import type { ToolCall, Usage } from "../ChatCompletion.js"
-import type { ChatCompletionChunk } from "../ChatCompletionChunk.js"
+import { ChatCompletion, Choice, isFunctionToolCall, ResponseMessage } from "../ChatCompletion.js"
+import type { ResponseToolCall, Usage } from "../ChatCompletion.js"
+import type { ChatCompletionChunk, ToolCallDelta } from "../ChatCompletionChunk.js"
 import { ChatCompletionChunk as ChatCompletionChunkClass, ChunkChoice, Delta } from "../ChatCompletionChunk.js"
 
 /**
@@ -18,13 +18,25 @@ export const contentLength = (chunk: ChatCompletionChunk): number => {
   let length = 0
   for (const choice of chunk.choices) {
     const delta = choice.delta
-    length += (delta.content?.length ?? 0) + (delta.reasoning_content?.length ?? 0) + (delta.refusal?.length ?? 0)
+    // `reasoning_content` is an alias of `reasoning`: counted once.
+    length += (delta.content?.length ?? 0) + (reasoningOf(delta)?.length ?? 0) + (delta.refusal?.length ?? 0)
     for (const call of delta.tool_calls ?? []) length += call.function?.arguments?.length ?? 0
   }
   return length
 }
 
-/** @internal */
+/** The reasoning of a delta under either name (a delta built by the class holds it under both). */
+const reasoningOf = (delta: ChatCompletionChunk["choices"][number]["delta"]): string | undefined =>
+  delta.reasoning ?? delta.reasoning_content
+
+/**
+ * Whether a chunk carries output. A piece of reasoning is output: a reasoning
+ * model can think for minutes before its first piece of text, and the client's
+ * `firstChunkTimeout` and its "retry only before the first output" rule must
+ * see that thinking as the answer having started.
+ *
+ * @internal
+ */
 export const hasContent = (chunk: ChatCompletionChunk): boolean => {
   if (chunk.usage !== undefined) return true
   for (const choice of chunk.choices) {
@@ -32,7 +44,7 @@ export const hasContent = (chunk: ChatCompletionChunk): boolean => {
     const delta = choice.delta
     if (
       (delta.content !== undefined && delta.content !== "") ||
-      (delta.reasoning_content !== undefined && delta.reasoning_content !== "") ||
+      (reasoningOf(delta) ?? "") !== "" ||
       (delta.refusal !== undefined && delta.refusal !== "") ||
       (delta.tool_calls !== undefined && delta.tool_calls.length > 0)
     ) return true
@@ -44,6 +56,10 @@ interface ToolCallState {
   id: string
   name: string
   arguments: Array<string>
+  /** The last non-empty `type` of its pieces; a call whose type is not "function" is folded from `raw`. */
+  type: string | undefined
+  /** The merged fields of its pieces, kept once its type is known not to be "function" or a piece has `raw`. */
+  raw: Record<string, unknown> | undefined
 }
 
 interface ChoiceState {
@@ -113,15 +129,19 @@ export const step = (acc: Accumulator, chunk: ChatCompletionChunk): Accumulator 
     if (delta.role !== undefined && delta.role !== "") state.role = delta.role
     state.content = push(state.content, delta.content)
     if (delta.content === "" && state.content === undefined) state.content = []
-    state.reasoning = push(state.reasoning, delta.reasoning_content)
+    state.reasoning = push(state.reasoning, reasoningOf(delta))
     state.refusal = push(state.refusal, delta.refusal)
     for (const call of delta.tool_calls ?? []) {
       let tool = state.toolCalls.get(call.index)
       if (tool === undefined) {
-        tool = { id: "", name: "", arguments: [] }
+        tool = { id: "", name: "", arguments: [], type: undefined, raw: undefined }
         state.toolCalls.set(call.index, tool)
       }
       if (call.id !== undefined && call.id !== "") tool.id = call.id
+      if (call.type !== undefined && call.type !== "") tool.type = call.type
+      if (call.raw !== undefined || tool.raw !== undefined || (tool.type !== undefined && tool.type !== "function")) {
+        tool.raw = merge(tool.raw ?? {}, call.raw ?? wireOf(call))
+      }
       // The name comes whole in the first piece; servers that repeat it must not double it.
       if (call.function?.name !== undefined && call.function.name !== "" && tool.name === "") {
         tool.name = call.function.name
@@ -131,6 +151,45 @@ export const step = (acc: Accumulator, chunk: ChatCompletionChunk): Accumulator 
     if (choice.finish_reason !== null) state.finishReason = choice.finish_reason
   }
   return acc
+}
+
+/** A piece without `raw` as the server sent it. */
+const wireOf = (call: ToolCallDelta): Record<string, unknown> => ({
+  index: call.index,
+  ...(call.id === undefined ? {} : { id: call.id }),
+  ...(call.type === undefined ? {} : { type: call.type }),
+  ...(call.function === undefined ? {} : { function: call.function })
+})
+
+const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * Merges a piece of a tool call of an unknown type into what came before, as
+ * OpenAI's SDKs accumulate deltas: text is concatenated, objects are merged key
+ * by key, and anything else (numbers, arrays, and `index`, `id` and `type`,
+ * which name the call rather than add to it) is replaced. `into` is the fold's
+ * own object; the piece's objects are copied, not changed.
+ */
+const merge = (into: Record<string, unknown>, piece: Record<string, unknown>): Record<string, unknown> => {
+  for (const [key, value] of Object.entries(piece)) {
+    const before = into[key]
+    if (key !== "index" && key !== "id" && key !== "type" && typeof before === "string" && typeof value === "string") {
+      into[key] = before + value
+    } else if (isObject(value)) {
+      into[key] = merge(isObject(before) ? before : {}, value)
+    } else {
+      into[key] = value
+    }
+  }
+  return into
+}
+
+const toolCallOf = (tool: ToolCallState): ResponseToolCall => {
+  if (tool.type === undefined || tool.type === "function") {
+    return { id: tool.id, type: "function", function: { name: tool.name, arguments: tool.arguments.join("") } }
+  }
+  const { index: _, ...raw } = tool.raw ?? {}
+  return { type: tool.type, ...(tool.id === "" ? {} : { id: tool.id }), raw }
 }
 
 const contentOf = (pieces: Array<string> | undefined, hasToolCalls: boolean): string | null => {
@@ -146,13 +205,9 @@ export const finish = (acc: Accumulator): ChatCompletion =>
     created: acc.created,
     model: acc.model,
     choices: [...acc.choices.entries()].sort(([a], [b]) => a - b).map(([index, state]) => {
-      const toolCalls: Array<ToolCall> = [...state.toolCalls.entries()].sort(([a], [b]) => a - b).map((
+      const toolCalls: Array<ResponseToolCall> = [...state.toolCalls.entries()].sort(([a], [b]) => a - b).map((
         [, tool]
-      ) => ({
-        id: tool.id,
-        type: "function" as const,
-        function: { name: tool.name, arguments: tool.arguments.join("") }
-      }))
+      ) => toolCallOf(tool))
       return new Choice({
         index,
         message: new ResponseMessage({
@@ -162,7 +217,8 @@ export const finish = (acc: Accumulator): ChatCompletion =>
           content: contentOf(state.content, toolCalls.length > 0),
           ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
           ...(state.refusal !== undefined ? { refusal: state.refusal.join("") } : {}),
-          ...(state.reasoning !== undefined ? { reasoning_content: state.reasoning.join("") } : {})
+          // The constructor fills reasoning_content, its alias, with the same text.
+          ...(state.reasoning !== undefined ? { reasoning: state.reasoning.join("") } : {})
         }),
         finish_reason: state.finishReason
       })
@@ -207,16 +263,24 @@ export const fromCompletion = (
     new ChunkChoice({ index, delta: new Delta(delta), finish_reason: finish })
   for (const c of completion.choices) {
     chunks.push(make([choice(c.index, { role: c.message.role, content: "" })]))
-    if (c.message.reasoning_content !== undefined) {
-      chunks.push(make([choice(c.index, { reasoning_content: c.message.reasoning_content })]))
-    }
+    const thinking = c.message.reasoning ?? c.message.reasoning_content
+    if (thinking !== undefined) chunks.push(make([choice(c.index, { reasoning: thinking })]))
     for (const piece of c.message.content?.match(/\s*\S+\s*?/g) ?? []) {
       chunks.push(make([choice(c.index, { content: piece })]))
     }
     if (c.message.refusal !== undefined) chunks.push(make([choice(c.index, { refusal: c.message.refusal })]))
     ;(c.message.tool_calls ?? []).forEach((call, i) =>
       chunks.push(make([choice(c.index, {
-        tool_calls: [{ index: i, id: call.id, type: call.type, function: call.function }]
+        tool_calls: [
+          isFunctionToolCall(call)
+            ? { index: i, id: call.id, type: call.type, function: call.function }
+            : {
+              index: i,
+              type: call.type,
+              ...(call.id === undefined ? {} : { id: call.id }),
+              raw: { ...call.raw, index: i }
+            }
+        ]
       })]))
     )
     chunks.push(make([choice(c.index, {}, c.finish_reason)]))

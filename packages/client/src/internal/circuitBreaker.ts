@@ -32,12 +32,19 @@ import { CircuitOpenError } from "../InferenceError.js"
 import type { InferenceError } from "../InferenceError.js"
 import { optionsOrDie } from "./validate.js"
 
-/** @internal */
+/**
+ * The one place that says which failures count against a breaker by default.
+ * A `RateLimitError` is not among them: a 429 says the service is busy (our
+ * concurrency is over its limit), not broken, so it counts neither way and
+ * leaves a run of failures as it was. Opening the breaker on 429s would only
+ * stop the calls that would get through once a slot frees up.
+ *
+ * @internal
+ */
 export const isServiceFailure = (error: InferenceError): boolean => {
   switch (error._tag) {
     case "ConnectionError":
     case "TimeoutError":
-    case "RateLimitError":
     case "InternalServerError":
     case "ServiceUnavailableError":
       return true

@@ -22,6 +22,8 @@ export interface CallContext {
   readonly secret: string
   /** For a stream that has started: the chunks the consumer has received so far. */
   chunksDelivered?: number | undefined
+  /** The base URL the call was sent to, quoted (scrubbed) in a `NotFoundError`'s hint. */
+  readonly baseUrl?: string | undefined
 }
 
 /**
@@ -44,7 +46,8 @@ const asText = (u: unknown): string | undefined =>
 /**
  * Reads OpenAI's `{"error": {message, type, param, code}}`, the `{"detail": ...}`
  * of other layers (a string, or FastAPI's list of `{msg}`), `{"error": "text"}`,
- * `{"message": ...}`, or plain text.
+ * older vLLM's top-level `{"object": "error", message, type, param, code}` (or any
+ * `{"message": ...}`), or plain text. A numeric `code` is read as its text.
  *
  * @internal
  */
@@ -76,8 +79,13 @@ export const parseErrorBody = (text: string): ErrorBody => {
       const parts = detail.flatMap((d) => (Predicate.isRecord(d) && typeof d.msg === "string" ? [d.msg] : []))
       return { message: parts.join("; ") || undefined, code: undefined, type: undefined, param: undefined }
     }
-    if (typeof json.message === "string") {
-      return { message: json.message, code: asText(json.code), type: asText(json.type), param: undefined }
+    if (typeof json.message === "string" || json.object === "error") {
+      return {
+        message: asText(json.message),
+        code: asText(json.code),
+        type: asText(json.type),
+        param: asText(json.param)
+      }
     }
   }
   return { message: undefined, code: undefined, type: undefined, param: undefined }
@@ -128,34 +136,104 @@ const QUOTA_CODES = new Set([
 const QUOTA_WORDS = /quota|credit|billing|spending (cap|limit)|payment/i
 const PERSONAL_ACCOUNT = /personal account/i
 
+// OpenAI's rate-limit code and type, and the types of its per-request and per-token limits.
 const RATE_LIMIT_CODES = new Set(["rate_limit_error", "rate_limit_exceeded", "requests", "tokens"])
+const REGION_CODES = new Set(["unsupported_country_region_territory"])
+
+/** The body's `code`, then its `type`: the order in which they decide, lower-cased. */
+const names = (body: ErrorBody): ReadonlyArray<string> =>
+  [body.code, body.type].flatMap((name) => (name === undefined || name === "" ? [] : [name.toLowerCase()]))
 
 /**
- * A 429 is about quota when its code or type says so; a code or type naming a rate
- * limit settles it the other way, whatever the message adds (OpenAI's rate-limit
- * messages mention billing). Only without either do the message's words decide.
+ * What a 429 is: the first of `code` and `type` that names a quota or a rate
+ * limit settles it, whatever the message adds (OpenAI's rate-limit messages
+ * mention billing); only without either do the message's words decide, quota
+ * before account type.
  */
-const saysQuota = (body: ErrorBody): boolean => {
-  for (const name of [body.code, body.type]) {
-    if (name === undefined) continue
-    if (QUOTA_CODES.has(name)) return true
-    if (RATE_LIMIT_CODES.has(name)) return false
+const tooManyRequests = (body: ErrorBody): "quota" | "personalAccount" | "rateLimit" => {
+  for (const name of names(body)) {
+    if (QUOTA_CODES.has(name)) return "quota"
+    if (RATE_LIMIT_CODES.has(name)) return "rateLimit"
   }
-  return body.message !== undefined && QUOTA_WORDS.test(body.message)
+  const message = body.message ?? ""
+  if (QUOTA_WORDS.test(message)) return "quota"
+  // W&B answers 429 to personal accounts; no amount of waiting changes the account type.
+  if (PERSONAL_ACCOUNT.test(message)) return "personalAccount"
+  return "rateLimit"
+}
+
+// "concurrency limit reached for requests: zai-org/GLM-5.2-project limit reached": W&B names the limit
+// `<model>-<scope>`. The model part is greedy, so a hyphen inside the model id stays in it.
+const SCOPED_MODEL_LIMIT = /(?:^|\s)(\S+)-(model|project|user) limit\b/i
+const SCOPED_LIMIT = /\b(model|project|user)(?:'s)?[- ](?:concurrency |rate )?limit\b/i
+
+/**
+ * Whose limit a 429's message says was reached, and for which model.
+ *
+ * @internal
+ */
+export const rateLimitScope = (
+  message: string | undefined
+): { readonly scope: InferenceError.RateLimitScope; readonly limitedModel: string | undefined } => {
+  if (message !== undefined) {
+    const named = SCOPED_MODEL_LIMIT.exec(message)
+    // "per-user limit" is English, not a model called "per".
+    if (named !== null && named[1].toLowerCase() !== "per") {
+      const model = named[1].replace(/^[`'"]+|[`'":,]+$/g, "")
+      return {
+        scope: named[2].toLowerCase() as InferenceError.RateLimitScope,
+        limitedModel: model === "" ? undefined : model
+      }
+    }
+    const scoped = SCOPED_LIMIT.exec(message)
+    if (scoped !== null) {
+      return { scope: scoped[1].toLowerCase() as InferenceError.RateLimitScope, limitedModel: undefined }
+    }
+  }
+  return { scope: "unknown", limitedModel: undefined }
 }
 
 const permissionReason = (body: ErrorBody): InferenceError.PermissionDeniedReason => {
+  if (names(body).some((name) => REGION_CODES.has(name))) return "RegionNotSupported"
   const message = body.message ?? ""
-  if (/country|region|territor/i.test(message) || body.code === "unsupported_country_region_territory") {
-    return "RegionNotSupported"
-  }
+  if (/country|region|territor/i.test(message)) return "RegionNotSupported"
   if (/not enabled/i.test(message)) return "InferenceNotEnabled"
   if (PERSONAL_ACCOUNT.test(message)) return "PersonalAccount"
   return "Other"
 }
 
 /**
- * Status first, then the body's `code`/`type`/`message`, as W&B documents its errors.
+ * A page that a web server or framework answers for a path it does not route
+ * (nginx's, Go's, Express's, FastAPI's `{"detail": "Not Found"}`): not the API's own words.
+ */
+const NOT_FOUND_PAGE =
+  /^(?:\d{3}\s*[:-]?\s*)?(?:page\s+)?not\s+found[.!]?$|^cannot (?:get|post|put|patch|delete) \/|^</i
+
+/**
+ * What a 404 says was not found: a model when the body names the call's model
+ * or speaks of one; the path when the body is plainly not from the API (nothing,
+ * or a bare "Not Found" page, with no code or type); otherwise it cannot tell
+ * (W&B's "The requested resource was not found" answers a retired model and a
+ * wrong path alike). A call for no model (`listModels`) can only miss its path.
+ *
+ * @internal
+ */
+export const notFoundResource = (body: ErrorBody, model: string | undefined): InferenceError.NotFoundResource => {
+  if (names(body).some((name) => name.includes("model"))) return "model"
+  const message = (body.message ?? "").trim()
+  if (model !== undefined && model !== "" && message.includes(model)) return "model"
+  if (/\bmodels?\b/i.test(message)) return "model"
+  // A call for no model (listModels) has only its path to miss.
+  if (model === undefined) return "path"
+  // A code or a type is the API's error envelope speaking: whatever its words, it cannot tell which.
+  if (names(body).length > 0) return "unknown"
+  return message === "" || NOT_FOUND_PAGE.test(message) ? "path" : "unknown"
+}
+
+/**
+ * Status first; then, where the status leaves it open (403, 404, 429), the
+ * body's `code`, then its `type`, then its message, case-insensitively, as W&B
+ * documents its errors.
  *
  * @internal
  */
@@ -166,13 +244,14 @@ export const fromStatus = (
   now: number,
   context: CallContext
 ): InferenceError.InferenceError => {
+  const serverMessage = scrubOptional(body.message, context.secret)
   const fields = {
     status,
     requestId: headers["x-request-id"] ?? headers["request-id"],
     code: scrubOptional(body.code, context.secret),
     type: scrubOptional(body.type, context.secret),
     param: scrubOptional(body.param, context.secret),
-    serverMessage: scrubOptional(body.message, context.secret),
+    serverMessage,
     model: context.model,
     retryAfter: parseRetryAfter(headers, now),
     attempts: context.attempt,
@@ -188,18 +267,23 @@ export const fromStatus = (
     case 403:
       return new InferenceError.PermissionDeniedError({ ...fields, reason: permissionReason(body) })
     case 404:
-      return new InferenceError.NotFoundError(fields)
+      return new InferenceError.NotFoundError({
+        ...fields,
+        resource: notFoundResource(body, context.model),
+        baseUrl: scrubOptional(context.baseUrl, context.secret)
+      })
     case 409:
       return new InferenceError.ConflictError(fields)
     case 422:
       return new InferenceError.UnprocessableEntityError(fields)
     case 429: {
-      if (saysQuota(body)) return new InferenceError.QuotaExceededError(fields)
-      // W&B answers 429 to personal accounts; no amount of waiting changes the account type.
-      if (body.message !== undefined && PERSONAL_ACCOUNT.test(body.message)) {
-        return new InferenceError.PermissionDeniedError({ ...fields, reason: "PersonalAccount" })
-      }
-      return new InferenceError.RateLimitError(fields)
+      const kind = tooManyRequests(body)
+      return kind === "quota"
+        ? new InferenceError.QuotaExceededError(fields)
+        : kind === "personalAccount"
+        ? new InferenceError.PermissionDeniedError({ ...fields, reason: "PersonalAccount" })
+        // Read from the scrubbed text, so that the model id kept cannot carry the key.
+        : new InferenceError.RateLimitError({ ...fields, ...rateLimitScope(serverMessage) })
     }
     case 503:
       return new InferenceError.ServiceUnavailableError(fields)
@@ -237,6 +321,66 @@ const describeCause = (cause: unknown): string => {
   return parts.length === 0 ? "unknown transport failure" : parts.join(": ")
 }
 
+// What a transport failure before the request was written looks like in Node's cause chains (fetch wraps it in
+// `TypeError: fetch failed`; undici and node:http reject with it directly): a refused connection or a connect
+// timeout, no such host, a TLS certificate or handshake refused, an invalid URL. A reset or a socket closed by the
+// other side (`ECONNRESET`, undici's `UND_ERR_SOCKET`) may come after the request went out: it counts as sent.
+const UNSENT_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EAI_FAIL",
+  "EAI_NODATA",
+  "EAI_NONAME",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_PRX_TLS",
+  "ERR_INVALID_URL",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "HOSTNAME_MISMATCH",
+  "INVALID_CA",
+  "INVALID_PURPOSE",
+  "PATH_LENGTH_EXCEEDED"
+])
+/** OpenSSL's certificate verification codes and Node's TLS and SSL errors. */
+const UNSENT_PREFIX = /^(?:CERT_|CRL_|UNABLE_TO_|ERROR_IN_C|ERR_TLS_|ERR_SSL_)/
+/** Node's system errors name the call that failed: a failed connect or DNS lookup never wrote a byte. */
+const UNSENT_SYSCALLS = new Set(["connect", "getaddrinfo"])
+
+const isUnsentLink = (link: { readonly code?: unknown; readonly syscall?: unknown }): boolean =>
+  (typeof link.code === "string" && (UNSENT_CODES.has(link.code) || UNSENT_PREFIX.test(link.code))) ||
+  (typeof link.syscall === "string" && UNSENT_SYSCALLS.has(link.syscall))
+
+/**
+ * Whether a transport failure's cause chain says nothing was written. An
+ * `AggregateError` (Node trying each address of a host in turn) says so when
+ * each of its errors does.
+ */
+const causeSaysUnsent = (cause: unknown, depth = 0): boolean => {
+  if (depth > 8 || !(Predicate.isRecord(cause) || cause instanceof Error)) return false
+  const link = cause as { readonly code?: unknown; readonly syscall?: unknown; readonly cause?: unknown }
+  if (isUnsentLink(link)) return true
+  if (cause instanceof AggregateError && cause.errors.length > 0) {
+    if (cause.errors.every((error) => causeSaysUnsent(error, depth + 1))) return true
+  }
+  return causeSaysUnsent(link.cause, depth + 1)
+}
+
+/**
+ * Whether the request of a failed exchange may have been written: not for an
+ * invalid URL, a body that could not be encoded or a transport failure before
+ * sending; always once there is a response.
+ */
+const mayHaveBeenSent = (error: HttpClientError.HttpClientError): boolean =>
+  error._tag === "ResponseError"
+    ? true
+    : error.reason === "InvalidUrl" || error.reason === "Encode"
+    ? false
+    : !causeSaysUnsent(error.cause)
+
 /**
  * A failure of the transport. A body that could not be read to its end is a
  * connection failure too (the socket broke), not a decoding one.
@@ -256,9 +400,13 @@ export const fromHttpClientError = (
     const fields = { ...base, status: error.response.status, requestId: error.response.headers["x-request-id"] }
     return error.reason === "EmptyBody"
       ? new InferenceError.ResponseDecodeError({ ...fields, description: "empty body" })
-      : new InferenceError.ConnectionError({ ...fields, description: scrub(cause, context.secret) })
+      : new InferenceError.ConnectionError({ ...fields, description: scrub(cause, context.secret), sent: true })
   }
-  return new InferenceError.ConnectionError({ ...base, description: scrub(cause, context.secret) })
+  return new InferenceError.ConnectionError({
+    ...base,
+    description: scrub(cause, context.secret),
+    sent: mayHaveBeenSent(error)
+  })
 }
 
 /** The first few mismatches as `path: issue`, not the whole tree (which can be long and repeats the body). */
@@ -300,53 +448,96 @@ export const truncated = (
       attempts: context.attempt,
       status: response.status,
       requestId: response.headers["x-request-id"],
-      description: "the stream ended before its first content"
+      description: "the stream ended before its first content",
+      // The server answered: the request was sent, and may have been processed.
+      sent: true
     })
     : decodeFailure(response, "the stream ended before [DONE] or a finish_reason (truncated)", context)
 
-// The quota and rate-limit names are the ones a 429 is classified by, so a frame and a status agree.
-const FRAME_TYPES: Record<string, number> = {
-  invalid_request_error: 400,
-  badrequesterror: 400,
-  authentication_error: 401,
+// A name that settles the status whatever else a frame says: OpenAI's specific codes (`invalid_api_key`,
+// `model_not_found`, ...) and specific types. The quota and rate-limit names are the ones a 429 is
+// classified by, so a frame and a status agree.
+const SPECIFIC_NAMES: Readonly<Record<string, number>> = {
   invalid_api_key: 401,
+  authentication_error: 401,
+  authenticationerror: 401,
   ...Object.fromEntries([...QUOTA_CODES].map((code) => [code, 402])),
   permission_error: 403,
+  permissiondeniederror: 403,
+  ...Object.fromEntries([...REGION_CODES].map((code) => [code, 403])),
   not_found_error: 404,
+  notfounderror: 404,
   model_not_found: 404,
   ...Object.fromEntries([...RATE_LIMIT_CODES].map((code) => [code, 429])),
-  server_error: 500,
-  api_error: 500,
-  internal_error: 500,
+  ratelimiterror: 429,
   overloaded_error: 503,
   engine_overloaded: 503,
-  service_unavailable: 503
+  service_unavailable: 503,
+  serviceunavailableerror: 503
 }
 
+// Types that only say which side erred. OpenAI types its 401 and 404 as `invalid_request_error` too: read
+// after the specific names, or its bad-key and unknown-model frames would be 400s.
+const CLIENT_TYPES: Readonly<Record<string, number>> = {
+  invalid_request_error: 400,
+  badrequesterror: 400
+}
+
+/** W&B's documented messages, for a frame whose code and type say nothing. */
+const MESSAGE_STATUSES: ReadonlyArray<readonly [RegExp, number]> = [
+  [/concurrency limit|rate limit|too many requests/i, 429],
+  [QUOTA_WORDS, 402],
+  [/personal account|country|region|territor|not enabled/i, 403],
+  [/authenticat|api key/i, 401],
+  [/does not exist|not found/i, 404],
+  [/overloaded|unavailable/i, 503]
+]
+
 /**
- * The status an SSE error frame stands for: its `code` when that is an HTTP
- * status (vLLM sends one), else its `type` or `code` by name, else its message,
- * else 500. The stream itself was a 200, so the frame is all there is to go on.
+ * The status an SSE error frame stands for. The stream itself was a 200, so the
+ * frame is all there is to go on: its `code` when that is an HTTP status (vLLM
+ * sends one, as a number or a string), else a specific `code` or `type` by name
+ * (`invalid_api_key`, `model_not_found`, `insufficient_quota`, ...), else a
+ * generic client `type` (`invalid_request_error`), else its message, else 500
+ * (a `server_error` type among them).
  *
  * @internal
  */
 export const frameStatus = (body: ErrorBody): number => {
-  const code = body.code === undefined ? Number.NaN : Number(body.code)
-  if (Number.isInteger(code) && code >= 400 && code <= 599) return code
-  for (const name of [body.type, body.code]) {
-    const status = name === undefined ? undefined : FRAME_TYPES[name.toLowerCase()]
+  const code = body.code !== undefined && /^\s*\d{3}\s*$/.test(body.code) ? Number(body.code) : Number.NaN
+  if (code >= 400 && code <= 599) return code
+  const given = names(body)
+  for (const name of given) {
+    const status = SPECIFIC_NAMES[name]
+    if (status !== undefined) return status
+  }
+  for (const name of given) {
+    const status = CLIENT_TYPES[name]
     if (status !== undefined) return status
   }
   const message = body.message ?? ""
-  if (/concurrency limit|rate limit|too many requests/i.test(message)) return 429
-  if (QUOTA_WORDS.test(message)) return 402
-  if (/overloaded|unavailable/i.test(message)) return 503
+  for (const [words, status] of MESSAGE_STATUSES) if (words.test(message)) return status
+  // A server type (`server_error`, `api_error`) comes last on purpose: its message may tell an overload (503)
+  // from a plain fault, and a fault is what anything else is.
   return 500
 }
 
 /**
- * An SSE `error` frame (`{"error": {...}}` data) in the middle of a stream,
- * classified into the same errors as an HTTP status.
+ * Tells whether a decoded SSE payload is an error event rather than a chunk:
+ * `{"error": {...}}` (or `{"error": "text"}`) without `choices`, as OpenAI and
+ * vLLM send, or older vLLM's top-level `{"object": "error", ...}`. An event
+ * named `error` is one whatever its payload.
+ *
+ * @internal
+ */
+export const isErrorEvent = (json: unknown): boolean =>
+  Predicate.isRecord(json) &&
+  (json.object === "error" || (json.error !== undefined && json.error !== null && !("choices" in json)))
+
+/**
+ * An SSE error frame in the middle of a stream (`{"error": {...}}` or
+ * `{"object": "error", ...}` data), classified into the same errors as an HTTP
+ * status, with the same reading of its body once its status is known.
  *
  * @internal
  */

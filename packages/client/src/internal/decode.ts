@@ -1,18 +1,27 @@
 /**
  * Where a completion and a streamed chunk are decoded. Nearly every answer has
- * one plain shape (choices of text, a usage without details; a stream's chunks,
- * a delta holding a piece of text), and Schema's general decoder costs more than
+ * one of a few plain shapes, and Schema's general decoder costs more than
  * reading the bytes and parsing the JSON together: about 17 µs per completion,
- * and per chunk more than the chunk's read. Answers of that shape are built here
- * directly, with the same result the Schema gives (tests compare the two on
- * generated answers); anything else (tool calls, token details, an unexpected
- * field type) goes to the Schema, which also words the error of an answer that
- * does not fit.
+ * and per chunk more than the chunk's read. Answers of those shapes are built
+ * here directly, with the same result the Schema gives (tests compare the two
+ * on generated answers):
+ *
+ * - a completion as real OpenAI-compatible servers send it: choices of text,
+ *   reasoning (`reasoning` or `reasoning_content`), tool calls of any type,
+ *   `null` for the fields they leave empty, and a usage with or without token
+ *   details (`cached_tokens`, `reasoning_tokens`, either `null`);
+ * - a chunk whose deltas hold a piece of text or of reasoning, without usage.
+ *
+ * Anything else (a chunk with tool calls or usage, an unexpected field type)
+ * goes to the Schema, which also words the error of an answer that does not fit.
+ * `fastCompletion` and `fastChunk` return `undefined` when they leave a value
+ * to the Schema, which is how tests see which path an answer takes.
  */
 import * as Either from "effect/Either"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { ChatCompletion, Choice, ResponseMessage, Usage } from "../ChatCompletion.js"
+import type { ResponseToolCall } from "../ChatCompletion.js"
 import { ChatCompletionChunk, ChunkChoice, Delta } from "../ChatCompletionChunk.js"
 
 const chunkBySchema = Schema.decodeUnknownEither(ChatCompletionChunk)
@@ -27,7 +36,7 @@ const absent = (u: unknown): u is undefined | null => u === undefined || u === n
 
 const optionalString = (u: unknown): boolean => absent(u) || typeof u === "string"
 
-const TEXT_FIELDS = ["role", "content", "refusal", "reasoning_content"] as const
+const TEXT_FIELDS = ["role", "content", "refusal", "reasoning", "reasoning_content"] as const
 
 const fastDelta = (delta: unknown): Delta | undefined => {
   if (absent(delta)) return new Delta({}, true)
@@ -102,15 +111,37 @@ export const decodeChunk = (json: unknown): Either.Either<ChatCompletionChunk, P
   return built === undefined ? chunkBySchema(json) : Either.right(built)
 }
 
+/** A function call, or a call of another type kept whole, as `ChatCompletion.ResponseToolCall` decodes them. */
+const fastToolCall = (call: unknown): ResponseToolCall | undefined => {
+  if (!isRecord(call) || typeof call.type !== "string") return undefined
+  if (call.type !== "function") {
+    return { type: call.type, ...(typeof call.id === "string" ? { id: call.id } : {}), raw: { ...call } }
+  }
+  const fn = call.function
+  if (typeof call.id !== "string" || !isRecord(fn) || typeof fn.name !== "string") return undefined
+  if (typeof fn.arguments !== "string") return undefined
+  return { id: call.id, type: "function", function: { name: fn.name, arguments: fn.arguments } }
+}
+
 const fastMessage = (message: unknown): ResponseMessage | undefined => {
-  if (!isRecord(message) || !absent(message.tool_calls)) return undefined
-  const { content, reasoning_content, refusal, role } = message
-  if (!optionalString(role) || !optionalString(refusal) || !optionalString(reasoning_content)) return undefined
+  if (!isRecord(message)) return undefined
+  const { content, reasoning, reasoning_content, refusal, role, tool_calls } = message
+  if (!optionalString(role) || !optionalString(refusal)) return undefined
+  if (!optionalString(reasoning) || !optionalString(reasoning_content)) return undefined
   if (!(content === undefined || content === null || typeof content === "string")) return undefined
+  let calls: Array<ResponseToolCall> | undefined
+  if (!absent(tool_calls)) {
+    if (!Array.isArray(tool_calls)) return undefined
+    calls = each(tool_calls, fastToolCall)
+    if (calls === undefined) return undefined
+  }
+  // The constructor makes reasoning and reasoning_content one text, as it does for the Schema.
   return new ResponseMessage({
     role: typeof role === "string" ? role : "assistant",
     content: typeof content === "string" ? content : null,
+    ...(calls === undefined ? {} : { tool_calls: calls }),
     ...(typeof refusal === "string" ? { refusal } : {}),
+    ...(typeof reasoning === "string" ? { reasoning } : {}),
     ...(typeof reasoning_content === "string" ? { reasoning_content } : {})
   }, true)
 }
@@ -121,16 +152,40 @@ const fastCompletionChoice = (input: unknown): Choice | undefined => {
   return message === undefined ? undefined : new Choice({ ...plain![1], message }, true)
 }
 
-/** Usage without token details; `null` for an answer without usage; `undefined` sends it to the Schema. */
+/**
+ * Token details with one count (`cached_tokens`, `reasoning_tokens`): absent for
+ * `null` or nothing, `{}` for a `null` count, `false` for a shape the Schema has
+ * to judge. Other counts in the details (`audio_tokens`) are left out, as the
+ * Schema leaves them.
+ */
+const fastDetails = <K extends string>(
+  details: unknown,
+  key: K
+): { readonly [k in K]?: number } | undefined | false => {
+  if (absent(details)) return undefined
+  if (!isRecord(details)) return false
+  const count = details[key]
+  if (absent(count)) return {}
+  return typeof count === "number" ? { [key]: count } as { readonly [k in K]?: number } : false
+}
+
+/** Usage; `null` for an answer without usage; `undefined` sends it to the Schema. */
 const fastUsage = (usage: unknown): Usage | null | undefined => {
   if (absent(usage)) return null
   if (!isRecord(usage)) return undefined
-  const { completion_tokens, completion_tokens_details, prompt_tokens, prompt_tokens_details, total_tokens } = usage
+  const { completion_tokens, prompt_tokens, total_tokens } = usage
   if (typeof prompt_tokens !== "number" || typeof completion_tokens !== "number") return undefined
-  if (typeof total_tokens !== "number" || !absent(prompt_tokens_details) || !absent(completion_tokens_details)) {
-    return undefined
-  }
-  return new Usage({ prompt_tokens, completion_tokens, total_tokens }, true)
+  if (typeof total_tokens !== "number") return undefined
+  const prompt = fastDetails(usage.prompt_tokens_details, "cached_tokens")
+  const completion = fastDetails(usage.completion_tokens_details, "reasoning_tokens")
+  if (prompt === false || completion === false) return undefined
+  return new Usage({
+    prompt_tokens,
+    completion_tokens,
+    total_tokens,
+    ...(prompt === undefined ? {} : { prompt_tokens_details: prompt }),
+    ...(completion === undefined ? {} : { completion_tokens_details: completion })
+  }, true)
 }
 
 /** The completion, if it has the plain shape; `undefined` sends it to the Schema. */

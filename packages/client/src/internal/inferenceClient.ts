@@ -91,7 +91,34 @@ export interface Resolved {
   readonly transformClient: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
   readonly circuitBreaker: CircuitBreakerOptions | undefined
   readonly fallback: ReadonlyArray<string>
+  readonly fallbackOn: (error: InferenceError.InferenceError) => boolean
   readonly rateLimit: RateLimit.Options | undefined
+}
+
+/** @internal */
+export const DEFAULT_FALLBACK_ON: ReadonlyArray<"retryable" | InferenceError.InferenceError["_tag"]> = [
+  "retryable",
+  "CircuitOpenError"
+]
+
+/** Every tag of the error union, to check a `fallbackOn` list against. */
+const ERROR_TAGS: ReadonlySet<string> = new Set(
+  InferenceError.InferenceError.members.map((member) => member._tag)
+)
+
+/** A `fallbackOn` option as one predicate, built once. */
+const resolveFallbackOn = (
+  option: InferenceClient.FallbackOn
+): Either.Either<(error: InferenceError.InferenceError) => boolean, string> => {
+  if (typeof option === "function") return Either.right(option)
+  if (!Array.isArray(option)) return Either.left("fallbackOn must be a list of error tags or a function")
+  const unknown = option.find((tag) => tag !== "retryable" && !ERROR_TAGS.has(tag))
+  if (unknown !== undefined) {
+    return Either.left(`fallbackOn lists "${String(unknown)}", which is neither "retryable" nor an InferenceError tag`)
+  }
+  const tags = new Set<string>(option)
+  const retryable = tags.has("retryable")
+  return Either.right((error) => tags.has(error._tag) || (retryable && InferenceError.isRetryable(error)))
 }
 
 /**
@@ -142,9 +169,11 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
     if (fallback.some((model) => typeof model !== "string" || model.trim() === "")) {
       return yield* Either.left("fallback must list model ids")
     }
+    const fallbackOn = yield* resolveFallbackOn(options.fallbackOn ?? DEFAULT_FALLBACK_ON)
     return {
       rateLimit: options.rateLimit,
       fallback,
+      fallbackOn,
       circuitBreaker,
       apiKey: options.apiKey,
       baseUrl,
@@ -207,7 +236,60 @@ const decodeWith = <A>(decode: (u: unknown) => Either.Either<A, ParseResult.Pars
   )
 
 const decodeCompletionResponse = decodeWith(decodeCompletion)
+
+// Requests of each kind, built once: a call adds only its body.
+const completionPost = HttpClientRequest.post("/chat/completions").pipe(HttpClientRequest.acceptJson)
+const streamPost = HttpClientRequest.post("/chat/completions").pipe(HttpClientRequest.accept("text/event-stream"))
+const listModelsRequest = HttpClientRequest.get("/models").pipe(HttpClientRequest.acceptJson)
 const decodeModels = decodeWith(decodeModelList)
+
+/** The fields of a call's `extraBody`, checked, if it has any. */
+type Extra = Readonly<Record<string, unknown>> | undefined
+
+/** Whether a response says it is Server-Sent Events. */
+const isEventStream = (response: HttpClientResponse.HttpClientResponse): boolean =>
+  response.headers["content-type"]?.toLowerCase().includes("text/event-stream") === true
+
+/**
+ * The answer to a stream request that is not an event stream (a server that
+ * honours `accept: application/json`, or ignores `stream: true`): a whole
+ * completion, delivered as the chunks a stream of it would have had. Any other
+ * body is a `ResponseDecodeError`: not retried (the same request would get the
+ * same answer) and not counted by the breaker (the service answered).
+ */
+const completionAsStream = (
+  response: HttpClientResponse.HttpClientResponse,
+  context: classify.CallContext,
+  includeUsage: boolean
+): Effect.Effect<
+  Effect.Effect<Chunk.Chunk<ChatCompletionChunk>, Option.Option<InferenceError.InferenceError>>,
+  InferenceError.InferenceError
+> =>
+  Effect.map(
+    Effect.mapError(
+      decodeCompletionResponse(response, context),
+      (error) =>
+        error._tag === "ResponseDecodeError"
+          ? new InferenceError.ResponseDecodeError({
+            ...error,
+            description: `a stream request was answered with ${
+              classify.scrub(response.headers["content-type"] ?? "no content-type", context.secret)
+            }, not text/event-stream, and the body is not a chat completion (${error.description})`
+          })
+          : error
+    ),
+    (completion) => {
+      let chunks: Chunk.Chunk<ChatCompletionChunk> | undefined = Chunk.unsafeFromArray(
+        ChunkInternal.fromCompletion(completion, { includeUsage })
+      )
+      return Effect.suspend(() => {
+        if (chunks === undefined) return Effect.fail(Option.none())
+        const all = chunks
+        chunks = undefined
+        return Effect.succeed(all)
+      })
+    }
+  )
 
 /** Jittered delays carry nanoseconds; a log line only needs milliseconds. */
 const roundMillis = (duration: Duration.Duration): Duration.Duration =>
@@ -239,10 +321,10 @@ export const make = (
     const resolved = yield* validate.optionsOrDie("InferenceClient", resolveOptions(options))
     const secret = Redacted.value(resolved.apiKey)
     const project = resolved.project
-    // The same headers on every request: built once, not per request.
+    // The same headers on every request: built once, not per request. `accept` is the request's own (JSON, or
+    // SSE for a stream: a server that honours `accept` would otherwise answer a stream request with JSON).
     const fixedHeaders: Record<string, string> = {
       authorization: `Bearer ${secret}`,
-      accept: "application/json",
       ...(project === undefined ? {} : { "openai-project": project })
     }
     const base = (yield* HttpClient.HttpClient).pipe(
@@ -331,15 +413,15 @@ export const make = (
     }
 
     /**
-     * A POST body as JSON. The schema lets any value into tool parameters and JSON
-     * schemas; one that JSON cannot hold (a BigInt, a cycle) is the caller's
-     * mistake, reported before anything is sent.
+     * A chat completion request with `body` as JSON. The schema lets any value into
+     * tool parameters and JSON schemas; one that JSON cannot hold (a BigInt, a
+     * cycle) is the caller's mistake, reported before anything is sent.
      */
     const jsonBody = (
-      body: unknown
+      body: { readonly stream: boolean }
     ): Effect.Effect<HttpClientRequest.HttpClientRequest, InferenceError.InvalidRequestError> =>
       Effect.mapError(
-        HttpClientRequest.bodyJson(HttpClientRequest.post("/chat/completions"), body),
+        HttpClientRequest.bodyJson(body.stream ? streamPost : completionPost, body),
         (error) =>
           new InferenceError.InvalidRequestError({
             path: "(request)",
@@ -399,7 +481,7 @@ export const make = (
           attempts = n
           progress.attempts++
           progress.model = model
-          const context: classify.CallContext = { model, attempt: n, secret }
+          const context: classify.CallContext = { model, attempt: n, secret, baseUrl: resolved.baseUrl }
           const exchange = httpClient.execute(request).pipe(
             Effect.mapError((error) => classify.fromHttpClientError(error, context)),
             Effect.flatMap((response) => {
@@ -445,8 +527,9 @@ export const make = (
 
     /**
      * Runs `run` for the request's model, then for each fallback model in turn while
-     * the last one failed with a retryable error (after its own retries) or its
-     * breaker was open. The last model's error is the call's.
+     * the last one failed with an error that `fallbackOn` accepts (by default a
+     * retryable error, after its own retries, or an open breaker). The last
+     * model's error is the call's.
      */
     const withFallback = <A, R>(
       primary: string,
@@ -457,7 +540,7 @@ export const make = (
       const from = (i: number): Effect.Effect<A, InferenceError.InferenceError, R> =>
         i === models.length - 1 ? run(models[i]!) : Effect.catchIf(
           run(models[i]!),
-          (error) => error._tag === "CircuitOpenError" || InferenceError.isRetryable(error),
+          resolved.fallbackOn,
           (error) =>
             Effect.logWarning("Inference model failed; falling back").pipe(
               Effect.annotateLogs({ model: models[i], fallback: models[i + 1], tag: error._tag }),
@@ -500,8 +583,7 @@ export const make = (
           ...ending
         }))
 
-    const reported = (usage: ChatCompletion["usage"]) =>
-      usage === undefined ? undefined : { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens }
+    const reported = (usage: ChatCompletion["usage"]) => usage === undefined ? undefined : UsageTracker.callUsage(usage)
 
     /**
      * Runs `run` holding its place in the budget (a call that does not fit fails
@@ -573,12 +655,37 @@ export const make = (
 
     const cacheKey = (request: unknown): string => ResponseCache.key({ baseUrl: resolved.baseUrl, project, request })
 
+    /** A call's request and its `extraBody`, both checked before anything is sent. */
+    const checked = (
+      input: ChatCompletionRequestInput,
+      callOptions: InferenceClient.CallOptions | undefined
+    ): Either.Either<
+      { readonly request: ChatCompletionRequest; readonly extra: Extra },
+      InferenceError.InvalidRequestError
+    > =>
+      Either.flatMap(
+        validate.validateRequest(input),
+        (request) =>
+          callOptions?.extraBody === undefined
+            ? Either.right({ request, extra: undefined })
+            : Either.map(validate.extraBody(callOptions.extraBody), (extra) => ({ request, extra }))
+      )
+
     // -------------------------------------------------------------------------
     // Calls
     // -------------------------------------------------------------------------
 
+    /** The body of a plain request to `model`, with the call's `extraBody` fields. */
+    const completionBody = (request: ChatCompletionRequest, model: string, extra: Extra) => ({
+      ...request,
+      model,
+      stream: false,
+      ...extra
+    })
+
     const completionCall = (
-      request: ChatCompletionRequest
+      request: ChatCompletionRequest,
+      extra: Extra
     ): Effect.Effect<ChatCompletion, InferenceError.InferenceError> =>
       Effect.suspend(() => {
         const progress: Progress = { attempts: 0, model: request.model, requestId: undefined }
@@ -592,7 +699,7 @@ export const make = (
         const run = withinTotal(
           withFallback(request.model, (model) =>
             Effect.flatMap(
-              jsonBody({ ...request, model, stream: false }),
+              jsonBody(completionBody(request, model, extra)),
               (httpRequest) =>
                 call(
                   "InferenceClient.chatCompletion",
@@ -610,15 +717,19 @@ export const make = (
 
     const cachedCompletion = (
       request: ChatCompletionRequest,
+      extra: Extra,
       use: CacheUse
     ): Effect.Effect<ChatCompletion, InferenceError.InferenceError> =>
       Effect.flatMap(Clock.currentTimeMillis, (start) => {
-        const key = cacheKey({ ...request, stream: false })
+        const key = cacheKey(completionBody(request, request.model, extra))
         return use.read
           ? Effect.flatMap(
             use.cache.getOrCompute(
               key,
-              Effect.map(completionCall(request), (completion) => new ResponseCache.CachedCompletion({ completion })),
+              Effect.map(
+                completionCall(request, extra),
+                (completion) => new ResponseCache.CachedCompletion({ completion })
+              ),
               use.ttl
             ),
             ({ entry, hit }) => {
@@ -635,7 +746,7 @@ export const make = (
             }
           )
           : Effect.tap(
-            completionCall(request),
+            completionCall(request, extra),
             (completion) => use.cache.set(key, new ResponseCache.CachedCompletion({ completion }), use.ttl)
           )
       })
@@ -644,17 +755,16 @@ export const make = (
       input: ChatCompletionRequestInput,
       callOptions?: InferenceClient.CallOptions
     ): Effect.Effect<ChatCompletion, InferenceError.InferenceError> =>
-      Either.match(validate.validateRequest(input), {
+      Either.match(checked(input, callOptions), {
         onLeft: Effect.fail,
         // stream_options is refused by OpenAI-compatible servers unless stream is true
-        onRight: ({ stream_options: _, ...request }) =>
+        onRight: ({ extra, request: { stream_options: _, ...request } }) =>
           Either.match(cacheUse(request, callOptions?.cache), {
             onLeft: Effect.fail,
-            onRight: (use) => use === undefined ? completionCall(request) : cachedCompletion(request, use)
+            onRight: (use) => use === undefined ? completionCall(request, extra) : cachedCompletion(request, extra, use)
           })
       })
 
-    const listModelsRequest = HttpClientRequest.get("/models")
     const listModels = (): Effect.Effect<ReadonlyArray<Model>, InferenceError.InferenceError> =>
       Effect.suspend(() => {
         const progress: Progress = { attempts: 0, model: undefined, requestId: undefined }
@@ -686,7 +796,8 @@ export const make = (
     const openStream = (
       request: HttpClientRequest.HttpClientRequest,
       context: classify.CallContext,
-      progress: Progress
+      progress: Progress,
+      includeUsage: boolean
     ): Effect.Effect<Pull, InferenceError.InferenceError, Scope.Scope> =>
       Effect.gen(function*() {
         const response = yield* Effect.mapError(
@@ -695,6 +806,7 @@ export const make = (
         )
         progress.requestId = response.headers["x-request-id"]
         if (response.status < 200 || response.status >= 300) return yield* failFromResponse(response, context)
+        if (!isEventStream(response)) return yield* completionAsStream(response, context, includeUsage)
         const raw = yield* Stream.toPull(response.stream)
         const parser = sse.makeParser()
         let done = false
@@ -752,7 +864,7 @@ export const make = (
             } catch {
               return fail(() => classify.decodeFailure(response, "an SSE event is not JSON", context))
             }
-            if (event.event === "error" || (Predicate.isRecord(json) && "error" in json && !("choices" in json))) {
+            if (event.event === "error" || classify.isErrorEvent(json)) {
               return Effect.flatMap(
                 Clock.currentTimeMillis,
                 (now) => fail(() => classify.fromErrorFrame(event.data, now, context))
@@ -831,21 +943,24 @@ export const make = (
     }
 
     /** The body of a streaming request to `model`: usage is asked for unless the caller said not to. */
-    const streamBody = (request: ChatCompletionRequest, model: string) => ({
+    const streamBody = (request: ChatCompletionRequest, model: string, extra: Extra) => ({
       ...request,
       model,
       stream: true,
-      stream_options: { include_usage: true, ...request.stream_options }
+      stream_options: { include_usage: true, ...request.stream_options },
+      ...extra
     })
 
     const liveStream = (
-      request: ChatCompletionRequest
+      request: ChatCompletionRequest,
+      extra: Extra
     ): Stream.Stream<ChatCompletionChunk, InferenceError.InferenceError> => {
       const estimatedTokens = limiter === undefined ? 0 : RateLimit.estimateTokens(request)
+      const includeUsage = request.stream_options?.include_usage !== false
       /** The stream of one model, up to its first content, retried by the policy. */
       const startFor = (model: string, progress: Progress) =>
         Effect.gen(function*() {
-          const httpRequest = yield* jsonBody(streamBody(request, model))
+          const httpRequest = yield* jsonBody(streamBody(request, model, extra))
           const firstChunkTimeout = (n: number) =>
             new InferenceError.TimeoutError({
               phase: "firstChunk",
@@ -864,9 +979,15 @@ export const make = (
             Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (scope) => {
               progress.attempts++
               progress.model = model
-              const context: classify.CallContext = { model, attempt: n, secret, chunksDelivered: undefined }
+              const context: classify.CallContext = {
+                model,
+                attempt: n,
+                secret,
+                baseUrl: resolved.baseUrl,
+                chunksDelivered: undefined
+              }
               const start = Effect.gen(function*() {
-                const pull = yield* openStream(httpRequest, context, progress)
+                const pull = yield* openStream(httpRequest, context, progress, includeUsage)
                 const prefix: Array<ChatCompletionChunk> = []
                 while (true) {
                   const batch = yield* Effect.either(pull)
@@ -1036,11 +1157,12 @@ export const make = (
      */
     const cachedStream = (
       request: ChatCompletionRequest,
+      extra: Extra,
       use: CacheUse
     ): Stream.Stream<ChatCompletionChunk, InferenceError.InferenceError> =>
       Stream.unwrap(Effect.gen(function*() {
         const start = yield* Clock.currentTimeMillis
-        const key = cacheKey(streamBody(request, request.model))
+        const key = cacheKey(streamBody(request, request.model, extra))
         if (use.read) {
           const found = yield* use.cache.get(key)
           yield* ResponseCacheInternal.countLookup(Option.isSome(found))
@@ -1054,7 +1176,7 @@ export const make = (
         }
         return Stream.suspend(() => {
           const chunks: Array<ChatCompletionChunk> = []
-          return liveStream(request).pipe(
+          return liveStream(request, extra).pipe(
             Stream.mapChunks((batch) => {
               for (const chunk of batch) {
                 chunks.push(chunk)
@@ -1072,12 +1194,12 @@ export const make = (
       input: ChatCompletionRequestInput,
       callOptions?: InferenceClient.CallOptions
     ): Stream.Stream<ChatCompletionChunk, InferenceError.InferenceError> =>
-      Either.match(validate.validateRequest(input), {
+      Either.match(checked(input, callOptions), {
         onLeft: (error) => Stream.fail(error),
-        onRight: (request) =>
+        onRight: ({ extra, request }) =>
           Either.match(cacheUse(request, callOptions?.cache), {
             onLeft: (error) => Stream.fail(error),
-            onRight: (use) => use === undefined ? liveStream(request) : cachedStream(request, use)
+            onRight: (use) => use === undefined ? liveStream(request, extra) : cachedStream(request, extra, use)
           })
       })
 

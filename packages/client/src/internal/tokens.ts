@@ -75,13 +75,20 @@ export const estimateTokens = (request: ChatCompletionRequestInput): number =>
 // What a failure costs
 // ---------------------------------------------------------------------------
 
-/** Whether the error shows that the server generated nothing for the request. */
-/** @internal */
+/**
+ * Whether the error shows that the server generated nothing for the request.
+ * This one rule decides what a failed call costs, both in the usage tracker's
+ * budget and in the rate limiter's token window.
+ *
+ * @internal
+ */
 export const generatedNothing = (error: InferenceError): boolean => {
   switch (error._tag) {
-    // The request may have been processed: the bound or the connection gave out
-    // first, or a 2xx body could not be read.
+    // Refused, DNS, TLS, an invalid URL: nothing was written, so nothing was processed or billed. A
+    // connection lost after sending may have been processed.
     case "ConnectionError":
+      return !error.sent
+    // The request may have been processed: the bound gave out first, or a 2xx body could not be read.
     case "TimeoutError":
     case "ResponseDecodeError":
       return false

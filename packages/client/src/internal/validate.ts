@@ -36,6 +36,50 @@ export const validateRequest = (
 ): Either.Either<ChatCompletionRequest, InferenceError.InvalidRequestError> =>
   Either.mapLeft(decodeRequest(input), invalidRequest)
 
+/** The fields `extraBody` may not set, and why: the request holds them, or the client sets them itself. */
+const RESERVED_EXTRA_FIELDS: Readonly<Record<string, string>> = {
+  model: "model is a field of the request itself: set it there (fallback models go in the client's options)",
+  messages: "messages is a field of the request itself: set it there",
+  stream: "the client sets stream itself: call streamChatCompletion for a stream, chatCompletion for one answer"
+}
+
+const kindOf = (u: unknown): string => u === null ? "null" : Array.isArray(u) ? "an array" : typeof u
+
+/**
+ * A call's `extraBody`: fields the client sends as they are, beside the checked
+ * request, for parameters its schema does not know yet (as the OpenAI SDKs'
+ * `extra_body`). It must be a plain object, and it cannot set `model`,
+ * `messages` or `stream`, which would send a different request than the one
+ * checked (and priced, and cached). `undefined` is no extra fields.
+ *
+ * @internal
+ */
+export const extraBody = (
+  extra: unknown
+): Either.Either<Record<string, unknown> | undefined, InferenceError.InvalidRequestError> => {
+  if (extra === undefined) return Either.right(undefined)
+  if (typeof extra !== "object" || extra === null || Array.isArray(extra)) {
+    return Either.left(
+      new InferenceError.InvalidRequestError({
+        path: "extraBody",
+        issue: `extraBody must be an object of extra body fields, got ${kindOf(extra)}`
+      })
+    )
+  }
+  const fields = extra as Record<string, unknown>
+  for (const key of Object.keys(RESERVED_EXTRA_FIELDS)) {
+    if (Object.hasOwn(fields, key)) {
+      return Either.left(
+        new InferenceError.InvalidRequestError({
+          path: `extraBody.${key}`,
+          issue: `extraBody cannot set ${key}: ${RESERVED_EXTRA_FIELDS[key]}`
+        })
+      )
+    }
+  }
+  return Either.right(fields)
+}
+
 /**
  * A duration input that decodes to more than zero; with `finite`, not infinite
  * either. Every option that takes a duration is checked with this; the message

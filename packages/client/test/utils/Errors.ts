@@ -36,14 +36,28 @@ export const everyError: { readonly [Tag in InferenceError.InferenceError["_tag"
     status: 403,
     reason: "InferenceNotEnabled"
   }),
-  NotFoundError: new InferenceError.NotFoundError({ ...fullFields, status: 404 }),
+  NotFoundError: new InferenceError.NotFoundError({
+    ...fullFields,
+    status: 404,
+    resource: "path",
+    baseUrl: "http://localhost:8000/v1"
+  }),
   ConflictError: new InferenceError.ConflictError({ ...fullFields, status: 409 }),
   UnprocessableEntityError: new InferenceError.UnprocessableEntityError({ ...fullFields, status: 422 }),
-  RateLimitError: new InferenceError.RateLimitError({ ...fullFields, status: 429 }),
+  RateLimitError: new InferenceError.RateLimitError({
+    ...fullFields,
+    status: 429,
+    scope: "project",
+    limitedModel: MODEL
+  }),
   InternalServerError: new InferenceError.InternalServerError({ ...fullFields, status: 502 }),
   ServiceUnavailableError: new InferenceError.ServiceUnavailableError({ ...fullFields, status: 503 }),
   UnexpectedStatusError: new InferenceError.UnexpectedStatusError({ ...fullFields, status: 408 }),
-  ConnectionError: new InferenceError.ConnectionError({ ...fullFields, description: "ECONNRESET: socket hang up" }),
+  ConnectionError: new InferenceError.ConnectionError({
+    ...fullFields,
+    description: "ECONNRESET: socket hang up",
+    sent: true
+  }),
   TimeoutError: new InferenceError.TimeoutError({
     ...fullFields,
     phase: "attempt",

@@ -84,6 +84,10 @@ export const json = (status: number, body: unknown, headers: Record<string, stri
 export const text = (status: number, body: string, headers: Record<string, string> = {}): Response =>
   new Response(body, { status, headers })
 
+/** A whole SSE body, as a 200 with `content-type: text/event-stream`. */
+export const sse = (body: string, headers: Record<string, string> = {}): Response =>
+  new Response(body, { status: 200, headers: { "content-type": "text/event-stream", ...headers } })
+
 /** An OpenAI-shaped error body. */
 export const errorBody = (message: string, fields: { code?: string; type?: string; param?: string } = {}) => ({
   error: { message, type: fields.type ?? "error", param: fields.param ?? null, code: fields.code ?? null }
