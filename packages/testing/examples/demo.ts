@@ -10,7 +10,7 @@ import { InferenceClient, type InferenceError, ResponseCache, UsageTracker } fro
 import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
 import { Fault, InferenceSimulator } from "@effect-inference/testing"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Chunk, Config, Duration, Effect, HashMap, Layer, Logger, Option, Queue, Redacted } from "effect"
+import { Chunk, Config, Duration, Effect, HashMap, Layer, Logger, Option, Queue, Redacted, Stream } from "effect"
 
 const MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 const PROJECT = "demo-team/demo"
@@ -52,6 +52,42 @@ const plainCall = (client: InferenceClient.InferenceClient.Service) =>
     yield* say(`answer ${preview(plain.choices[0].message.content)} in ${took}, ${plain.usage?.total_tokens} tokens`)
   })
 
+const REASONING_MODEL = "Qwen/Qwen3.6-35B-A3B"
+
+/**
+ * A reasoning model's stream: its thinking as it arrives, then its answer. The
+ * thinking counts as output, so a long think does not trip `firstChunkTimeout`.
+ */
+const reasoningStream = (client: InferenceClient.InferenceClient.Service, note = "") =>
+  Effect.gen(function*() {
+    yield* section(`2. A reasoning model (${REASONING_MODEL}) streams its thinking, then its answer`)
+    const thinking: Array<string> = []
+    const answer: Array<string> = []
+    const [took] = yield* timed(
+      client.streamChatCompletion({
+        model: REASONING_MODEL,
+        messages: [{ role: "user", content: "Is 391 a prime number?" }]
+      }).pipe(
+        Stream.runForEach((chunk) =>
+          Effect.gen(function*() {
+            const delta = chunk.choices[0]?.delta
+            if (delta?.reasoning) {
+              if (thinking.length === 0) yield* say("thinking…")
+              thinking.push(delta.reasoning)
+            }
+            if (delta?.content) {
+              if (answer.length === 0) {
+                yield* say(`thought ${thinking.join("").length} characters: ${preview(thinking.join(""))}`)
+              }
+              answer.push(delta.content)
+            }
+          })
+        )
+      )
+    )
+    yield* say(`answer ${preview(answer.join(""))} after ${took}${note}`)
+  })
+
 const concurrentCalls = (client: InferenceClient.InferenceClient.Service, n: number) =>
   Effect.forEach(
     Array.from({ length: n }, (_, i) => `Question number ${i + 1}?`),
@@ -61,7 +97,7 @@ const concurrentCalls = (client: InferenceClient.InferenceClient.Service, n: num
 
 const cached = (client: InferenceClient.InferenceClient.Service) =>
   Effect.gen(function*() {
-    yield* section("7. A response cache: the same question at temperature 0, twice")
+    yield* section("8. A response cache: the same question at temperature 0, twice")
     const ask = client.chatCompletion({
       model: MODEL,
       messages: [{ role: "user", content: "Name a prime number." }],
@@ -74,7 +110,7 @@ const cached = (client: InferenceClient.InferenceClient.Service) =>
 
 const budgeted = (client: InferenceClient.InferenceClient.Service, alerts: Effect.Effect<ReadonlyArray<string>>) =>
   Effect.gen(function*() {
-    yield* section("8. A budget of 200 tokens: alerts at 50% and 80%, then a call that would not fit is refused")
+    yield* section("9. A budget of 200 tokens: alerts at 50% and 80%, then a call that would not fit is refused")
     for (let i = 1; i <= 10; i++) {
       const outcome = yield* Effect.either(
         client.chatCompletion({
@@ -114,7 +150,7 @@ const withBudget = <E, R>(make: Effect.Effect<InferenceClient.InferenceClient.Se
   })
 
 const report = Effect.gen(function*() {
-  yield* section("9. Usage, from the UsageTracker")
+  yield* section("10. Usage, from the UsageTracker")
   const tracker = yield* UsageTracker.UsageTracker
   for (const line of (yield* tracker.report).split("\n")) yield* say(line)
 })
@@ -134,18 +170,25 @@ const simulated = Effect.gen(function*() {
   yield* say(`simulator at ${simulator.url}; client retries 3 times from 250 ms, doubling`)
 
   yield* plainCall(client)
+  // The simulator's reasoning models think for 1.5 s here; the first thought arrives at once, so 1 s is enough.
+  yield* simulator.clearLog
+  yield* reasoningStream(
+    yield* clientWith({ firstChunkTimeout: "1 second" }),
+    ": a think longer than the 1 s firstChunkTimeout, in 1 request, as thinking is output"
+  )
+  yield* say(`requests sent: ${(yield* simulator.log).length}`)
 
-  yield* section("2. A 503 (engine overloaded), twice: retried with exponential backoff")
+  yield* section("3. A 503 (engine overloaded), twice: retried with exponential backoff")
   yield* simulator.script(Fault.overloaded, Fault.overloaded)
   const [took2] = yield* timed(call(client, "Are you busy?"))
   yield* say(`succeeded on attempt 3 after ${took2} (waits of 250 ms and 500 ms)`)
 
-  yield* section("3. A 429 (concurrency limit) with Retry-After: 2 — obeyed")
+  yield* section("4. A 429 (concurrency limit) with Retry-After: 2 — obeyed")
   yield* simulator.script(Fault.rateLimited({ seconds: 2 }))
   const [took3] = yield* timed(call(client, "May I?"))
   yield* say(`succeeded after ${took3}: the server asked for 2 s, longer than the 250 ms backoff`)
 
-  yield* section("4. A quota error and an authentication error: caught by tag, not retried")
+  yield* section("5. A quota error and an authentication error: caught by tag, not retried")
   yield* simulator.script(Fault.quotaExceeded)
   yield* call(client, "One more?").pipe(
     Effect.catchTag("QuotaExceededError", (e) => say(`caught ${described(e)}: ${e.message}`))
@@ -155,14 +198,14 @@ const simulated = Effect.gen(function*() {
     Effect.catchTag("AuthenticationError", (e) => say(`caught ${described(e)}: ${e.message}`))
   )
 
-  yield* section("5. A call that times out: each attempt is cut at 1 s, one retry, then TimeoutError")
+  yield* section("6. A call that times out: each attempt is cut at 1 s, one retry, then TimeoutError")
   yield* simulator.script(Fault.hang, Fault.hang)
   const impatient = yield* clientWith({ timeout: "1 second", retry: { maxRetries: 1, baseDelay: "250 millis" } })
   yield* call(impatient, "Are you there?").pipe(
     Effect.catchTag("TimeoutError", (e) => say(`caught ${described(e)} (phase ${e.phase}); the sockets were closed`))
   )
 
-  yield* section("6. 20 concurrent calls; the project allows 4 in flight, the client's maxConcurrency is 4")
+  yield* section("7. 20 concurrent calls; the project allows 4 in flight, the client's maxConcurrency is 4")
   yield* simulator.clearLog
   const limited = yield* clientWith({ maxConcurrency: 4 })
   const [took6, results] = yield* timed(concurrentCalls(limited, 20))
@@ -180,14 +223,22 @@ const simulated = Effect.gen(function*() {
   yield* report
 }).pipe(
   Effect.scoped,
-  Effect.provide(InferenceSimulator.layer({ firstByte: "40 millis", perToken: "3 millis", concurrencyLimit: 4 }))
+  Effect.provide(
+    InferenceSimulator.layer({
+      firstByte: "40 millis",
+      perToken: "3 millis",
+      thinkingTime: "1500 millis",
+      concurrencyLimit: 4
+    })
+  )
 )
 
 const real = Effect.gen(function*() {
   yield* say("WANDB_API_KEY is set: running the fault-free parts against W&B Inference")
   const client = yield* InferenceClient.InferenceClient
   yield* plainCall(client)
-  yield* section("6. 8 concurrent calls, at most 4 in flight (maxConcurrency)")
+  yield* reasoningStream(client)
+  yield* section("7. 8 concurrent calls, at most 4 in flight (maxConcurrency)")
   const [took, results] = yield* timed(concurrentCalls(client, 8))
   yield* say(`${results.filter((r) => r._tag === "Right").length}/8 succeeded in ${took}`)
   for (const r of results) if (r._tag === "Left") yield* say(`  ${r.left._tag}: ${r.left.message}`)

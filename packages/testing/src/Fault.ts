@@ -36,7 +36,12 @@ export type Fault =
   | { readonly _tag: "GatewayNotEnabled" }
   | { readonly _tag: "ModelNotFound" }
   | { readonly _tag: "Unprocessable" }
-  | { readonly _tag: "RateLimited"; readonly retryAfter?: RetryAfter | undefined }
+  | {
+    readonly _tag: "RateLimited"
+    readonly retryAfter?: RetryAfter | undefined
+    /** Whose limit the body names; without one, the docs' sentence. See {@link rateLimited}. */
+    readonly scope?: "model" | "project" | undefined
+  }
   | { readonly _tag: "QuotaExceeded429" }
   | { readonly _tag: "PersonalAccount" }
   | { readonly _tag: "InternalError" }
@@ -54,6 +59,7 @@ export type Fault =
     readonly status: number
     readonly message: string
     readonly code?: string | undefined
+    readonly format?: SseErrorFormat | undefined
   }
   | { readonly _tag: "SseCutBeforeDone"; readonly afterChunks: number }
 
@@ -62,6 +68,47 @@ export type Fault =
  * @category models
  */
 export type Tag = Fault["_tag"]
+
+/**
+ * How an in-stream error is framed. `"vllm"` (the default, what W&B's vLLM engines
+ * send): a data-only event `data: {"error": {message, type, param, code}}` with the
+ * status as a numeric `code`, then `data: [DONE]`. `"vllm-legacy"`: older vLLM's
+ * top-level `{"object": "error", message, type, param, code}`, then `data: [DONE]`.
+ * `"openai"`: OpenAI's `event: error` line before the data (with a string `code`,
+ * or null) and no `[DONE]`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type SseErrorFormat = "vllm" | "vllm-legacy" | "openai"
+
+/**
+ * The message W&B Inference sends with a status, as its documentation and
+ * observed answers word it; what a fault for that status says unless told otherwise.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const messageOfStatus = (status: number): string => {
+  switch (status) {
+    case 400:
+      return "Invalid request"
+    case 401:
+      return "Authentication failed"
+    case 402:
+      return "You exceeded your current quota, please check your plan and billing details"
+    case 403:
+      return "The inference gateway is not enabled for your organization"
+    case 404:
+      return "The requested resource was not found"
+    case 429:
+      return "Concurrency limit reached for requests"
+    case 503:
+      return "The engine is currently overloaded, please try again later"
+    default:
+      return "The server had an error while processing your request"
+  }
+}
 
 /** 400 with the server's own text. @since 0.1.0 @category constructors */
 export const badRequest: Fault = { _tag: "BadRequest" }
@@ -97,12 +144,31 @@ export const nonJsonBody: Fault = { _tag: "NonJsonBody" }
 export const wrongShapeBody: Fault = { _tag: "WrongShapeBody" }
 
 /**
- * 429 "Concurrency limit reached for requests", with or without a wait.
+ * A 429 for too many requests in flight, with or without a wait. Its body:
+ *
+ * - no `scope`: the sentence of W&B's documentation, "Concurrency limit reached for requests";
+ * - `scope: "model"`: the answer observed from the real service, lower-case and naming the
+ *   request's model, `concurrency limit reached for requests: <model>-project limit reached`
+ *   with `code: "rate_limit_exceeded"` (what the simulator's own per-model limit sends);
+ * - `scope: "project"`: the same shape for the project's limit,
+ *   `concurrency limit reached for requests: project limit reached`.
+ *
+ * W&B documents no `Retry-After` or `retry-after-ms` header; `retryAfter` adds one,
+ * as proxies and other OpenAI-compatible servers do.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const rateLimited = (retryAfter?: RetryAfter): Fault => ({ _tag: "RateLimited", retryAfter })
+export const rateLimited = (
+  retryAfter?: RetryAfter & { readonly scope?: "model" | "project" | undefined }
+): Fault => {
+  const { scope, ...wait } = retryAfter ?? {}
+  return {
+    _tag: "RateLimited",
+    retryAfter: Object.keys(wait).length === 0 ? undefined : wait,
+    ...(scope === undefined ? {} : { scope })
+  }
+}
 
 /**
  * Sends the headers and part of the body (`afterChunks` stream chunks, or half a
@@ -133,9 +199,11 @@ export const connectionReset = (options: { readonly midBody?: boolean } = {}): F
 })
 
 /**
- * For a streaming request: after `afterChunks` content chunks, an SSE `error`
- * event (`event: error` with `{"error": {...}}` data) and the end of the stream.
- * A non-streaming request gets the same error as its status instead.
+ * For a streaming request: after `afterChunks` token chunks, an error frame in
+ * vLLM's format (`data: {"error": {"message", "type", "param", "code": 500}}`, then
+ * `data: [DONE]`; see {@link SseErrorFormat} for the others). The message is W&B's
+ * for the status unless given, so `sseErrorFrame({ status: 503 })` says what the
+ * HTTP 503 says. A non-streaming request gets the same error as its status instead.
  *
  * @since 0.1.0
  * @category constructors
@@ -145,14 +213,17 @@ export const sseErrorFrame = (
     readonly afterChunks?: number
     readonly status?: number
     readonly message?: string
+    /** A string `code` for the `"openai"` format and for the status answer of a non-streaming request. */
     readonly code?: string
+    readonly format?: SseErrorFormat
   } = {}
 ): Fault => ({
   _tag: "SseErrorFrame",
   afterChunks: options.afterChunks ?? 2,
   status: options.status ?? 500,
-  message: options.message ?? "The server had an error while processing your request",
-  code: options.code
+  message: options.message ?? messageOfStatus(options.status ?? 500),
+  code: options.code,
+  format: options.format ?? "vllm"
 })
 
 /**
@@ -183,6 +254,8 @@ export const all: ReadonlyArray<Fault> = [
   modelNotFound,
   unprocessable,
   rateLimited(),
+  rateLimited({ scope: "model" }),
+  rateLimited({ scope: "project" }),
   rateLimited({ seconds: 1 }),
   rateLimited({ millis: 50 }),
   quotaExceeded429,
@@ -198,19 +271,23 @@ export const all: ReadonlyArray<Fault> = [
   nonJsonBody,
   wrongShapeBody,
   sseErrorFrame(),
+  sseErrorFrame({ status: 503 }),
+  sseErrorFrame({ format: "openai" }),
   sseCutBeforeDone()
 ]
 
 /**
- * The faults a healthy but busy service shows (overload, rate limits, server
- * errors, resets): the default mix for `faultRate`.
+ * The faults a healthy but busy service shows (overload, concurrency limits in
+ * the real service's words, server errors, resets): the default mix for
+ * `faultRate`. No fault in it sends a `Retry-After` or `retry-after-ms` header,
+ * as W&B documents none; add `rateLimited({ millis })` to a mix to test one.
  *
  * @since 0.1.0
  * @category constants
  */
 export const transient: ReadonlyArray<Fault> = [
-  rateLimited(),
-  rateLimited({ millis: 50 }),
+  rateLimited({ scope: "model" }),
+  rateLimited({ scope: "project" }),
   internalError,
   badGateway,
   overloaded,
@@ -220,7 +297,8 @@ export const transient: ReadonlyArray<Fault> = [
 
 /**
  * Reads a fault from its tag (`"Overloaded"`) or a tag with its first
- * parameter (`"RateLimited:2"` for `Retry-After: 2`), as the command line takes them.
+ * parameter (`"RateLimited:2"` for `Retry-After: 2`, `"RateLimited:model"` for the
+ * real service's per-model body, `"RateLimited:project"` for its per-project one), as the command line takes them.
  *
  * @since 0.1.0
  * @category parsing
@@ -229,6 +307,7 @@ export const fromString = (text: string): Fault | undefined => {
   const parts = text.trim().split(":")
   if (parts.length > 2) return undefined
   const [tag, arg] = parts
+  if (tag === "RateLimited" && (arg === "model" || arg === "project")) return rateLimited({ scope: arg })
   if (tag === "ConnectionReset") {
     return arg === undefined || arg === "midBody"
       ? connectionReset({ midBody: arg === "midBody" })

@@ -1,6 +1,8 @@
 /**
- * A faithful stand-in for W&B Inference on loopback: the same endpoints, statuses,
- * bodies and concurrency limit, with deterministic answers and scriptable faults.
+ * A faithful stand-in for W&B Inference on loopback: the same endpoints, catalogue,
+ * statuses, bodies, request checks and concurrency limits, with deterministic
+ * answers (thinking, tool calls and structured output included), prefix caching
+ * and scriptable faults.
  * Use it for integration tests and demos of code that calls the service.
  *
  * @since 0.1.0
@@ -18,7 +20,19 @@ import * as Fault from "./Fault.js"
 import { Simulator } from "./internal/simulator.js"
 
 /**
- * A model in the simulator's catalogue.
+ * Whether a model thinks before it answers: never, always, or unless
+ * (`"default-on"`) / only when (`"default-off"`) the request says otherwise with
+ * `chat_template_kwargs: {"enable_thinking": false | true}`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Thinking = "never" | "always" | "default-on" | "default-off"
+
+/**
+ * A model in the simulator's catalogue. `GET /v1/models` lists its `id`,
+ * `created` and `owned_by`; `thinking` (default `"never"`) and `thinkingTime`
+ * (default the simulator's `thinkingTime`) say how it answers.
  *
  * @since 0.1.0
  * @category models
@@ -27,12 +41,15 @@ export interface ModelEntry {
   readonly id: string
   readonly created: number
   readonly owned_by: string
+  readonly thinking?: Thinking | undefined
+  readonly thinkingTime?: Duration.DurationInput | undefined
 }
 
 /**
  * What became of a request: answered normally (`"ok"`), given a fault
- * (`"fault"`, see `fault`), refused for a wrong key, over the project's
- * concurrency limit, malformed, for a model or path that does not exist, or
+ * (`"fault"`, see `fault`), refused for a wrong key, over a concurrency limit
+ * (the project's or a model's), refused by the request checks (`"invalid-request"`:
+ * a 400 or 422), for a model or path that does not exist, or
  * closed by the client before the answer was complete (`"aborted"`). `"pending"` while it runs.
  *
  * @since 0.1.0
@@ -78,7 +95,13 @@ export interface LogEntry {
   readonly closedEarly: boolean
   /** The usage the answer reported (a JSON answer, or a stream asked for `include_usage`), if it got that far. */
   readonly usage:
-    | { readonly prompt_tokens: number; readonly completion_tokens: number; readonly total_tokens: number }
+    | {
+      readonly prompt_tokens: number
+      readonly completion_tokens: number
+      readonly total_tokens: number
+      readonly prompt_tokens_details?: { readonly cached_tokens: number } | undefined
+      readonly completion_tokens_details?: { readonly reasoning_tokens: number } | undefined
+    }
     | undefined
 }
 
@@ -95,7 +118,11 @@ export interface Options {
   readonly host?: string | undefined
   /** Keys accepted as `Authorization: Bearer <key>`. Default `["sim-key"]`. */
   readonly apiKeys?: ReadonlyArray<string> | undefined
-  /** The catalogue of `GET /v1/models`; other model ids get 404. Default: a few real W&B ids. */
+  /**
+   * The catalogue of `GET /v1/models`; other model ids get 404. Default {@link DEFAULT_MODELS},
+   * W&B's own. An id given as a string takes its entry from {@link DEFAULT_MODELS} when it is
+   * there (so it thinks as the real model does), and otherwise never thinks.
+   */
   readonly models?: ReadonlyArray<string | ModelEntry> | undefined
   /** Seeds the answers and the fault draws. Default 42. */
   readonly seed?: number | undefined
@@ -108,9 +135,37 @@ export interface Options {
    * length is drawn (from the seed and the request) between the two bounds. Default `[8, 40]`.
    */
   readonly answerTokens?: readonly [min: number, max: number] | undefined
-  /** Most requests in flight per project (by `OpenAI-Project`); more get W&B's 429. Default no limit. */
+  /**
+   * How long a thinking model thinks before its first content token, spread over its
+   * thinking tokens (a model's own `thinkingTime` wins). Default 10 ms, so tests stay fast;
+   * real models can think for minutes.
+   */
+  readonly thinkingTime?: Duration.DurationInput | undefined
+  /** How long the thinking is, in tokens, drawn per request between the bounds. Default `[16, 48]`. */
+  readonly reasoningTokens?: readonly [min: number, max: number] | undefined
+  /**
+   * The field the thinking arrives in, in messages and stream deltas. Default `"reasoning"`, as
+   * W&B sends it; `"reasoning_content"` plays an older deployment (vLLM before late 2025).
+   */
+  readonly reasoningField?: "reasoning" | "reasoning_content" | undefined
+  /**
+   * Most requests in flight per project (by `OpenAI-Project`); more get a 429 in the
+   * real service's words, `concurrency limit reached for requests: project limit reached`.
+   * Default no limit.
+   */
   readonly concurrencyLimit?: number | undefined
-  /** Share of chat requests given a fault drawn from `faults`. Default 0. */
+  /**
+   * Most requests in flight per project for a model, by model id, beside the
+   * project's own limit (W&B was observed to allow one request at a time for
+   * `zai-org/GLM-5.2` and eight for DeepSeek). More get the observed 429,
+   * `concurrency limit reached for requests: <model>-project limit reached`.
+   */
+  readonly modelConcurrencyLimits?: Readonly<Record<string, number>> | undefined
+  /**
+   * Share of chat requests given a fault drawn from `faults`. Default 0. The draw is
+   * stratified: of every 10 requests, as close to `faultRate × 10` as the running total
+   * allows get a fault, at shuffled positions, so even a short run sees the rate.
+   */
   readonly faultRate?: number | undefined
   /** The mix drawn from at `faultRate`. Default `Fault.transient`. */
   readonly faults?: ReadonlyArray<Fault.Fault> | undefined
@@ -140,17 +195,36 @@ export class ListenError extends Data.TaggedError("@effect-inference/testing/Lis
 }
 
 /**
- * The default catalogue: model ids W&B Inference lists.
+ * The default catalogue: the models W&B Inference lists (late 2026), with how each
+ * thinks. DeepSeek-V4.x, Kimi-K2.x, GLM-5.2, Qwen3.6 and Nemotron-3 think unless
+ * told not to; gpt-oss and MiniMax-M3 always think; the others never do.
  *
  * @since 0.1.0
  * @category constants
  */
 export const DEFAULT_MODELS: ReadonlyArray<ModelEntry> = [
-  { id: "meta-llama/Llama-3.1-8B-Instruct", created: 1_721_260_800, owned_by: "meta-llama" },
-  { id: "meta-llama/Llama-3.3-70B-Instruct", created: 1_733_443_200, owned_by: "meta-llama" },
-  { id: "deepseek-ai/DeepSeek-V3.1", created: 1_755_648_000, owned_by: "deepseek-ai" },
-  { id: "Qwen/Qwen3-235B-A22B-Instruct-2507", created: 1_753_056_000, owned_by: "Qwen" },
-  { id: "openai/gpt-oss-120b", created: 1_754_352_000, owned_by: "openai" }
+  { id: "deepseek-ai/DeepSeek-V4.1-Flash", created: 1_788_220_800, owned_by: "deepseek-ai", thinking: "default-on" },
+  { id: "deepseek-ai/DeepSeek-V4-Flash-0731", created: 1_785_456_000, owned_by: "deepseek-ai", thinking: "default-on" },
+  { id: "deepseek-ai/DeepSeek-V4-Pro-0813", created: 1_786_579_200, owned_by: "deepseek-ai", thinking: "default-on" },
+  { id: "deepseek-ai/DeepSeek-V3.1", created: 1_755_648_000, owned_by: "deepseek-ai", thinking: "never" },
+  { id: "google/gemma-4-31B-it", created: 1_775_001_600, owned_by: "google", thinking: "never" },
+  { id: "google/gemma-4-26B-A4B-it", created: 1_775_001_600, owned_by: "google", thinking: "never" },
+  { id: "moonshotai/Kimi-K2.6", created: 1_781_049_600, owned_by: "moonshotai", thinking: "default-on" },
+  { id: "moonshotai/Kimi-K2.7-Code", created: 1_789_862_400, owned_by: "moonshotai", thinking: "default-on" },
+  { id: "zai-org/GLM-5.2", created: 1_787_097_600, owned_by: "zai-org", thinking: "default-on" },
+  { id: "MiniMaxAI/MiniMax-M3", created: 1_784_246_400, owned_by: "MiniMaxAI", thinking: "always" },
+  { id: "openai/gpt-oss-120b", created: 1_754_352_000, owned_by: "openai", thinking: "always" },
+  { id: "openai/gpt-oss-20b", created: 1_754_352_000, owned_by: "openai", thinking: "always" },
+  { id: "Qwen/Qwen3.6-35B-A3B", created: 1_782_950_400, owned_by: "Qwen", thinking: "default-on" },
+  { id: "ibm-granite/granite-4.2-8b", created: 1_780_272_000, owned_by: "ibm-granite", thinking: "never" },
+  {
+    id: "nvidia/NVIDIA-Nemotron-3-Ultra-550B-A55B",
+    created: 1_783_555_200,
+    owned_by: "nvidia",
+    thinking: "default-on"
+  },
+  { id: "meta-llama/Llama-3.3-70B-Instruct", created: 1_733_443_200, owned_by: "meta-llama", thinking: "never" },
+  { id: "meta-llama/Llama-3.1-8B-Instruct", created: 1_721_260_800, owned_by: "meta-llama", thinking: "never" }
 ]
 
 /**
@@ -235,20 +309,48 @@ export const make = (options: Options = {}): Effect.Effect<Service, ListenError,
     if (!(Number.isInteger(answerTokens[0]) && answerTokens[0] >= 1 && answerTokens[1] >= answerTokens[0])) {
       return yield* Effect.dieMessage(`InferenceSimulator: answerTokens must be whole numbers, 1 <= min <= max`)
     }
+    const reasoningTokens = options.reasoningTokens ?? [16, 48]
+    if (
+      !(Number.isInteger(reasoningTokens[0]) && reasoningTokens[0] >= 1 && reasoningTokens[1] >= reasoningTokens[0])
+    ) {
+      return yield* Effect.dieMessage(`InferenceSimulator: reasoningTokens must be whole numbers, 1 <= min <= max`)
+    }
+    const modelConcurrencyLimits = options.modelConcurrencyLimits ?? {}
+    for (const [model, limit] of Object.entries(modelConcurrencyLimits)) {
+      if (!(Number.isInteger(limit) && limit >= 1)) {
+        return yield* Effect.dieMessage(
+          `InferenceSimulator: modelConcurrencyLimits["${model}"] must be a whole number of at least 1, got ${limit}`
+        )
+      }
+    }
+    const thinkingMillis = millis(options.thinkingTime ?? "10 millis")
     const host = options.host ?? "127.0.0.1"
     const requestedPort = options.port ?? 0
     const simulator = new Simulator({
       host,
       port: requestedPort,
       apiKeys,
-      models: (options.models ?? DEFAULT_MODELS).map((m) =>
-        typeof m === "string" ? { id: m, created: 1_700_000_000, owned_by: m.split("/")[0] ?? "simulator" } : m
-      ),
+      models: (options.models ?? DEFAULT_MODELS).map((m) => {
+        const entry = typeof m === "string"
+          ? DEFAULT_MODELS.find((known) => known.id === m) ??
+            { id: m, created: 1_700_000_000, owned_by: m.split("/")[0] ?? "simulator" }
+          : m
+        return {
+          id: entry.id,
+          created: entry.created,
+          owned_by: entry.owned_by,
+          thinking: entry.thinking ?? "never",
+          thinkingMillis: entry.thinkingTime === undefined ? thinkingMillis : millis(entry.thinkingTime)
+        }
+      }),
       seed: options.seed ?? 42,
       firstByteMillis: millis(options.firstByte),
       perTokenMillis: millis(options.perToken),
       answerTokens,
+      reasoningTokens,
+      reasoningField: options.reasoningField ?? "reasoning",
       concurrencyLimit: options.concurrencyLimit ?? Infinity,
+      modelConcurrencyLimits,
       faultRate: rate,
       faults: options.faults ?? Fault.transient,
       maxLogEntries: options.maxLogEntries ?? 100_000,

@@ -24,9 +24,13 @@ const usage = `Usage: pnpm simulator [options]
   --faults <list>          comma-separated faults to draw from (default: the transient mix), e.g.
                            Overloaded,RateLimited:2,InternalError,ConnectionReset,Hang
   --concurrency-limit <n>  requests in flight per project before W&B's 429 (default: none)
+  --model-concurrency-limit <model>=<n>
+                           requests in flight per project for one model before its 429; repeat
+                           for more models, e.g. zai-org/GLM-5.2=1
   --seed <n>               seed of answers and fault draws (default 42)
   --first-byte-ms <n>      delay before the first byte of an answer (default 0)
   --per-token-ms <n>       delay per generated token (default 0)
+  --thinking-ms <n>        how long a thinking model thinks before its content (default 10)
   --quiet                  do not print a line per request
   --help                   this text
 
@@ -55,6 +59,8 @@ const parse = (argv: ReadonlyArray<string>): Parsed => {
         "fault-rate": { type: "string" },
         faults: { type: "string" },
         "concurrency-limit": { type: "string" },
+        "model-concurrency-limit": { type: "string", multiple: true },
+        "thinking-ms": { type: "string" },
         seed: { type: "string" },
         "first-byte-ms": { type: "string" },
         "per-token-ms": { type: "string" },
@@ -73,8 +79,18 @@ const parse = (argv: ReadonlyArray<string>): Parsed => {
   const seed = number("seed", values.seed, Number.isInteger)
   const firstByte = number("first-byte-ms", values["first-byte-ms"], (n) => n >= 0)
   const perToken = number("per-token-ms", values["per-token-ms"], (n) => n >= 0)
-  for (const value of [port, rate, limit, seed, firstByte, perToken]) {
+  const thinking = number("thinking-ms", values["thinking-ms"], (n) => n >= 0)
+  for (const value of [port, rate, limit, seed, firstByte, perToken, thinking]) {
     if (typeof value === "string") return { _tag: "Invalid", message: value }
+  }
+  const modelLimits: Record<string, number> = {}
+  for (const pair of values["model-concurrency-limit"] ?? []) {
+    const at = pair.lastIndexOf("=")
+    const n = Number(pair.slice(at + 1))
+    if (at <= 0 || pair.slice(at + 1).trim() === "" || !Number.isInteger(n) || n < 1) {
+      return { _tag: "Invalid", message: `--model-concurrency-limit: not <model>=<n>: "${pair}"` }
+    }
+    modelLimits[pair.slice(0, at)] = n
   }
   const faultNames = values.faults?.split(",").filter((s) => s.trim() !== "")
   const faults = faultNames?.map((name) => [name, Fault.fromString(name)] as const)
@@ -90,6 +106,8 @@ const parse = (argv: ReadonlyArray<string>): Parsed => {
       faultRate: rate as number | undefined,
       faults: faults?.map(([, fault]) => fault!),
       concurrencyLimit: limit as number | undefined,
+      modelConcurrencyLimits: modelLimits,
+      thinkingTime: thinking === undefined ? undefined : `${thinking as number} millis`,
       seed: seed as number | undefined,
       firstByte: firstByte === undefined ? undefined : `${firstByte as number} millis`,
       perToken: perToken === undefined ? undefined : `${perToken as number} millis`

@@ -5,100 +5,21 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Redacted from "effect/Redacted"
 import * as Fault from "../src/Fault.js"
 import * as InferenceSimulator from "../src/InferenceSimulator.js"
 
-const MODEL = "meta-llama/Llama-3.1-8B-Instruct"
-const MESSAGES = [{ role: "user", content: "Hello" }]
-
-interface Reply {
-  readonly status: number
-  readonly contentType: string | null
-  readonly text: string
-}
-
-interface Completion {
-  readonly id: string
-  readonly object: string
-  readonly created: number
-  readonly model: string
-  readonly choices: ReadonlyArray<{
-    readonly index: number
-    readonly message: { readonly role: string; readonly content: string }
-    readonly finish_reason: string
-  }>
-  readonly usage: { readonly prompt_tokens: number; readonly completion_tokens: number; readonly total_tokens: number }
-}
-
-interface Chunk {
-  readonly id: string
-  readonly object: string
-  readonly model: string
-  readonly choices: ReadonlyArray<{
-    readonly index: number
-    readonly delta: { readonly role?: string; readonly content?: string }
-    readonly finish_reason: string | null
-  }>
-  readonly usage?: Completion["usage"] | null
-}
-
-/** One server-sent event: its `event:` name (if any) and its `data:` text. */
-interface Event {
-  readonly event: string | undefined
-  readonly data: string
-}
-
-/** Runs `f` against a fresh simulator, closed afterwards. */
-const withSimulator = <A, E>(
-  f: (simulator: InferenceSimulator.Service) => Effect.Effect<A, E>,
-  options: InferenceSimulator.Options = {}
-) => Effect.scoped(Effect.flatMap(InferenceSimulator.make(options), f))
-
-const request = (
-  simulator: InferenceSimulator.Service,
-  path: string,
-  init: { readonly method?: string; readonly body?: unknown; readonly key?: string | undefined } = {}
-): Effect.Effect<Reply> =>
-  Effect.promise(async () => {
-    const response = await fetch(`${simulator.url}${path}`, {
-      method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-      headers: {
-        authorization: `Bearer ${init.key ?? Redacted.value(simulator.apiKey)}`,
-        "content-type": "application/json"
-      },
-      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) })
-    })
-    return { status: response.status, contentType: response.headers.get("content-type"), text: await response.text() }
-  })
-
-const chat = (simulator: InferenceSimulator.Service, body: Record<string, unknown> = {}, key?: string) =>
-  request(simulator, "/chat/completions", { body: { model: MODEL, messages: MESSAGES, ...body }, key })
-
-const completion = (simulator: InferenceSimulator.Service, body: Record<string, unknown> = {}) =>
-  Effect.map(chat(simulator, body), (reply) => {
-    assert.strictEqual(reply.status, 200, reply.text)
-    return JSON.parse(reply.text) as Completion
-  })
-
-const errorMessage = (reply: Reply): unknown =>
-  (JSON.parse(reply.text) as { error?: { message?: unknown } }).error?.message
-
-const events = (text: string): ReadonlyArray<Event> =>
-  text.split("\n\n").filter((block) => block.trim() !== "").map((block) => {
-    const lines = block.split("\n")
-    const event = lines.find((line) => line.startsWith("event: "))?.slice("event: ".length)
-    const data = lines.filter((line) => line.startsWith("data: ")).map((line) => line.slice("data: ".length)).join("\n")
-    return { event, data }
-  })
-
-const chunks = (all: ReadonlyArray<Event>): ReadonlyArray<Chunk> =>
-  all.filter((e) => e.event === undefined && e.data !== "[DONE]").map((e) => JSON.parse(e.data) as Chunk)
-
-const content = (all: ReadonlyArray<Chunk>): string => all.map((c) => c.choices[0]?.delta.content ?? "").join("")
-
-const contentChunks = (all: ReadonlyArray<Chunk>): number =>
-  all.filter((c) => (c.choices[0]?.delta.content ?? "") !== "").length
+import {
+  chat,
+  chunks,
+  completion,
+  content,
+  contentChunks,
+  errorMessage,
+  events,
+  MODEL,
+  request,
+  withSimulator
+} from "./utils/Simulator.js"
 
 describe("InferenceSimulator", () => {
   describe("GET /v1/models", () => {
@@ -109,7 +30,12 @@ describe("InferenceSimulator", () => {
           assert.strictEqual(reply.status, 200)
           assert.deepStrictEqual(JSON.parse(reply.text), {
             object: "list",
-            data: InferenceSimulator.DEFAULT_MODELS.map((m) => ({ ...m, object: "model" }))
+            data: InferenceSimulator.DEFAULT_MODELS.map((m) => ({
+              id: m.id,
+              object: "model",
+              created: m.created,
+              owned_by: m.owned_by
+            }))
           })
           assert.isAbove(InferenceSimulator.DEFAULT_MODELS.length, 0)
         })
@@ -283,25 +209,74 @@ describe("InferenceSimulator", () => {
         })
       ))
 
-    it.live("Fault.sseErrorFrame: 2 content chunks, then an `event: error` frame with an error body", () =>
+    it.live("Fault.sseErrorFrame: 2 content chunks, then vLLM's data-only error frame (numeric code) and [DONE]", () =>
       withSimulator((simulator) =>
         Effect.gen(function*() {
           yield* simulator.script(Fault.sseErrorFrame())
           const reply = yield* chat(simulator, { stream: true })
           assert.strictEqual(reply.status, 200)
           const all = events(reply.text)
-          const last = all[all.length - 1]!
+          assert.isTrue(all.every((e) => e.event === undefined), "no `event:` line")
+          assert.deepStrictEqual(all.slice(-2).map((e) => e.data === "[DONE]" ? e.data : JSON.parse(e.data)), [
+            {
+              error: {
+                message: "The server had an error while processing your request",
+                type: "server_error",
+                param: null,
+                code: 500
+              }
+            },
+            "[DONE]"
+          ])
+          assert.strictEqual(contentChunks(chunks(all.slice(0, -2))), 2)
+        })
+      ))
+
+    it.live("Fault.sseErrorFrame({ status: 503 }): the frame says what the HTTP 503 says, with code 503", () =>
+      withSimulator((simulator) =>
+        Effect.gen(function*() {
+          yield* simulator.script(Fault.overloaded, Fault.sseErrorFrame({ status: 503, afterChunks: 0 }))
+          const http = JSON.parse((yield* chat(simulator)).text) as { error: { message: string; type: string } }
+          const all = events((yield* chat(simulator, { stream: true })).text)
+          const frame = JSON.parse(all[all.length - 2]!.data) as { error: Record<string, unknown> }
+          assert.deepStrictEqual(frame.error, {
+            message: "The engine is currently overloaded, please try again later",
+            type: http.error.type,
+            param: null,
+            code: 503
+          })
+          assert.strictEqual(frame.error.message, http.error.message)
+        })
+      ))
+
+    it.live("Fault.sseErrorFrame formats: OpenAI's `event: error` without [DONE]; older vLLM's top-level error", () =>
+      withSimulator((simulator) =>
+        Effect.gen(function*() {
+          yield* simulator.script(
+            Fault.sseErrorFrame({ format: "openai", code: "server_error" }),
+            Fault.sseErrorFrame({ format: "vllm-legacy", status: 400, message: "bad" })
+          )
+          const openai = events((yield* chat(simulator, { stream: true })).text)
+          const last = openai[openai.length - 1]!
           assert.strictEqual(last.event, "error")
           assert.deepStrictEqual(JSON.parse(last.data), {
             error: {
               message: "The server had an error while processing your request",
               type: "server_error",
               param: null,
-              code: "500"
+              code: "server_error"
             }
           })
-          assert.strictEqual(contentChunks(chunks(all)), 2)
-          assert.isFalse(all.some((e) => e.data === "[DONE]"))
+          assert.isFalse(openai.some((e) => e.data === "[DONE]"))
+          const legacy = events((yield* chat(simulator, { stream: true })).text)
+          assert.deepStrictEqual(JSON.parse(legacy[legacy.length - 2]!.data), {
+            object: "error",
+            message: "bad",
+            type: "invalid_request_error",
+            param: null,
+            code: 400
+          })
+          assert.strictEqual(legacy[legacy.length - 1]!.data, "[DONE]")
         })
       ))
 

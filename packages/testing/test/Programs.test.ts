@@ -65,16 +65,20 @@ describe("programs", () => {
         assert.include(lines[0], "No WANDB_API_KEY: running against the W&B Inference simulator")
         const order = [
           "1. A plain call",
-          "2. A 503",
-          "3. A 429",
-          "4. A quota error and an authentication error",
-          "5. A call that times out",
-          "6. 20 concurrent calls",
-          "7. A response cache",
-          "8. A budget of 200 tokens",
-          "9. Usage, from the UsageTracker"
+          "2. A reasoning model",
+          "3. A 503",
+          "4. A 429",
+          "5. A quota error and an authentication error",
+          "6. A call that times out",
+          "7. 20 concurrent calls",
+          "8. A response cache",
+          "9. A budget of 200 tokens",
+          "10. Usage, from the UsageTracker"
         ].map((title) => result.stdout.indexOf(title))
         assert.isTrue(order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)), `sections in order: ${order}`)
+        // the reasoning model's thinking came first, then its answer, from one request despite a 1 s firstChunkTimeout
+        assert.match(result.stdout, /thinking…[\s\S]*thought \d+ characters[\s\S]*answer "[^"]+" after \d+ ms/)
+        assert.include(result.stdout, "requests sent: 1")
         assert.include(result.stdout, "succeeded on attempt 3")
         assert.include(result.stdout, "retrying in 2s")
         assert.include(result.stdout, "caught QuotaExceededError after 1 attempt(s)")

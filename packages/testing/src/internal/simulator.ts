@@ -10,20 +10,37 @@
 import * as http from "node:http"
 import type { Socket } from "node:net"
 import type { Fault } from "../Fault.js"
-import type { LogEntry, ModelEntry, Outcome } from "../InferenceSimulator.js"
+import type { LogEntry, Outcome, Thinking } from "../InferenceSimulator.js"
+import * as FaultDraw from "./faultDraw.js"
 import * as generate from "./generate.js"
+import { PrefixCache } from "./prefixCache.js"
+import * as replies from "./replies.js"
+import type { StatusReply } from "./replies.js"
+import * as Request from "./request.js"
+
+/** A model as the simulator runs it. @internal */
+export interface Model {
+  readonly id: string
+  readonly created: number
+  readonly owned_by: string
+  readonly thinking: Thinking
+  readonly thinkingMillis: number
+}
 
 /** @internal */
 export interface Config {
   readonly host: string
   readonly port: number
   readonly apiKeys: ReadonlyArray<string>
-  readonly models: ReadonlyArray<ModelEntry>
+  readonly models: ReadonlyArray<Model>
   readonly seed: number
   readonly firstByteMillis: number
   readonly perTokenMillis: number
   readonly answerTokens: readonly [number, number]
+  readonly reasoningTokens: readonly [number, number]
+  readonly reasoningField: "reasoning" | "reasoning_content"
   readonly concurrencyLimit: number
+  readonly modelConcurrencyLimits: Readonly<Record<string, number>>
   readonly faultRate: number
   readonly faults: ReadonlyArray<Fault>
   readonly maxLogEntries: number
@@ -31,121 +48,6 @@ export interface Config {
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
-
-const MESSAGES = {
-  unauthorized: "Authentication failed",
-  quota: "You exceeded your current quota, please check your plan and billing details",
-  region: "Country, region, or territory not supported",
-  notEnabled: "The inference gateway is not enabled for your organization",
-  notFound: "The requested resource was not found",
-  concurrency: "Concurrency limit reached for requests",
-  personal: "W&B Inference isn't available for personal accounts",
-  internal: "The server had an error while processing your request",
-  overloaded: "The engine is currently overloaded, please try again later"
-} as const
-
-const errorBody = (message: string, type: string, code: string | null = null, param: string | null = null) => ({
-  error: { message, type, param, code }
-})
-
-const html = (status: number, title: string) =>
-  `<html>\r\n<head><title>${status} ${title}</title></head>\r\n<body>\r\n<center><h1>${status} ${title}</h1></center>\r\n</body>\r\n</html>\r\n`
-
-interface StatusReply {
-  readonly status: number
-  readonly body: string
-  readonly contentType: string
-  readonly headers?: Record<string, string>
-}
-
-const json = (status: number, body: unknown, headers?: Record<string, string>): StatusReply => ({
-  status,
-  body: JSON.stringify(body),
-  contentType: "application/json",
-  ...(headers === undefined ? {} : { headers })
-})
-
-/** The status and body W&B answers for each status fault. */
-const statusReply = (fault: Fault, now: number): StatusReply | undefined => {
-  switch (fault._tag) {
-    case "BadRequest":
-      return json(
-        400,
-        errorBody(
-          "Invalid value for 'max_tokens': must be a positive integer",
-          "invalid_request_error",
-          null,
-          "max_tokens"
-        )
-      )
-    case "Unauthorized":
-      return json(401, errorBody(MESSAGES.unauthorized, "authentication_error"))
-    case "QuotaExceeded":
-      return json(402, errorBody(MESSAGES.quota, "insufficient_quota", "insufficient_quota"))
-    case "RegionNotSupported":
-      return json(403, errorBody(MESSAGES.region, "permission_error", "unsupported_country_region_territory"))
-    case "GatewayNotEnabled":
-      return json(403, errorBody(MESSAGES.notEnabled, "permission_error"))
-    case "ModelNotFound":
-      return json(404, errorBody(MESSAGES.notFound, "not_found_error", "model_not_found"))
-    case "Unprocessable":
-      return json(422, {
-        detail: [{
-          loc: ["body", "temperature"],
-          msg: "Input should be less than or equal to 2",
-          type: "less_than_equal"
-        }]
-      })
-    case "RateLimited": {
-      const headers: Record<string, string> = {}
-      const wait = fault.retryAfter
-      if (wait?.seconds !== undefined) headers["retry-after"] = String(wait.seconds)
-      if (wait?.millis !== undefined) headers["retry-after-ms"] = String(wait.millis)
-      if (wait?.httpDateIn !== undefined) headers["retry-after"] = new Date(now + wait.httpDateIn * 1000).toUTCString()
-      return json(429, errorBody(MESSAGES.concurrency, "rate_limit_error"), headers)
-    }
-    case "QuotaExceeded429":
-      return json(429, errorBody(MESSAGES.quota, "insufficient_quota", "insufficient_quota"))
-    case "PersonalAccount":
-      return json(429, errorBody(MESSAGES.personal, "permission_error"))
-    case "InternalError":
-      return json(500, errorBody(MESSAGES.internal, "server_error"))
-    case "BadGateway":
-      return { status: 502, body: html(502, "Bad Gateway"), contentType: "text/html" }
-    case "Overloaded":
-      return json(503, errorBody(MESSAGES.overloaded, "server_error", "engine_overloaded"))
-    case "GatewayTimeout":
-      return { status: 504, body: html(504, "Gateway Time-out"), contentType: "text/html" }
-    case "NonJsonBody":
-      return { status: 200, body: "<html><body>Service is up</body></html>", contentType: "text/html" }
-    case "WrongShapeBody":
-      return json(200, { result: "ok", choices: "none" })
-    default:
-      return undefined
-  }
-}
-
-/** The OpenAI error `type` for a status. */
-const typeOfStatus = (status: number): string => {
-  switch (status) {
-    case 400:
-      return "invalid_request_error"
-    case 401:
-      return "authentication_error"
-    case 402:
-      return "insufficient_quota"
-    case 403:
-      return "permission_error"
-    case 404:
-      return "not_found_error"
-    case 429:
-      return "rate_limit_error"
-    case 503:
-      return "overloaded_error"
-    default:
-      return "server_error"
-  }
-}
 
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   ms <= 0 || signal.aborted ? Promise.resolve() : new Promise((resolve) => {
@@ -176,32 +78,26 @@ const write = (res: http.ServerResponse, chunk: string, signal: AbortSignal): Pr
 
 const sse = (data: unknown): string => `data: ${JSON.stringify(data)}\n\n`
 
-interface ChatRequest extends generate.GenerateRequest {
-  readonly stream?: boolean | undefined
-  readonly stream_options?: { readonly include_usage?: boolean | undefined } | undefined
-}
-
-const isChatRequest = (u: unknown): u is ChatRequest =>
-  typeof u === "object" && u !== null && typeof (u as { model?: unknown }).model === "string" &&
-  Array.isArray((u as { messages?: unknown }).messages) && (u as { messages: Array<unknown> }).messages.length > 0
-
 /** @internal */
 export class Simulator {
   private readonly server: http.Server
   private readonly sockets = new Set<Socket>()
   private readonly pending = new Set<AbortController>()
   private readonly inFlightByProject = new Map<string, number>()
+  /** In flight per project and model (`<project>\0<model>`), for `modelConcurrencyLimits`. */
+  private readonly inFlightByModel = new Map<string, number>()
+  private readonly cache = new PrefixCache()
+  private draw: FaultDraw.State
   private readonly entries: Array<Mutable<LogEntry>> = []
   private readonly queue: Array<Fault | "ok"> = []
-  private faultRate: number
   private faults: ReadonlyArray<Fault>
   private readonly chaos: () => number
   private nextId = 1
   port = 0
 
   constructor(private readonly config: Config) {
-    this.faultRate = config.faultRate
     this.faults = config.faults
+    this.draw = FaultDraw.initial(config.faultRate)
     this.chaos = generate.prng(config.seed ^ 0x9E3779B9)
     this.server = http.createServer({ keepAliveTimeout: 5_000 }, (req, res) => this.handle(req, res))
     this.server.on("connection", (socket) => {
@@ -237,7 +133,7 @@ export class Simulator {
   }
 
   setChaos(rate: number, faults: ReadonlyArray<Fault> | undefined): void {
-    this.faultRate = rate
+    this.draw = FaultDraw.initial(rate)
     if (faults !== undefined) this.faults = faults
   }
 
@@ -293,20 +189,27 @@ export class Simulator {
     // Trim in batches so a full log costs amortised O(1) per request, not a copy of the array each time.
     const max = this.config.maxLogEntries
     if (this.entries.length > max + Math.ceil(max / 10)) this.entries.splice(0, this.entries.length - max)
-    let released = true
-    const acquire = (): boolean => {
-      const key = project ?? ""
-      const current = this.inFlightByProject.get(key) ?? 0
-      if (current >= this.config.concurrencyLimit) return false
-      this.inFlightByProject.set(key, current + 1)
-      released = false
-      return true
+    // The slots this request holds, freed when its connection closes.
+    let held: { readonly projectKey: string; readonly modelKey: string } | undefined
+    const acquire = (model: string): "ok" | "model" | "project" => {
+      const projectKey = project ?? ""
+      const modelKey = `${projectKey}\u0000${model}`
+      const modelLimit = this.config.modelConcurrencyLimits[model] ?? Infinity
+      if ((this.inFlightByModel.get(modelKey) ?? 0) >= modelLimit) return "model"
+      if ((this.inFlightByProject.get(projectKey) ?? 0) >= this.config.concurrencyLimit) return "project"
+      this.inFlightByProject.set(projectKey, (this.inFlightByProject.get(projectKey) ?? 0) + 1)
+      this.inFlightByModel.set(modelKey, (this.inFlightByModel.get(modelKey) ?? 0) + 1)
+      held = { projectKey, modelKey }
+      return "ok"
     }
     res.on("close", () => {
-      if (!released) {
-        released = true
-        const key = project ?? ""
-        this.inFlightByProject.set(key, (this.inFlightByProject.get(key) ?? 1) - 1)
+      if (held !== undefined) {
+        const { modelKey, projectKey } = held
+        held = undefined
+        this.inFlightByProject.set(projectKey, (this.inFlightByProject.get(projectKey) ?? 1) - 1)
+        const left = (this.inFlightByModel.get(modelKey) ?? 1) - 1
+        if (left > 0) this.inFlightByModel.set(modelKey, left)
+        else this.inFlightByModel.delete(modelKey)
       }
       controller.abort()
       this.pending.delete(controller)
@@ -348,52 +251,59 @@ export class Simulator {
     res.end(reply.body)
   }
 
+  private model(id: string): Model | undefined {
+    return this.config.models.find((m) => m.id === id)
+  }
+
   private async route(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     entry: Mutable<LogEntry>,
     body: unknown,
     parsed: boolean,
-    acquire: () => boolean,
+    acquire: (model: string) => "ok" | "model" | "project",
     signal: AbortSignal
   ): Promise<void> {
     const auth = req.headers["authorization"]
     if (typeof auth !== "string" || !this.config.apiKeys.some((key) => auth === `Bearer ${key}`)) {
-      return this.finish(res, entry, "unauthorized", statusReply({ _tag: "Unauthorized" }, Date.now())!)
+      return this.finish(res, entry, "unauthorized", replies.statusReply({ _tag: "Unauthorized" }, "", Date.now())!)
     }
     if (req.method === "GET" && entry.path === "/v1/models") {
       return this.finish(
         res,
         entry,
         "ok",
-        json(200, {
+        replies.json(200, {
           object: "list",
           data: this.config.models.map((m) => ({ id: m.id, object: "model", created: m.created, owned_by: m.owned_by }))
         })
       )
     }
     if (req.method !== "POST" || entry.path !== "/v1/chat/completions") {
-      return this.finish(res, entry, "not-found", json(404, errorBody(MESSAGES.notFound, "not_found_error")))
-    }
-    if (!parsed || !isChatRequest(body)) {
       return this.finish(
         res,
         entry,
-        "invalid-request",
-        json(
-          400,
-          errorBody("Invalid request: 'model' and a non-empty 'messages' are required", "invalid_request_error")
-        )
+        "not-found",
+        replies.json(404, replies.errorBody(replies.MESSAGES.notFound, "not_found_error"))
       )
     }
-    entry.stream = body.stream === true
-    if (!acquire()) {
-      return this.finish(res, entry, "concurrency-limited", statusReply({ _tag: "RateLimited" }, Date.now())!)
+    entry.stream = typeof body === "object" && body !== null && (body as { stream?: unknown }).stream === true
+    const checked = Request.check(body, parsed, (id) => this.model(id) !== undefined)
+    if (checked._tag === "Invalid") return this.finish(res, entry, checked.outcome, checked.reply)
+    const request = checked.request
+    const slot = acquire(request.model)
+    if (slot !== "ok") {
+      return this.finish(
+        res,
+        entry,
+        "concurrency-limited",
+        replies.concurrencyLimited(slot === "model" ? request.model : null)
+      )
     }
     const fault = this.pickFault()
     if (fault !== undefined) {
       entry.fault = fault._tag
-      const reply = statusReply(fault, Date.now())
+      const reply = replies.statusReply(fault, request.model, Date.now())
       if (reply !== undefined) return this.finish(res, entry, "fault", reply)
       if (fault._tag === "Hang") {
         entry.outcome = "fault"
@@ -404,69 +314,116 @@ export class Simulator {
         res.destroy()
         return
       }
-      if (fault._tag === "SseErrorFrame" && !entry.stream) {
+      if (fault._tag === "SseErrorFrame" && !request.stream) {
         return this.finish(
           res,
           entry,
           "fault",
-          json(fault.status, errorBody(fault.message, typeOfStatus(fault.status), fault.code ?? null))
+          replies.json(
+            fault.status,
+            replies.errorBody(fault.message, replies.typeOfStatus(fault.status), fault.code ?? null)
+          )
         )
       }
     }
-    if (!this.config.models.some((m) => m.id === body.model)) {
-      return this.finish(res, entry, "unknown-model", statusReply({ _tag: "ModelNotFound" }, Date.now())!)
-    }
-    return entry.stream
-      ? this.stream(res, entry, body, fault, signal)
-      : this.complete(res, entry, body, fault, signal)
+    const model = this.model(request.model)!
+    return request.stream
+      ? this.stream(res, entry, request, model, fault, signal)
+      : this.complete(res, entry, request, model, fault, signal)
   }
 
   private pickFault(): Fault | undefined {
     const next = this.queue.shift()
     if (next !== undefined) return next === "ok" ? undefined : next
-    if (this.faultRate > 0 && this.faults.length > 0 && this.chaos() < this.faultRate) {
-      return this.faults[Math.floor(this.chaos() * this.faults.length)]
-    }
-    return undefined
+    if (this.faults.length === 0) return undefined
+    const [draw, faulty] = FaultDraw.step(this.draw, this.chaos)
+    this.draw = draw
+    return faulty ? this.faults[Math.floor(this.chaos() * this.faults.length)] : undefined
   }
 
-  private choices(body: ChatRequest): ReadonlyArray<generate.Generated> {
-    const n = typeof body.n === "number" && body.n >= 1 ? Math.floor(body.n) : 1
-    return Array.from({ length: n }, (_, i) => generate.generate(body, this.config.seed, i, this.config.answerTokens))
+  /** The choices of an answer, and the cached part of its prompt (looked up, and remembered, as the engine starts). */
+  private answer(request: Request.ChatRequest, model: Model) {
+    const thinks = model.thinking === "always" ||
+      (model.thinking === "default-on" && request.enableThinking !== false) ||
+      (model.thinking === "default-off" && request.enableThinking === true)
+    const n = typeof request.n === "number" && request.n >= 1 ? Math.floor(request.n) : 1
+    const choices = Array.from({ length: n }, (_, i) =>
+      generate.answer(request, this.config.seed, i, {
+        shape: request.shape,
+        thinks,
+        answerTokens: this.config.answerTokens,
+        reasoningTokens: this.config.reasoningTokens
+      }))
+    const cached = this.cache.lookupAndStore(
+      `${request.model}\u0000${request.cacheSalt ?? ""}`,
+      generate.promptSequence(request.messages)
+    )
+    return { choices, cached, thinkingMillis: thinks ? model.thinkingMillis : 0 }
   }
 
-  private usage(body: ChatRequest, choices: ReadonlyArray<generate.Generated>, entry: Mutable<LogEntry>) {
-    const prompt = generate.promptTokens(body.messages)
+  private usage(
+    request: Request.ChatRequest,
+    choices: ReadonlyArray<generate.Generated>,
+    cached: number,
+    entry: Mutable<LogEntry>
+  ) {
+    const prompt = generate.promptTokens(request.messages)
     const completion = choices.reduce((sum, c) => sum + generate.completionTokens(c), 0)
-    const usage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
+    const usage = {
+      prompt_tokens: prompt,
+      completion_tokens: completion,
+      total_tokens: prompt + completion,
+      prompt_tokens_details: { cached_tokens: cached },
+      completion_tokens_details: { reasoning_tokens: choices.reduce((sum, c) => sum + c.reasoning.length, 0) }
+    }
     entry.usage = usage
     return usage
+  }
+
+  private message(choice: generate.Generated) {
+    const reasoning = choice.reasoning.length > 0 ? choice.reasoning.join("") : null
+    const text = choice.tokens.join("")
+    return {
+      role: "assistant",
+      content: choice.toolCall === undefined ? text : null,
+      [this.config.reasoningField]: reasoning,
+      refusal: null,
+      ...(choice.toolCall === undefined ? {} : {
+        tool_calls: [{
+          id: choice.toolCall.id,
+          type: "function",
+          function: { name: choice.toolCall.name, arguments: text }
+        }]
+      })
+    }
   }
 
   private async complete(
     res: http.ServerResponse,
     entry: Mutable<LogEntry>,
-    body: ChatRequest,
+    request: Request.ChatRequest,
+    model: Model,
     fault: Fault | undefined,
     signal: AbortSignal
   ): Promise<void> {
-    const choices = this.choices(body)
-    const longest = Math.max(...choices.map((c) => c.tokens.length))
-    await sleep(this.config.firstByteMillis + this.config.perTokenMillis * longest, signal)
+    const { cached, choices, thinkingMillis } = this.answer(request, model)
+    const longest = Math.max(...choices.map((c) => generate.completionTokens(c)))
+    await sleep(this.config.firstByteMillis + thinkingMillis + this.config.perTokenMillis * longest, signal)
     if (signal.aborted) return
     const id = `chatcmpl-sim-${entry.id}`
     const text = JSON.stringify({
       id,
       object: "chat.completion",
       created: Math.floor(Date.now() / 1000),
-      model: body.model,
+      model: request.model,
+      system_fingerprint: null,
       choices: choices.map((c, index) => ({
         index,
-        message: { role: "assistant", content: c.tokens.join("") },
-        finish_reason: c.finishReason,
-        logprobs: null
+        message: this.message(c),
+        logprobs: null,
+        finish_reason: c.finishReason
       })),
-      usage: this.usage(body, choices, entry)
+      usage: this.usage(request, choices, cached, entry)
     })
     if (fault !== undefined) {
       // The body-breaking faults: half the JSON, then a stall, a reset, or a clean end.
@@ -484,21 +441,22 @@ export class Simulator {
   private async stream(
     res: http.ServerResponse,
     entry: Mutable<LogEntry>,
-    body: ChatRequest,
+    request: Request.ChatRequest,
+    model: Model,
     fault: Fault | undefined,
     signal: AbortSignal
   ): Promise<void> {
-    const choices = this.choices(body)
+    const { cached, choices, thinkingMillis } = this.answer(request, model)
     const id = `chatcmpl-sim-${entry.id}`
     const created = Math.floor(Date.now() / 1000)
-    const includeUsage = body.stream_options?.include_usage === true
     const chunk = (index: number, delta: Record<string, unknown>, finishReason: string | null) => ({
       id,
       object: "chat.completion.chunk",
       created,
-      model: body.model,
-      choices: [{ index, delta, finish_reason: finishReason, logprobs: null }],
-      ...(includeUsage ? { usage: null } : {})
+      model: request.model,
+      system_fingerprint: null,
+      choices: [{ index, delta, logprobs: null, finish_reason: finishReason }],
+      ...(request.includeUsage ? { usage: null } : {})
     })
     entry.status = 200
     entry.outcome = fault === undefined ? "ok" : "fault"
@@ -510,30 +468,53 @@ export class Simulator {
     res.flushHeaders()
     await sleep(this.config.firstByteMillis, signal)
     let sent = 0
+    /** One token's chunk, unless the fault breaks the stream here; `false` once the stream is over. */
+    const token = async (index: number, delta: Record<string, unknown>, pause: number): Promise<boolean> => {
+      if (signal.aborted) return false
+      if (fault !== undefined && sent === faultAfter(fault)) {
+        await this.breakStream(res, fault, signal)
+        return false
+      }
+      await write(res, sse(chunk(index, delta, null)), signal)
+      sent++
+      await sleep(pause, signal)
+      return true
+    }
     for (let index = 0; index < choices.length; index++) {
-      await write(res, sse(chunk(index, { role: "assistant", content: "" }, null)), signal)
-      for (const token of choices[index]!.tokens) {
-        if (signal.aborted) return
-        if (fault !== undefined && sent === faultAfter(fault)) return this.breakStream(res, fault, signal)
-        await write(res, sse(chunk(index, { content: token }, null)), signal)
-        sent++
-        await sleep(this.config.perTokenMillis, signal)
+      const choice = choices[index]!
+      const call = choice.toolCall
+      await write(res, sse(chunk(index, { role: "assistant", content: call === undefined ? "" : null }, null)), signal)
+      // The thinking time is spread over the thinking tokens, so it shows as a slow start of the content.
+      const thinkPause = this.config.perTokenMillis + thinkingMillis / Math.max(1, choice.reasoning.length)
+      for (const piece of choice.reasoning) {
+        if (!(await token(index, { [this.config.reasoningField]: piece }, thinkPause))) return
+      }
+      if (call !== undefined) {
+        const header = { index: 0, id: call.id, type: "function", function: { name: call.name, arguments: "" } }
+        await write(res, sse(chunk(index, { tool_calls: [header] }, null)), signal)
+      }
+      for (const piece of choice.tokens) {
+        const delta = call === undefined
+          ? { content: piece }
+          : { tool_calls: [{ index: 0, function: { arguments: piece } }] }
+        if (!(await token(index, delta, this.config.perTokenMillis))) return
       }
     }
     if (fault !== undefined) return this.breakStream(res, fault, signal)
     for (let index = 0; index < choices.length; index++) {
       await write(res, sse(chunk(index, {}, choices[index]!.finishReason)), signal)
     }
-    if (includeUsage) {
+    if (request.includeUsage) {
       await write(
         res,
         sse({
           id,
           object: "chat.completion.chunk",
           created,
-          model: body.model,
+          model: request.model,
+          system_fingerprint: null,
           choices: [],
-          usage: this.usage(body, choices, entry)
+          usage: this.usage(request, choices, cached, entry)
         }),
         signal
       )
@@ -545,14 +526,7 @@ export class Simulator {
   private async breakStream(res: http.ServerResponse, fault: Fault, signal: AbortSignal): Promise<void> {
     switch (fault._tag) {
       case "SseErrorFrame":
-        await write(
-          res,
-          // The type names the status, as OpenAI's do; the code is the status itself, as vLLM sends it.
-          `event: error\n${
-            sse(errorBody(fault.message, typeOfStatus(fault.status), fault.code ?? String(fault.status)))
-          }`,
-          signal
-        )
+        await write(res, replies.errorFrame(fault), signal)
         if (!res.destroyed) res.end()
         return
       case "SseCutBeforeDone":
@@ -575,7 +549,7 @@ export class Simulator {
   }
 }
 
-/** How many content chunks a body-breaking fault lets through. */
+/** How many token chunks (thinking, content or arguments) a body-breaking fault lets through. */
 const faultAfter = (fault: Fault): number =>
   fault._tag === "StallMidBody" || fault._tag === "SseErrorFrame" || fault._tag === "SseCutBeforeDone"
     ? fault.afterChunks

@@ -44,7 +44,10 @@ describe("concurrency limit", () => {
         const failures = results.filter(Either.isLeft)
         assert.isAbove(limited.length, 0, "calls refused with 429")
         assert.strictEqual(failures.length, limited.length, "every failure is a RateLimitError")
-        for (const message of limited) assert.strictEqual(message, "Concurrency limit reached for requests")
+        // the project's limit, in the lower-case shape the real service answers with
+        for (const message of limited) {
+          assert.strictEqual(message, "concurrency limit reached for requests: project limit reached")
+        }
         assert.strictEqual(log.length, CALLS, "one request per call (no retries)")
         assert.strictEqual(log.filter((e) => e.outcome === "concurrency-limited").length, limited.length)
         assert.isTrue(log.filter((e) => e.outcome === "concurrency-limited").every((e) => e.status === 429))
