@@ -11,28 +11,9 @@ import * as Schema from "effect/Schema"
 import OpenAI from "openai"
 import type * as InferenceSimulator from "../src/InferenceSimulator.js"
 import type { Chunk, Completion } from "./utils/Simulator.js"
-import { chat, chunks, completion, events, MODEL, request, withSimulator } from "./utils/Simulator.js"
+import { CATALOGUE, chat, chunks, completion, events, MODEL, request, withSimulator } from "./utils/Simulator.js"
 
-/** The catalogue of /work/shared/wandb-inference.md (late 2026), and the models it says reason. */
-const CATALOGUE = [
-  "deepseek-ai/DeepSeek-V4.1-Flash",
-  "deepseek-ai/DeepSeek-V4-Flash-0731",
-  "deepseek-ai/DeepSeek-V4-Pro-0813",
-  "deepseek-ai/DeepSeek-V3.1",
-  "google/gemma-4-31B-it",
-  "google/gemma-4-26B-A4B-it",
-  "moonshotai/Kimi-K2.6",
-  "moonshotai/Kimi-K2.7-Code",
-  "zai-org/GLM-5.2",
-  "MiniMaxAI/MiniMax-M3",
-  "openai/gpt-oss-120b",
-  "openai/gpt-oss-20b",
-  "Qwen/Qwen3.6-35B-A3B",
-  "ibm-granite/granite-4.2-8b",
-  "nvidia/NVIDIA-Nemotron-3-Ultra-550B-A55B",
-  "meta-llama/Llama-3.3-70B-Instruct",
-  "meta-llama/Llama-3.1-8B-Instruct"
-]
+/** The models of the catalogue that reason. */
 const REASONS = /DeepSeek-V4|Kimi-K2\.|GLM-5\.2|MiniMax-M3|gpt-oss|Qwen3\.6|Nemotron-3/
 const THINKER = "zai-org/GLM-5.2"
 

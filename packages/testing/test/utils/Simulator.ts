@@ -10,6 +10,27 @@ import * as InferenceSimulator from "../../src/InferenceSimulator.js"
 export const MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 export const MESSAGES = [{ role: "user", content: "Hello" }]
 
+/** W&B's catalogue of late 2026, as the simulator serves it by default. */
+export const CATALOGUE: ReadonlyArray<string> = [
+  "deepseek-ai/DeepSeek-V4.1-Flash",
+  "deepseek-ai/DeepSeek-V4-Flash-0731",
+  "deepseek-ai/DeepSeek-V4-Pro-0813",
+  "deepseek-ai/DeepSeek-V3.1",
+  "google/gemma-4-31B-it",
+  "google/gemma-4-26B-A4B-it",
+  "moonshotai/Kimi-K2.6",
+  "moonshotai/Kimi-K2.7-Code",
+  "zai-org/GLM-5.2",
+  "MiniMaxAI/MiniMax-M3",
+  "openai/gpt-oss-120b",
+  "openai/gpt-oss-20b",
+  "Qwen/Qwen3.6-35B-A3B",
+  "ibm-granite/granite-4.2-8b",
+  "nvidia/NVIDIA-Nemotron-3-Ultra-550B-A55B",
+  "meta-llama/Llama-3.3-70B-Instruct",
+  "meta-llama/Llama-3.1-8B-Instruct"
+]
+
 export interface Reply {
   readonly status: number
   readonly contentType: string | null
