@@ -15,6 +15,32 @@ export const completionJson = JSON.stringify({
   usage: { prompt_tokens: 12, completion_tokens: 4, total_tokens: 16 }
 })
 
+/**
+ * The same answer in the shape real OpenAI-compatible servers (vLLM, W&B) send: token details in the usage,
+ * `reasoning`, `refusal` and `logprobs` as `null`, a `system_fingerprint`.
+ */
+export const realCompletionJson = JSON.stringify({
+  id: "chatcmpl-1",
+  object: "chat.completion",
+  created: 1,
+  model: "meta-llama/Llama-3.1-8B-Instruct",
+  choices: [{
+    index: 0,
+    message: { role: "assistant", content: "A short answer.", refusal: null, reasoning: null, tool_calls: [] },
+    logprobs: null,
+    finish_reason: "stop",
+    stop_reason: null
+  }],
+  system_fingerprint: null,
+  usage: {
+    prompt_tokens: 12,
+    completion_tokens: 4,
+    total_tokens: 16,
+    prompt_tokens_details: { cached_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: 0 }
+  }
+})
+
 const runMany = (effect: Effect.Effect<unknown, unknown>, n: number) =>
   Effect.forEach(Array.from({ length: n }), () => effect, { concurrency: 64, discard: true })
 
