@@ -163,6 +163,10 @@ export interface GenerateRequest {
   readonly n?: number | undefined
 }
 
+/** What a choice's answer is drawn from: the same request and choice always get the same answer. */
+const choiceKey = (request: GenerateRequest, index: number): string =>
+  JSON.stringify([request.model, request.messages, request.temperature ?? null, request.seed ?? null, index])
+
 /** The text answer of choice `index` for a request, from the simulator's seed. */
 export const generate = (
   request: GenerateRequest,
@@ -170,13 +174,7 @@ export const generate = (
   index: number,
   lengths: readonly [min: number, max: number] = [8, 40]
 ): Text => {
-  const key = JSON.stringify([
-    request.model,
-    request.messages,
-    request.temperature ?? null,
-    request.seed ?? null,
-    index
-  ])
+  const key = choiceKey(request, index)
   const random = prng(hash(key, seed))
   const natural = lengths[0] + Math.floor(random() * (lengths[1] - lengths[0] + 1))
   const limit = request.max_completion_tokens ?? request.max_tokens
@@ -205,13 +203,7 @@ export interface AnswerOptions {
  */
 export const answer = (request: GenerateRequest, seed: number, index: number, options: AnswerOptions): Generated => {
   const limit = request.max_completion_tokens ?? request.max_tokens ?? Infinity
-  const key = JSON.stringify([
-    request.model,
-    request.messages,
-    request.temperature ?? null,
-    request.seed ?? null,
-    index
-  ])
+  const key = choiceKey(request, index)
   const reasoning = options.thinks ? thinking(key, seed, options.reasoningTokens).slice(0, limit) : []
   const left = limit - reasoning.length
   const shape = options.shape
