@@ -4,7 +4,10 @@
  * scenario and writes them, with the machine and versions, to docs/benchmarks.md.
  *
  *   tsx src/bench.ts [--rounds 3] [--requests 10000] [--requests-256 10000] [--stream-requests 200]
- *     [--quick] [--no-profile] [--only <substring>] [--no-write]
+ *     [--foreach-requests 10000] [--quick] [--no-profile] [--only <substring>] [--scenario <substring>] [--no-write]
+ *
+ * Only a full run writes docs/benchmarks.md: `--quick`, `--only` and
+ * `--scenario` print their tables and leave the file as it is.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -71,24 +74,33 @@ const known = new Set([
   "--requests",
   "--requests-256",
   "--stream-requests",
+  "--foreach-requests",
   "--quick",
   "--profile",
   "--no-profile",
   "--only",
+  "--scenario",
   "--no-write",
   "--write"
 ])
 argv.forEach((arg, i) => {
   const previous = argv[i - 1]
-  const isValue = previous !== undefined && ["--rounds", "--requests", "--requests-256", "--stream-requests", "--only"]
-    .includes(previous)
+  const isValue = previous !== undefined && [
+    "--rounds",
+    "--requests",
+    "--requests-256",
+    "--stream-requests",
+    "--foreach-requests",
+    "--only",
+    "--scenario"
+  ].includes(previous)
   if (!isValue && !known.has(arg)) fail(`unknown option ${arg}; options: ${[...known].join(" ")}`)
 })
 
 /** The defaults, and those of `--quick`, a smoke run. */
 // The plain-call defaults are 10000 rather than 20000 requests a run to keep a default run short on a 2-core machine.
-const defaults = { rounds: 3, requests64: 10_000, requests256: 10_000, streamRequests: 200 }
-const quickDefaults = { rounds: 1, requests64: 3_000, requests256: 3_000, streamRequests: 40 }
+const defaults = { rounds: 3, requests64: 10_000, requests256: 10_000, streamRequests: 200, forEachRequests: 10_000 }
+const quickDefaults = { rounds: 1, requests64: 3_000, requests256: 3_000, streamRequests: 40, forEachRequests: 3_000 }
 
 const quick = argv.includes("--quick")
 const base = quick ? quickDefaults : defaults
@@ -96,9 +108,13 @@ const rounds = count("rounds", base.rounds)
 const requests64 = count("requests", base.requests64)
 const requests256 = count("requests-256", base.requests256)
 const streamRequests = count("stream-requests", base.streamRequests)
+const forEachRequests = count("foreach-requests", base.forEachRequests)
 const profile = !argv.includes("--no-profile")
-const write = !argv.includes("--no-write")
 const only = option("only")
+const scenarioFilter = option("scenario")
+// A smoke run or a partial one would replace the figures of a full run with rougher or fewer ones.
+const partial = quick || only !== undefined || scenarioFilter !== undefined
+const write = !argv.includes("--no-write") && !partial
 
 const selected = (client: ClientName) => only === undefined || client === "undici" || client.includes(only)
 
@@ -162,6 +178,7 @@ interface RunOptions {
   readonly concurrency: number
   readonly requests: number
   readonly stream: boolean
+  readonly drive?: "workers" | "forEach"
   readonly nodeFlags?: ReadonlyArray<string>
 }
 
@@ -182,7 +199,8 @@ const run = (options: RunOptions): Promise<Result> =>
       String(options.concurrency),
       "--requests",
       String(options.requests),
-      ...(options.stream ? ["--stream"] : [])
+      ...(options.stream ? ["--stream"] : []),
+      ...(options.drive === undefined ? [] : ["--drive", options.drive])
     ]
     const child = spawn(process.execPath, args, { cwd: packageDir, stdio: ["ignore", "pipe", "inherit"] })
     current = child
@@ -266,7 +284,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   }
 ].filter((scenario) =>
   // With --only, a scenario none of whose clients match has nothing to compare with undici.
-  only === undefined || scenario.clients.some((client) => client.includes(only))
+  (only === undefined || scenario.clients.some((client) => client.includes(only))) &&
+  (scenarioFilter === undefined || scenario.tag.includes(scenarioFilter))
 )
 
 /** The cost the tables compare: CPU per request, or per chunk when streaming. */
@@ -352,6 +371,74 @@ const runScenario = async (scenario: Scenario, urls: ReadonlyMap<string, string>
     }
   }
   return table(scenario, [...rows.values()])
+}
+
+// ---------------------------------------------------------------------------
+// Calls driven by Effect.forEach
+// ---------------------------------------------------------------------------
+
+/** The caller counts of the forEach rows; the first is the baseline of the others. */
+const forEachCallers = [64, 256, 1024] as const
+const forEachTag = "plain forEach"
+const runForEach = selected("client") && (scenarioFilter === undefined || forEachTag.includes(scenarioFilter))
+
+/**
+ * The client with its defaults (`maxConcurrency: 64`) driven as most callers
+ * write it, `Effect.forEach(requests, call, { concurrency: C })`: a fiber a
+ * call, and with C above 64 most of them waiting for a slot. The cost of a
+ * call must not grow with the number waiting.
+ */
+const forEachScenario = async (url: string): Promise<string> => {
+  const rows = forEachCallers.map((callers) => ({
+    callers,
+    costs: [] as Array<number>,
+    ratios: [] as Array<number>,
+    rates: [] as Array<number>,
+    rss: [] as Array<number>,
+    heap: [] as Array<number>
+  }))
+  for (let round = 1; round <= rounds; round++) {
+    for (const row of rows) {
+      const started = Date.now()
+      const result = await run({
+        client: "client",
+        url,
+        concurrency: row.callers,
+        requests: forEachRequests,
+        stream: false,
+        drive: "forEach"
+      })
+      const c = result.cpuMicros / Math.max(1, result.requests)
+      row.costs.push(c)
+      row.rates.push(result.requests / result.wallMillis * 1000)
+      row.rss.push(result.peakRssMb)
+      row.heap.push(result.heapAfterGcMb)
+      process.stderr.write(
+        `[${forEachTag}] round ${round}/${rounds} client, C = ${String(row.callers).padEnd(19)} ${
+          c.toFixed(0)
+        } µs/request  (${((Date.now() - started) / 1000).toFixed(1)} s)\n`
+      )
+    }
+    const baseline = rows[0]!.costs.at(-1)!
+    for (const row of rows) row.ratios.push(row.costs.at(-1)! / baseline)
+  }
+  const range = rounds > 1 ? " median (min–max)" : ""
+  return [
+    `| callers | CPU µs per request${range} | × C = 64${range} | req/s median | peak RSS MB median | heap after GC MB median |`,
+    "|---|--:|--:|--:|--:|--:|",
+    ...rows.map((row) =>
+      [
+        "",
+        `C = ${row.callers}`,
+        spread(row.costs, 0),
+        spread(row.ratios, 2),
+        median(row.rates).toFixed(0),
+        median(row.rss).toFixed(0),
+        median(row.heap).toFixed(1),
+        ""
+      ].join(" | ").trim()
+    )
+  ].join("\n")
 }
 
 // ---------------------------------------------------------------------------
@@ -470,8 +557,10 @@ const document = (started: Date, tables: ReadonlyArray<string>, profileSummary: 
     "",
     `Regenerate with \`pnpm bench\` (options: \`--rounds R\` (${defaults.rounds}), ` +
     `\`--requests N\` for C = 64 (${defaults.requests64}), \`--requests-256 N\` for C = 256 (${defaults.requests256}), ` +
-    `\`--stream-requests N\` (${defaults.streamRequests}), \`--only <substring>\` ` +
-    "(those clients and undici), `--no-profile`, `--no-write`, `--quick` for a smoke run). " +
+    `\`--stream-requests N\` (${defaults.streamRequests}), \`--foreach-requests N\` for the forEach rows ` +
+    `(${defaults.forEachRequests}), \`--only <substring>\` (those clients and undici), \`--scenario <substring>\` ` +
+    "(the scenarios whose tag has it: `plain C=64`, `plain C=256`, `plain forEach`, `stream burst`, " +
+    "`stream paced`), `--no-profile`, `--no-write`, `--quick` for a smoke run; only a full run rewrites this file). " +
     `The plain-call defaults are ${defaults.requests64} requests a run (rather than 20000), and C = 256 runs the ` +
     "clients without the feature-off variants, to keep a default run within ten minutes on a 2-core machine; " +
     "pass larger counts for tighter ranges. " +
@@ -482,7 +571,7 @@ const document = (started: Date, tables: ReadonlyArray<string>, profileSummary: 
     machine(),
     `- Date: ${started.toISOString()}`,
     `- Rounds: ${rounds}; requests per run: ${requests64} (plain, C = 64), ${requests256} (plain, C = 256), ` +
-    `${streamRequests} (streaming, 500 chunks each)`,
+    `${streamRequests} (streaming, 500 chunks each), ${forEachRequests} (plain, Effect.forEach)`,
     "",
     ...tables.flatMap((t) => [t, ""]),
     ...(profileSummary === undefined ? [] : [
@@ -501,6 +590,17 @@ const document = (started: Date, tables: ReadonlyArray<string>, profileSummary: 
 // Main
 // ---------------------------------------------------------------------------
 
+const forEachSection = async (url: string): Promise<string> => {
+  const body = await forEachScenario(url)
+  const section = "## Plain calls, Effect.forEach, maxConcurrency 64\n\n" +
+    "`client` with its defaults (at most 64 calls in flight), driven by " +
+    `\`Effect.forEach(requests, call, { concurrency: C })\`, ${forEachRequests} requests a run, ${rounds} round${
+      rounds === 1 ? "" : "s"
+    }; "× C = 64" compares each run with the C = 64 run of its round.\n\n${body}`
+  process.stdout.write(`${section}\n\n`)
+  return section
+}
+
 const main = async () => {
   const started = new Date()
   const [burst, streamBurst, streamPaced] = await Promise.all([
@@ -516,18 +616,22 @@ const main = async () => {
   )
 
   const tables: Array<string> = []
+  const plural = rounds === 1 ? "" : "s"
   for (const scenario of scenarios) {
     const body = await runScenario(scenario, urls)
     const section =
-      `## ${scenario.title}\n\n${scenario.concurrency} concurrent, ${scenario.requests} requests a run, ${rounds} round${
-        rounds === 1 ? "" : "s"
-      }.\n\n${body}`
+      `## ${scenario.title}\n\n${scenario.concurrency} concurrent, ${scenario.requests} requests a run, ${rounds} round${plural}.\n\n${body}`
     process.stdout.write(`${section}\n\n`)
     tables.push(section)
+    // Beside the plain-call tables: the same calls, driven by Effect.forEach.
+    if (scenario.tag === "plain C=256" && runForEach) tables.push(await forEachSection(burst.url))
+  }
+  if (runForEach && !scenarios.some((scenario) => scenario.tag === "plain C=256")) {
+    tables.push(await forEachSection(burst.url))
   }
 
   let profileSummary: string | undefined
-  if (profile && clients.includes("client")) {
+  if (profile && scenarios.some((scenario) => scenario.tag === "plain C=64")) {
     profileSummary = await profileClient(burst.url)
     process.stdout.write(`## Where the client's time goes\n\n${profileSummary}\n\n`)
   }
@@ -535,6 +639,7 @@ const main = async () => {
   stopping = true
   await stopServers()
 
+  if (!write && partial) process.stderr.write("bench: a partial or --quick run: docs/benchmarks.md left as it is\n")
   if (write) {
     fs.mkdirSync(path.dirname(docsFile), { recursive: true })
     fs.writeFileSync(docsFile, document(started, tables, profileSummary))

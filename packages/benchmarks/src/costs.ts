@@ -3,10 +3,13 @@
  * use at 64 in flight, the median of interleaved rounds in one process. The
  * figures behind "What stands in the way" in docs/benchmarks.md.
  *
- *   tsx src/costs.ts [calls] [rounds]
+ *   tsx src/costs.ts [calls] [rounds] [substring ...]
+ *
+ * With substrings, only the pieces whose names have one of them.
  */
 import { ChatCompletion } from "@effect-inference/client"
 import { decodeCompletion } from "@effect-inference/client/internal/decode"
+import * as Slots from "@effect-inference/client/internal/slots"
 import { timeoutFail } from "@effect-inference/client/internal/timeout"
 import { validateRequest } from "@effect-inference/client/internal/validate"
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -20,6 +23,7 @@ import { completionJson, measureRounds, printRounds } from "./measure.js"
 
 const calls = Number(process.argv[2] ?? 20_000)
 const rounds = Number(process.argv[3] ?? 5)
+const only = process.argv.slice(4)
 
 const answer = (request: HttpClientRequest.HttpClientRequest) =>
   HttpClientResponse.fromWeb(request, new Response(completionJson, { status: 200 }))
@@ -50,7 +54,11 @@ const annotations = {
   requestId: "sim-1"
 }
 
-const effects: Record<string, Effect.Effect<unknown, unknown>> = {
+// A call's concurrency slot at `maxConcurrency: 64` with 64 in flight (no one waits): what it costs when free.
+const semaphore = Effect.unsafeMakeSemaphore(64)
+const slots = Slots.unsafeMake(64)
+
+const all: Record<string, Effect.Effect<unknown, unknown>> = {
   "exchange, HttpClient.make": exchange(made),
   "exchange, HttpClient.makeWith": exchange(lean),
   "  + Effect.timeoutFail": Effect.timeoutFail(exchange(lean), { duration: minute, onTimeout: () => "timeout" }),
@@ -65,8 +73,14 @@ const effects: Record<string, Effect.Effect<unknown, unknown>> = {
     })
   ),
   "log line, no annotations": Effect.logInfo("Inference usage"),
-  "log line, 12 annotations": Effect.suspend(() => Effect.annotateLogs(Effect.logInfo("Inference usage"), annotations))
+  "log line, 12 annotations": Effect.suspend(() => Effect.annotateLogs(Effect.logInfo("Inference usage"), annotations)),
+  "slot, Effect Semaphore": semaphore.withPermits(1)(Effect.void),
+  "slot, Slots": slots.withPermit(Effect.void)
 }
+
+const effects = Object.fromEntries(
+  Object.entries(all).filter(([name]) => only.length === 0 || only.some((part) => name.includes(part)))
+)
 
 Effect.runPromise(
   measureRounds(effects, { calls, rounds }).pipe(Effect.provide(Logger.remove(Logger.defaultLogger)))

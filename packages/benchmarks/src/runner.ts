@@ -5,7 +5,12 @@
  * and the heap retained after a full GC.
  *
  *   node --expose-gc --import tsx src/runner.ts --client undici --url http://127.0.0.1:8787/v1 \
- *     --concurrency 64 --requests 20000 [--stream]
+ *     --concurrency 64 --requests 20000 [--stream] [--drive workers|forEach]
+ *
+ * `--drive workers` (the default) has `concurrency` long-lived workers take the
+ * calls one after another; `--drive forEach` hands all of them to
+ * `Effect.forEach(…, { concurrency })`, a fiber a call, as most callers write it
+ * (Effect clients only).
  */
 import { ChatCompletion, InferenceClient } from "@effect-inference/client"
 import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
@@ -39,9 +44,15 @@ const url = arg("url")!
 const concurrency = Number(arg("concurrency") ?? 64)
 const requests = Number(arg("requests") ?? 20_000)
 const stream = process.argv.includes("--stream")
+const drive = arg("drive") ?? "workers"
 const warmup = Number(arg("warmup") ?? Math.min(2_000, Math.ceil(requests / 5)))
 const API_KEY = "bench-key"
 const MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+
+if (drive !== "workers" && drive !== "forEach") {
+  process.stderr.write(`unknown --drive ${drive}; workers or forEach\n`)
+  process.exit(2)
+}
 
 if (!clients.includes(name)) {
   process.stderr.write(`unknown client ${name}; one of ${clients.join(", ")}\n`)
@@ -159,8 +170,15 @@ const loadPromise = async (call: Call, total: number): Promise<number> => {
   return chunks
 }
 
+/** `total` calls, a fiber each, at most `concurrency` at once: the chunks received. */
+const loadForEach = (call: Effect.Effect<number, unknown>, total: number): Effect.Effect<number, unknown> =>
+  Effect.map(
+    Effect.forEach(Array.from({ length: total }), () => call, { concurrency }),
+    (received) => received.reduce((sum, n) => sum + n, 0)
+  )
+
 const loadEffect = (call: Effect.Effect<number, unknown>, total: number): Effect.Effect<number, unknown> =>
-  Effect.suspend(() => {
+  drive === "forEach" ? loadForEach(call, total) : Effect.suspend(() => {
     let started = 0
     let chunks = 0
     const worker = Effect.whileLoop({

@@ -9,6 +9,7 @@
  *
  * @since 0.1.0
  */
+import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as reasoning from "./internal/reasoning.js"
 
@@ -66,6 +67,31 @@ export const ToolCall = Schema.Struct({
 export type ToolCall = typeof ToolCall.Type
 
 const JsonObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+
+/**
+ * A JSON object of the caller's inside a request (tool parameters, a JSON
+ * schema, template arguments), taken as a plain copy when the request is
+ * checked: a getter, a `Proxy` or a `toJSON` that throws fails the check
+ * there, and what is checked is what is priced, cached and sent. A value JSON
+ * cannot hold (a BigInt, a cycle) fails it too.
+ */
+const CallerJsonObject = Schema.transformOrFail(JsonObject, JsonObject, {
+  strict: true,
+  decode: (input, _, ast) => {
+    try {
+      return ParseResult.succeed(JSON.parse(JSON.stringify(input)) as Record<string, unknown>)
+    } catch (error) {
+      return ParseResult.fail(
+        new ParseResult.Type(
+          ast,
+          input,
+          `cannot be sent as JSON: ${error instanceof Error ? error.message : String(error)}`
+        )
+      )
+    }
+  },
+  encode: ParseResult.succeed
+})
 
 /**
  * A tool call of a type other than `"function"` (OpenAI's `"custom"` tools,
@@ -240,7 +266,7 @@ export const Tool = Schema.Struct({
       message: () => "a tool name is 1 to 64 letters, digits, '_' or '-'"
     })),
     description: Schema.optional(Schema.String),
-    parameters: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+    parameters: Schema.optional(CallerJsonObject),
     strict: Schema.optional(Schema.NullOr(Schema.Boolean))
   })
 })
@@ -269,7 +295,7 @@ export const ResponseFormat = Schema.Union(
     json_schema: Schema.Struct({
       name: Schema.String,
       description: Schema.optional(Schema.String),
-      schema: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+      schema: Schema.optional(CallerJsonObject),
       strict: Schema.optional(Schema.NullOr(Schema.Boolean))
     })
   })
@@ -328,7 +354,7 @@ export class ChatCompletionRequest extends Schema.Class<ChatCompletionRequest>(
    *
    * @since 0.2.0
    */
-  chat_template_kwargs: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+  chat_template_kwargs: Schema.optional(CallerJsonObject),
   /**
    * Isolates the server's automatic prefix cache: only requests with the same
    * salt share cached prompt prefixes (`usage.prompt_tokens_details.cached_tokens`).

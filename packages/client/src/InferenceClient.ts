@@ -146,9 +146,41 @@ export interface Options {
   /**
    * Most HTTP requests this client has in flight at once; further attempts wait
    * for a slot. W&B limits concurrency per project, so set it at or below the
-   * project's limit. Default 64; `Infinity` for no limit.
+   * project's limit. Default 64; `Infinity` for no limit. A slot is given back
+   * once the request is gone: answered in full, or aborted and its connection
+   * closed (over `UndiciHttpClient`, once undici has closed it).
    */
   readonly maxConcurrency?: number | undefined
+  /**
+   * Most bytes of a successful (2xx) response body the client reads. A longer
+   * body (an endless one, a `Content-Length` over the bound) ends the call with
+   * a `ResponseDecodeError` that says "too large" (not retried: the same request
+   * would get the same answer); the rest is not read, and the request is aborted.
+   * Default 32 MiB.
+   *
+   * @since 0.2.0
+   */
+  readonly maxResponseBytes?: number | undefined
+  /**
+   * Most bytes of an error (non-2xx) response body the client reads for the
+   * error's message. The error is classified by its status and these first
+   * bytes; the rest is not read, and the request is aborted rather than drained.
+   * Default 64 KiB.
+   *
+   * @since 0.2.0
+   */
+  readonly maxErrorBodyBytes?: number | undefined
+  /**
+   * Streaming: most bytes the client reads before the first output (content,
+   * reasoning, a tool call, a finish reason or usage). A server flooding empty or
+   * role-only chunks, or comments, ends the stream with a `ResponseDecodeError`
+   * that says "too large". Once output has come the stream is bounded per event
+   * (8 MiB) and by `idleTimeout` instead: a long answer is not a fault. Default
+   * 4 MiB.
+   *
+   * @since 0.2.0
+   */
+  readonly maxBytesBeforeFirstOutput?: number | undefined
   /**
    * The circuit breaker in front of each model of this endpoint (see
    * `CircuitBreaker`): `false` to turn it off, or its options. Default on: 5

@@ -39,9 +39,12 @@ const attempts = Schema.Int.pipe(
  * The fields every error that comes from an HTTP exchange carries, where known.
  *
  * - `status`: the HTTP status.
- * - `requestId`: the server's `x-request-id`, to quote to support.
+ * - `requestId`: the server's `x-request-id` (or `request-id`), to quote to
+ *   support; kept only if it is at most 128 characters of visible ASCII with
+ *   no part of the API key in it, otherwise left out.
  * - `code`, `type`, `param`: from the error body (`{"error": {...}}`).
- * - `serverMessage`: the server's own text.
+ * - `serverMessage`: the server's own text, with any echo of the API key
+ *   replaced by `<redacted>`.
  * - `retryAfter`: how long the server asked us to wait (`Retry-After`, `retry-after-ms`).
  * - `attempts`: how many HTTP attempts the call made, this one included.
  * - `model`: the model the call was for.
@@ -100,6 +103,13 @@ export class InvalidRequestError extends Schema.TaggedError<InvalidRequestError>
 )("InvalidRequestError", {
   path: Schema.String,
   issue: Schema.String,
+  /**
+   * Other fields that failed the check, each with its path and issue, when the
+   * request had more than one problem.
+   *
+   * @since 0.2.0
+   */
+  moreIssues: Schema.optional(Schema.Array(Schema.Struct({ path: Schema.String, issue: Schema.String }))),
   attempts: Schema.Int.pipe(Schema.propertySignature, Schema.withConstructorDefault(() => 0))
 }) {
   /**
@@ -107,11 +117,44 @@ export class InvalidRequestError extends Schema.TaggedError<InvalidRequestError>
    */
   readonly [TypeId]: TypeId = TypeId
   /**
+   * The first few issues, each with its path and in a line a person can read
+   * (a schema's full expected type can run to thousands of characters: `issue`
+   * keeps it whole).
+   *
    * @since 0.1.0
    */
   override get message(): string {
-    return `Invalid request at ${this.path}: ${this.issue}. Fix the field; nothing was sent`
+    const first = `Invalid request at ${this.path}: ${readableIssue(this.issue)}`
+    const more = this.moreIssues ?? []
+    if (more.length === 0) return `${first}. Fix the field; nothing was sent`
+    const lines = more.slice(0, 2).map((other) => `\n  also at ${other.path}: ${readableIssue(other.issue)}`)
+    if (more.length > 2) lines.push(`\n  and ${more.length - 2} more (see moreIssues)`)
+    return `${first}${lines.join("")}\nFix the fields; nothing was sent`
   }
+}
+
+const MAX_ISSUE = 200
+
+/**
+ * An issue as a person reads it: a long expected type becomes the kind of
+ * value wanted, a long list of allowed field names is cut, and the rest is
+ * clipped.
+ */
+const readableIssue = (issue: string): string => {
+  const expected = /^Expected (.+), actual ([\s\S]*)$/.exec(issue)
+  let out = issue
+  if (expected !== null && expected[1].length > 80) {
+    const type = expected[1]
+    const kind = /^(ReadonlyArray|readonly \[)/.test(type)
+      ? "an array"
+      : type.startsWith("{")
+      ? "an object"
+      : /^"[^"]*"( \| "[^"]*")*$/.test(type)
+      ? `one of ${type.split(" | ").slice(0, 6).join(", ")}${type.split(" | ").length > 6 ? ", …" : ""}`
+      : "a value of another shape"
+    out = `Expected ${kind}, actual ${expected[2]}`
+  }
+  return out.length > MAX_ISSUE ? `${out.slice(0, MAX_ISSUE)}…` : out
 }
 
 /**

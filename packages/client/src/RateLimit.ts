@@ -17,7 +17,7 @@
  * fiber, so it needs a `Scope`. This module keeps a log of charges and lets a
  * call through only if the charges of the last `interval` leave room for it, so
  * the limit holds in every window, wherever the provider's starts. It is built
- * from Effect's `Clock`, `Semaphore` and `Deferred`: a waiting caller sleeps in
+ * from Effect's `Clock` and `Deferred` and a FIFO queue: a waiting caller sleeps in
  * its own fiber, nothing runs in the background, and `TestClock` tests are exact.
  *
  * @since 0.1.0
@@ -89,8 +89,11 @@ export interface Permit {
    * Replaces the reservation with the tokens the call used, charged from now for
    * one interval: less gives the difference back at once (waiting callers are
    * woken), more makes later callers wait. `0` gives it all back (a call the
-   * server refused). `undefined`, or a negative or non-finite number, charges
-   * the reservation, `tokens` (usage unknown). Only the first settlement counts.
+   * server refused). `undefined`, or anything but a whole number from 0 below
+   * 10^9 (`NaN`, `Infinity`, `-5`, `1.5`, `1e308`: a server's broken report),
+   * charges the reservation, `tokens` (usage unknown). A charge above the token
+   * limit counts as the whole limit: it fills the window for one interval, and
+   * no more. Only the first settlement counts.
    */
   readonly settle: (actualTokens: number | undefined) => Effect.Effect<void>
 }

@@ -12,6 +12,13 @@
  * job directly: one object per response, headers converted once, bodies read
  * with one callback, an abort on interruption.
  *
+ * An interrupted request, a body read that is interrupted and a stream left
+ * early abort the request, and complete only once undici has failed it and
+ * closed its connection (a request still waiting for a connection was never sent,
+ * and is let go of at once): the client's `maxConcurrency` slot is not given back
+ * while the request is alive. A body is read with a byte count, so the client's
+ * bounds (`maxResponseBytes`, ...) stop the read, and the connection, at the bound.
+ *
  * It has no HTTP spans: install `NodeHttpClient.layerUndici` (or any other
  * `HttpClient`) where a tracer should see each request.
  *

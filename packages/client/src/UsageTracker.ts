@@ -300,6 +300,11 @@ export interface Reservation {
  * `promptTokens`) and `reasoningTokens` (part of `completionTokens`) default
  * to 0; `estimated` marks counts the client guessed.
  *
+ * Every count must be a whole number from 0 below 10^9. A usage with any
+ * other count (`Infinity`, `NaN`, `-5`, `1.5`, `1e308`), or with `invalid`
+ * set, is not believed: the call is counted as if it had reported no usage,
+ * at its reservation's estimate, and a warning naming the count is logged.
+ *
  * @since 0.2.0
  * @category models
  */
@@ -309,12 +314,31 @@ export interface CallUsage {
   readonly cachedTokens?: number | undefined
   readonly reasoningTokens?: number | undefined
   readonly estimated?: boolean | undefined
+  /**
+   * The name of a count the server reported that is not a token count (for
+   * example `"total_tokens"`), set by {@link callUsage}: the usage is then
+   * not believed.
+   *
+   * @since 0.2.0
+   */
+  readonly invalid?: string | undefined
 }
 
 /**
  * The {@link CallUsage} of a `usage` the server reported: its token counts and
  * the details `prompt_tokens_details.cached_tokens` and
- * `completion_tokens_details.reasoning_tokens`.
+ * `completion_tokens_details.reasoning_tokens`. A report with a count that is
+ * not a whole number from 0 below 10^9 (`total_tokens` included, which the
+ * tracker does not otherwise read) comes back with `invalid` naming it.
+ *
+ * @example
+ * ```ts
+ * import { ChatCompletion, UsageTracker } from "@effect-inference/client"
+ *
+ * // JSON reads 1e400 as Infinity
+ * UsageTracker.callUsage(new ChatCompletion.Usage({ prompt_tokens: Infinity, completion_tokens: 2, total_tokens: 7 }))
+ * // { promptTokens: Infinity, completionTokens: 2, cachedTokens: 0, reasoningTokens: 0, invalid: "prompt_tokens" }
+ * ```
  *
  * @since 0.2.0
  * @category constructors

@@ -2,6 +2,7 @@ import { assert, describe, expectTypeOf, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import { ChatCompletion, ChatCompletionRequest, isFunctionToolCall } from "../src/ChatCompletion.js"
 import type { ChatCompletionRequestInput, Message } from "../src/ChatCompletion.js"
 import * as validate from "../src/internal/validate.js"
@@ -214,6 +215,104 @@ describe("ChatCompletion", () => {
         if (error._tag === "InvalidRequestError") assert.include(error.issue, "\"max_tokens\"")
         const salt = yield* rejected(unchecked({ ...hello, cache_slat: "tenant-1" }))
         if (salt.error._tag === "InvalidRequestError") assert.include(salt.error.issue, "\"cache_salt\"")
+      }))
+  })
+
+  describe("messages a person can act on", () => {
+    it.effect("messages that are not an array: a short message naming the field, the full detail kept on issue", () =>
+      Effect.gen(function*() {
+        const { error } = yield* rejected(unchecked({ ...hello, messages: "hi" }))
+        assert.strictEqual(error._tag, "InvalidRequestError")
+        if (error._tag === "InvalidRequestError") {
+          assert.strictEqual(error.path, "messages")
+          assert.strictEqual(
+            error.message,
+            "Invalid request at messages: Expected an array, actual \"hi\". Fix the field; nothing was sent"
+          )
+          assert.isAbove(error.issue.length, 500, "the issue keeps the whole expected type")
+        }
+      }))
+
+    it.effect("stream: true in chatCompletion says to call streamChatCompletion", () =>
+      Effect.gen(function*() {
+        const { error, sent } = yield* rejected(unchecked({ ...hello, stream: true }))
+        assert.strictEqual(error._tag, "InvalidRequestError")
+        if (error._tag === "InvalidRequestError") {
+          assert.strictEqual(error.path, "stream")
+          assert.include(error.message, "call streamChatCompletion")
+        }
+        assert.strictEqual(sent, 0)
+      }))
+
+    it.effect("a misspelt field is answered with the field it most likely meant", () =>
+      Effect.gen(function*() {
+        const { error } = yield* rejected(unchecked({ ...hello, max_token: 100 }))
+        assert.include(error.message, "did you mean \"max_tokens\"?")
+        assert.isBelow(error.message.length, 320)
+      }))
+
+    it.effect("several mistakes are reported together, a line each, each with its path", () =>
+      Effect.gen(function*() {
+        const { error } = yield* rejected(unchecked({ ...hello, temperature: 5, max_tokens: 0, top_p: 2, seed: "x" }))
+        assert.strictEqual(error._tag, "InvalidRequestError")
+        if (error._tag === "InvalidRequestError") {
+          const paths = [error.path, ...(error.moreIssues ?? []).map((i) => i.path)]
+          assert.sameMembers(paths, ["temperature", "max_tokens", "top_p", "seed"])
+          const lines = error.message.split("\n")
+          assert.strictEqual(lines.length, 5, error.message)
+          assert.include(lines[3], "and 1 more")
+        }
+      }))
+  })
+
+  describe("calls never throw", () => {
+    // A caller's code that throws (JSON.parse of a non-JSON text throws a SyntaxError, as a getter of theirs might).
+    const boom = (): never => JSON.parse("getter exploded") as never
+    const hostile: ReadonlyArray<readonly [string, () => unknown]> = [
+      ["a throwing getter", () => Object.defineProperty({ ...hello }, "temperature", { get: boom, enumerable: true })],
+      ["a Proxy that throws on every read", () => new Proxy({}, { get: boom, ownKeys: boom, has: boom })],
+      ["a message with a throwing getter", () => ({
+        ...hello,
+        messages: [Object.defineProperty({ role: "user" }, "content", { get: boom, enumerable: true })]
+      })],
+      ["tool parameters whose toJSON throws", () => ({
+        ...hello,
+        tools: [{ type: "function", function: { name: "f", parameters: { toJSON: boom } } }]
+      })],
+      ["template arguments holding a BigInt", () => ({ ...hello, chat_template_kwargs: { n: 1n } })],
+      ["a JSON schema with a cycle", () => {
+        const schema: Record<string, unknown> = { type: "object" }
+        schema.self = schema
+        return { ...hello, response_format: { type: "json_schema", json_schema: { name: "x", schema } } }
+      }]
+    ]
+    for (const [name, make] of hostile) {
+      it.effect(`a request with ${name} is an InvalidRequestError, from calls and streams, and nothing is sent`, () =>
+        Effect.gen(function*() {
+          const fake = Fake.make(() => Fake.completion())
+          const errors = yield* withClient(fake, (client) =>
+            Effect.all([
+              Effect.flip(Effect.suspend(() => client.chatCompletion(unchecked(make())))),
+              Effect.flip(Stream.runCollect(Stream.suspend(() => client.streamChatCompletion(unchecked(make())))))
+            ]))
+          assert.deepStrictEqual(errors.map((e) => e._tag), ["InvalidRequestError", "InvalidRequestError"])
+          assert.strictEqual(fake.requests.length, 0)
+        }))
+    }
+
+    it.effect("call options that throw when read are an InvalidRequestError too", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => Fake.completion())
+        const options = Object.defineProperty({}, "cache", { get: boom, enumerable: true })
+        const proxyExtra = new Proxy({}, { ownKeys: boom, get: boom })
+        const errors = yield* withClient(fake, (client) =>
+          Effect.all([
+            Effect.flip(client.chatCompletion(hello, options)),
+            Effect.flip(client.chatCompletion(hello, { extraBody: proxyExtra })),
+            Effect.flip(Stream.runCollect(client.streamChatCompletion(hello, { extraBody: proxyExtra })))
+          ]))
+        assert.deepStrictEqual(errors.map((e) => e._tag), Array(3).fill("InvalidRequestError"))
+        assert.strictEqual(fake.requests.length, 0)
       }))
   })
 

@@ -18,6 +18,7 @@ import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as InferenceClient from "../src/InferenceClient.js"
 import type * as InferenceError from "../src/InferenceError.js"
 import * as ResponseCache from "../src/ResponseCache.js"
+import type * as RetryPolicy from "../src/RetryPolicy.js"
 import * as Capture from "./utils/Capture.js"
 import { hello, layer, MODEL, SECRET, testOptions, withClient } from "./utils/Client.js"
 import { everyError } from "./utils/Errors.js"
@@ -972,6 +973,120 @@ describe("InferenceClient", () => {
           assert.strictEqual(fake.requests.length, 0)
         }))
     }
+
+    it.effect("layerConfig says in words that WANDB_API_KEY is not set, or empty", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make([Fake.completion()])
+        for (
+          const [env, words] of [[[], "WANDB_API_KEY is not set"], [
+            [["WANDB_API_KEY", " "]],
+            "WANDB_API_KEY is empty"
+          ]] as const
+        ) {
+          const exit = yield* Effect.flatMap(InferenceClient.InferenceClient, (c) => c.chatCompletion(hello)).pipe(
+            Effect.provide(InferenceClient.layerConfig().pipe(Layer.provide(fake.layer))),
+            Effect.withConfigProvider(ConfigProvider.fromMap(new Map(env))),
+            Effect.exit
+          )
+          assert.include(String(failureOf(exit)), words)
+          assert.notInclude(String(failureOf(exit)), "<redacted>")
+        }
+      }))
+
+    // Every option is checked for its type, range and finiteness, and an unknown key is refused: each message names
+    // the option.
+    refusesEach(
+      (options: Partial<InferenceClient.Options>) =>
+        Effect.provide(InferenceClient.make({ ...testOptions, ...options }), Fake.make([]).layer),
+      [
+        ["a negative retry delay", { retry: { baseDelay: -1 } }, "retry.baseDelay must be a positive, finite duration"],
+        ["a NaN retry delay", { retry: { baseDelay: NaN } }, "retry.baseDelay"],
+        ["a negative maxDelay", { retry: { maxDelay: "-5 seconds" as "5 seconds" } }, "retry.maxDelay"],
+        ["a negative maxRetryAfter", { retry: { maxRetryAfter: -1 } }, "retry.maxRetryAfter"],
+        [
+          "jitter that is not a boolean",
+          { retry: { jitter: "yes" as unknown as boolean } },
+          "retry.jitter must be true or false, got yes"
+        ],
+        [
+          "a misspelt retry option",
+          { retry: { jiter: true } as Partial<RetryPolicy.Options> },
+          "retry.jiter is not an option"
+        ],
+        ["retry that is neither false, a Schedule nor options", {
+          retry: "sometimes" as unknown as false
+        }, "retry must be false, a Schedule or retry options, got sometimes"],
+        ["a negative breakDuration", { circuitBreaker: { breakDuration: -1 } }, "circuitBreaker.breakDuration"],
+        ["a failure rate threshold of 2", {
+          circuitBreaker: { failureRate: { threshold: 2, window: 20, minimumCalls: 10 } }
+        }, "circuitBreaker.failureRate.threshold"],
+        ["an unknown option", { timeOut: "1 second" } as Partial<InferenceClient.Options>, "timeOut is not an option"],
+        [
+          "an infinite timeout given as a string",
+          { timeout: "forever" as "1 second" },
+          "timeout must be a positive duration"
+        ],
+        [
+          "a fractional maxConcurrency",
+          { maxConcurrency: 2.5 },
+          "maxConcurrency must be a whole number >= 1 or Infinity"
+        ],
+        [
+          "a fallback that is a string",
+          { fallback: "b/model" as unknown as Array<string> },
+          "fallback must be a list of model ids"
+        ],
+        ["a transformClient that is not a function", {
+          transformClient: {} as InferenceClient.Options["transformClient"]
+        }, "transformClient must be a function"],
+        ["a rate limit of 0 requests", {
+          rateLimit: { requests: { limit: 0, interval: "1 second" } }
+        }, "rateLimit.requests.limit must be a whole number >= 1, got 0"],
+        ["a usage budget of 0 dollars", { usage: { budget: { usd: 0 } } }, "usage.budget.usd"]
+      ]
+    )
+
+    describe("the API key", () => {
+      const KEY = "wandb-key-0123456789abcdef"
+      const refused = (apiKey: unknown) =>
+        Effect.gen(function*() {
+          const exit = yield* Effect.exit(
+            Effect.provide(
+              InferenceClient.make({ ...testOptions, apiKey: apiKey as Redacted.Redacted<string> }),
+              Fake.make([]).layer
+            )
+          )
+          assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause), "the layer is refused")
+          return Exit.isFailure(exit) ? Cause.pretty(exit.cause) : ""
+        })
+
+      it.effect("a plain string is refused with a message naming apiKey and Redacted.make, not the key", () =>
+        Effect.gen(function*() {
+          const message = yield* refused(KEY)
+          assert.include(message, "apiKey")
+          assert.include(message, "Redacted.make")
+          assert.notInclude(message, KEY)
+        }))
+
+      for (
+        const [name, bad] of [
+          ["a line feed", `${KEY}\n`],
+          ["a carriage return", `${KEY.slice(0, 8)}\r${KEY.slice(8)}`],
+          ["a NUL", `${KEY}\u0000`],
+          ["a space", `${KEY.slice(0, 5)} ${KEY.slice(5)}`],
+          ["a character outside Latin-1", `${KEY}€`],
+          ["an accented letter", `${KEY}é`]
+        ] as const
+      ) {
+        it.effect(`a key with ${name} is refused when the layer is built, naming apiKey and not the key`, () =>
+          Effect.gen(function*() {
+            const message = yield* refused(Redacted.make(bad))
+            assert.include(message, "apiKey")
+            assert.notInclude(message, KEY.slice(0, 8))
+            assert.notInclude(message, KEY.slice(-8))
+          }))
+      }
+    })
 
     it.effect("a trailing slash on baseUrl is ignored", () =>
       Effect.gen(function*() {

@@ -275,6 +275,26 @@ describe("streamChatCompletion", () => {
         assert.include(failure?.message ?? "", "truncated")
       }))
 
+    it.effect("with n = 2, a stream that only ever sends choice 0 (finished) and [DONE] is truncated", () =>
+      Effect.gen(function*() {
+        const body = Fake.sseEvent(Fake.chunkBody({ role: "assistant", content: "" })) +
+          Fake.sseEvent(Fake.chunkBody({ content: "only one" })) +
+          Fake.sseEvent(Fake.chunkBody({}, "stop")) +
+          "data: [DONE]\n\n"
+        const fake = Fake.make([Fake.body(Fake.reads(body))])
+        const { failure } = yield* withClient(
+          fake,
+          (client) => collectEither(client.streamChatCompletion({ ...hello, n: 2 }))
+        )
+        assert.strictEqual(failure?._tag, "ResponseDecodeError")
+        assert.include(failure?.message ?? "", "truncated")
+        const whole = yield* withClient(
+          Fake.make([Fake.body(Fake.reads(body))]),
+          (client) => collectEither(client.streamChatCompletion(hello))
+        )
+        assert.isUndefined(whole.failure, "with n = 1 the same stream is complete")
+      }))
+
     it.effect("a stream that ends before any content is a ConnectionError, retried", () =>
       Effect.gen(function*() {
         const fake = Fake.make([

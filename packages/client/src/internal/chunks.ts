@@ -163,22 +163,40 @@ const wireOf = (call: ToolCallDelta): Record<string, unknown> => ({
 
 const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
+/** Sets an own property, so that a key named `__proto__` in a body is data, not the object's prototype. */
+const setOwn = (into: Record<string, unknown>, key: string, value: unknown): void => {
+  Object.defineProperty(into, key, { value, writable: true, enumerable: true, configurable: true })
+}
+
 /**
  * Merges a piece of a tool call of an unknown type into what came before, as
  * OpenAI's SDKs accumulate deltas: text is concatenated, objects are merged key
  * by key, and anything else (numbers, arrays, and `index`, `id` and `type`,
  * which name the call rather than add to it) is replaced. `into` is the fold's
  * own object; the piece's objects are copied, not changed.
+ *
+ * The pieces come from the server: the walk keeps its own stack (a piece nesting
+ * objects thousands deep would overflow the call stack), and reads and writes
+ * own properties only (`"__proto__": {...}` in a piece would otherwise be merged
+ * into `Object.prototype`).
  */
 const merge = (into: Record<string, unknown>, piece: Record<string, unknown>): Record<string, unknown> => {
-  for (const [key, value] of Object.entries(piece)) {
-    const before = into[key]
-    if (key !== "index" && key !== "id" && key !== "type" && typeof before === "string" && typeof value === "string") {
-      into[key] = before + value
-    } else if (isObject(value)) {
-      into[key] = merge(isObject(before) ? before : {}, value)
-    } else {
-      into[key] = value
+  const pending: Array<readonly [Record<string, unknown>, Record<string, unknown>]> = [[into, piece]]
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [target, source] = next
+    for (const [key, value] of Object.entries(source)) {
+      const before = Object.hasOwn(target, key) ? target[key] : undefined
+      if (
+        key !== "index" && key !== "id" && key !== "type" && typeof before === "string" && typeof value === "string"
+      ) {
+        setOwn(target, key, before + value)
+      } else if (isObject(value)) {
+        const merged = isObject(before) ? before : {}
+        setOwn(target, key, merged)
+        pending.push([merged, value])
+      } else {
+        setOwn(target, key, value)
+      }
     }
   }
   return into

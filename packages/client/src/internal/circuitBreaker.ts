@@ -25,11 +25,14 @@ import * as PubSub from "effect/PubSub"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Intervals from "effect/ScheduleIntervals"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type * as CB from "../CircuitBreaker.js"
 import { metrics, Snapshot, StateChange } from "../CircuitBreaker.js"
 import { CircuitOpenError } from "../InferenceError.js"
 import type { InferenceError } from "../InferenceError.js"
+import * as checks from "./options.js"
+import * as Slots from "./slots.js"
 import { optionsOrDie } from "./validate.js"
 
 /**
@@ -103,30 +106,46 @@ type Permit =
 
 type Outcome = "success" | "failure" | "ignored"
 
+const FailureRate = Schema.Struct({
+  threshold: checks.check(
+    (u): u is number => typeof u === "number" && u > 0 && u <= 1,
+    "a fraction within (0, 1]"
+  ),
+  window: checks.wholeNumber(1),
+  minimumCalls: checks.wholeNumber(1)
+}).pipe(Schema.filter((rate) => rate.minimumCalls <= rate.window || "needs minimumCalls <= window"))
+
+/** The breaker's options, every one checked; `circuitBreaker.` prefixes each path in a message. */
+const BreakerOptions = Schema.Struct({
+  circuitBreaker: Schema.Struct({
+    consecutiveFailures: Schema.optional(
+      Schema.Union(checks.check((u): u is false => u === false, "a whole number >= 1 or false"), checks.wholeNumber(1))
+    ),
+    failureRate: Schema.optional(
+      Schema.Union(
+        checks.check((u): u is false => u === false, "false or { threshold, window, minimumCalls }"),
+        FailureRate
+      )
+    ),
+    breakDuration: Schema.optional(
+      Schema.Union(
+        checks.check(
+          (u): u is Schedule.Schedule<unknown, unknown> => Schedule.isSchedule(u),
+          "a positive duration or a Schedule"
+        ),
+        checks.duration()
+      )
+    ),
+    halfOpenProbes: Schema.optional(checks.wholeNumber(1)),
+    isFailure: Schema.optional(checks.func)
+  })
+})
+
+const decodeBreakerOptions = checks.decoder(BreakerOptions, "circuitBreaker")
+
 /** @internal */
-export const validate = (options: CB.Options): Either.Either<CB.Options, string> => {
-  const n = options.consecutiveFailures
-  if (n !== undefined && n !== false && !(Number.isInteger(n) && n >= 1)) {
-    return Either.left(`circuitBreaker.consecutiveFailures must be a whole number >= 1 or false, got ${n}`)
-  }
-  const rate = options.failureRate
-  if (rate !== undefined && rate !== false) {
-    if (!(rate.threshold > 0 && rate.threshold <= 1)) {
-      return Either.left(`circuitBreaker.failureRate.threshold must be within (0, 1], got ${rate.threshold}`)
-    }
-    if (
-      !(Number.isInteger(rate.window) && rate.window >= 1 && Number.isInteger(rate.minimumCalls) &&
-        rate.minimumCalls >= 1 && rate.minimumCalls <= rate.window)
-    ) {
-      return Either.left("circuitBreaker.failureRate needs whole numbers 1 <= minimumCalls <= window")
-    }
-  }
-  const probes = options.halfOpenProbes
-  if (probes !== undefined && !(Number.isInteger(probes) && probes >= 1)) {
-    return Either.left(`circuitBreaker.halfOpenProbes must be a whole number >= 1, got ${probes}`)
-  }
-  return Either.right(options)
-}
+export const validate = (input: CB.Options): Either.Either<CB.Options, string> =>
+  Either.map(decodeBreakerOptions({ circuitBreaker: input }), () => input)
 
 /** Checks the options once: a registry resolves them once for all of its breakers. */
 const resolveOrDie = (options: CB.Options | undefined): Effect.Effect<Resolved> =>
@@ -157,10 +176,12 @@ const build = (key: string, o: Resolved, shared: PubSub.PubSub<StateChange> | un
     let cell = initial()
     /** A locked step is under way: a synchronous step must wait for it, or it would be overwritten. */
     let busy = false
-    const lock = yield* Effect.makeSemaphore(1)
+    // A FIFO queue, not Effect's Semaphore: with the breaker open or half-open every call takes this lock, and
+    // one release of a Semaphore resumes every fiber waiting for it (see slots.ts).
+    const lock = yield* Slots.make(1)
     /** One locked step: `f` decides from the state, and its new state is kept when it succeeds. */
     const modify = <B>(f: (s: Internal) => Effect.Effect<readonly [B, Internal]>): Effect.Effect<B> =>
-      lock.withPermits(1)(
+      lock.withPermit(
         Effect.suspend(() => {
           busy = true
           return f(cell)
@@ -442,12 +463,12 @@ export const makeRegistry = (options?: CB.Options): Effect.Effect<CB.Registry> =
     const o = yield* resolveOrDie(options)
     const pubsub = yield* PubSub.sliding<StateChange>(4096)
     const breakers = new Map<string, CB.CircuitBreaker>()
-    const lock = yield* Effect.makeSemaphore(1)
+    const lock = yield* Slots.make(1)
     const get = (key: string) =>
       Effect.suspend(() => {
         const existing = breakers.get(key)
         if (existing !== undefined) return Effect.succeed(existing)
-        return lock.withPermits(1)(Effect.suspend(() => {
+        return lock.withPermit(Effect.suspend(() => {
           const raced = breakers.get(key)
           if (raced !== undefined) return Effect.succeed(raced)
           return Effect.tap(build(key, o, pubsub), (breaker) => Effect.sync(() => breakers.set(key, breaker)))

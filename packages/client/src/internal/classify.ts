@@ -6,9 +6,11 @@ import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
+import type * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
+import * as AST from "effect/SchemaAST"
 import * as InferenceError from "../InferenceError.js"
+import * as Scrub from "./scrub.js"
 
 /**
  * What the classifier knows about the call besides the response.
@@ -18,7 +20,10 @@ import * as InferenceError from "../InferenceError.js"
 export interface CallContext {
   readonly model: string | undefined
   readonly attempt: number
-  /** Removed from any text that ends up in an error (a server that echoes the key must not leak it). */
+  /**
+   * Cut out, with its encodings and any run of 8 of its characters, of any text a server sent that ends up in
+   * an error (a server that echoes the key must not leak it): see `scrub.ts`.
+   */
   readonly secret: string
   /** For a stream that has started: the chunks the consumer has received so far. */
   chunksDelivered?: number | undefined
@@ -37,8 +42,6 @@ export interface ErrorBody {
   readonly type: string | undefined
   readonly param: string | undefined
 }
-
-const MAX_MESSAGE = 1000
 
 const asText = (u: unknown): string | undefined =>
   typeof u === "string" ? u : typeof u === "number" || typeof u === "boolean" ? String(u) : undefined
@@ -117,11 +120,28 @@ export const parseRetryAfter = (
   return Option.some(Duration.millis(Math.max(0, date - now)))
 }
 
-/** @internal */
-export const scrub = (text: string, secret: string): string => {
-  // Cut the secret out before clipping, or a key straddling the cut would leave its start behind.
-  const clean = secret.length >= 4 && text.includes(secret) ? text.split(secret).join("<redacted>") : text
-  return clean.length > MAX_MESSAGE ? `${clean.slice(0, MAX_MESSAGE)}…` : clean
+/**
+ * Text a server sent, as it may be kept: every echo of the key (in any case, URL-encoded, HTML-escaped, or
+ * any run of 8 of its characters) replaced by `<redacted>`, then clipped to 1000 characters. The one
+ * function for body text, SSE frame text and header values quoted in a message.
+ *
+ * @internal
+ */
+export const scrub = (text: string, secret: string): string => Scrub.forSecret(secret).message(text)
+
+/**
+ * The request id of a response: the first of `x-request-id` and `request-id` that is at most 128
+ * characters of visible ASCII and holds no echo of the key. A value that fails is dropped, not repaired:
+ * a request id with `<redacted>` in it would name no request.
+ *
+ * @internal
+ */
+export const requestIdOf = (
+  headers: Readonly<Record<string, string | undefined>>,
+  secret: string
+): string | undefined => {
+  const scrubber = Scrub.forSecret(secret)
+  return scrubber.requestId(headers["x-request-id"]) ?? scrubber.requestId(headers["request-id"])
 }
 
 const scrubOptional = (text: string | undefined, secret: string): string | undefined =>
@@ -247,7 +267,7 @@ export const fromStatus = (
   const serverMessage = scrubOptional(body.message, context.secret)
   const fields = {
     status,
-    requestId: headers["x-request-id"] ?? headers["request-id"],
+    requestId: requestIdOf(headers, context.secret),
     code: scrubOptional(body.code, context.secret),
     type: scrubOptional(body.type, context.secret),
     param: scrubOptional(body.param, context.secret),
@@ -397,7 +417,11 @@ export const fromHttpClientError = (
     ? describeCause(error.cause)
     : error.description
   if (error._tag === "ResponseError") {
-    const fields = { ...base, status: error.response.status, requestId: error.response.headers["x-request-id"] }
+    const fields = {
+      ...base,
+      status: error.response.status,
+      requestId: requestIdOf(error.response.headers, context.secret)
+    }
     return error.reason === "EmptyBody"
       ? new InferenceError.ResponseDecodeError({ ...fields, description: "empty body" })
       : new InferenceError.ConnectionError({ ...fields, description: scrub(cause, context.secret), sent: true })
@@ -409,11 +433,123 @@ export const fromHttpClientError = (
   })
 }
 
-/** The first few mismatches as `path: issue`, not the whole tree (which can be long and repeats the body). */
-const describeParseError = (error: ParseResult.ParseError): string => {
-  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
-  const shown = issues.slice(0, 3).map((i) => `${i.path.length === 0 ? "body" : i.path.join(".")}: ${i.message}`)
-  return issues.length > 3 ? `${shown.join("; ")}; and ${issues.length - 3} more` : shown.join("; ")
+// How much of a received value a description quotes: enough to recognise it. Effect's formatters print the whole
+// value, recursively: a body whose `id` nests an array 3,000 deep overflows the stack there, and a field holding
+// megabytes would be copied whole into the message before `scrub` clipped it.
+const QUOTE_DEPTH = 2
+const QUOTE_ITEMS = 3
+const QUOTE_CHARS = 60
+/** Path segments and schema names kept: a record key comes from the body and can be of any length. */
+const NAME_CHARS = 80
+const SHOWN_ISSUES = 3
+/** Nodes of the issue tree visited. Decoding stops at the first error, so this only bounds a tree of no known shape. */
+const MAX_ISSUE_NODES = 200
+
+const clip = (text: string, max: number): string => text.length > max ? `${text.slice(0, max)}…` : text
+
+/** Text from the body, shortened: the key is cut out first, or a key straddling the cut would leave its start behind. */
+const excerpt = (text: string, max: number, secret: string): string => clip(scrub(text, secret), max)
+
+/**
+ * A received value, cut to a few items, a small depth and short strings; never
+ * walked further than it prints.
+ */
+const quote = (value: unknown, secret: string, depth = 0): string => {
+  if (typeof value === "string") return JSON.stringify(excerpt(value, QUOTE_CHARS, secret))
+  if (typeof value === "bigint") return `${value}n`
+  if (typeof value !== "object" || value === null) return String(value)
+  if (Array.isArray(value)) {
+    if (value.length === 0) return "[]"
+    if (depth >= QUOTE_DEPTH) return "[…]"
+    const shown = value.slice(0, QUOTE_ITEMS).map((item: unknown) => quote(item, secret, depth + 1))
+    return `[${shown.join(",")}${value.length > QUOTE_ITEMS ? `,…(${value.length} items)` : ""}]`
+  }
+  const parts: Array<string> = []
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue
+    if (depth >= QUOTE_DEPTH || parts.length === QUOTE_ITEMS) {
+      parts.push("…")
+      break
+    }
+    const item = quote((value as Record<string, unknown>)[key], secret, depth + 1)
+    parts.push(`${JSON.stringify(excerpt(key, QUOTE_CHARS, secret))}:${item}`)
+  }
+  return `{${parts.join(",")}}`
+}
+
+/** What a schema expected, named as Effect's formatters name it (a refinement by its description). */
+const expected = (ast: AST.AST): string =>
+  clip(
+    AST.isRefinement(ast)
+      ? AST.getDescriptionAnnotation(ast).pipe(
+        Option.orElse(() => AST.getTitleAnnotation(ast)),
+        Option.orElse(() => AST.getIdentifierAnnotation(ast)),
+        Option.getOrElse(() => String(ast.from))
+      )
+      : String(ast),
+    NAME_CHARS * 2
+  )
+
+/** The words of one mismatch: Effect's default messages, with the received value quoted short. */
+const leafMessage = (
+  issue: ParseResult.Type | ParseResult.Missing | ParseResult.Unexpected | ParseResult.Forbidden,
+  secret: string
+): string => {
+  if (issue.message !== undefined) return excerpt(issue.message, NAME_CHARS * 2, secret)
+  switch (issue._tag) {
+    case "Type":
+      return `Expected ${expected(issue.ast)}, actual ${quote(issue.actual, secret)}`
+    case "Missing":
+      return "is missing"
+    case "Unexpected":
+      return "is unexpected"
+    case "Forbidden":
+      return "is forbidden"
+  }
+}
+
+/**
+ * The first few mismatches as `path: issue`, not the whole tree (which can be
+ * long and repeats the body). The tree is walked with a stack of its own and a
+ * budget, and the received value is quoted short (see `quote`): whatever the
+ * body, describing it cannot throw.
+ *
+ * @internal
+ */
+export const describeParseError = (error: ParseResult.ParseError, secret: string): string => {
+  const shown: Array<string> = []
+  let found = 0
+  let visited = 0
+  const stack: Array<readonly [ParseResult.ParseIssue, ReadonlyArray<PropertyKey>]> = [[error.issue, []]]
+  while (stack.length > 0 && visited < MAX_ISSUE_NODES) {
+    visited++
+    const [issue, path] = stack.pop()!
+    switch (issue._tag) {
+      case "Pointer":
+        stack.push([issue.issue, path.concat(issue.path)])
+        break
+      case "Refinement":
+      case "Transformation":
+        stack.push([issue.issue, path])
+        break
+      case "Composite": {
+        const issues = Array.isArray(issue.issues) ? issue.issues : [issue.issues]
+        // In reverse, so that the first issue is described first.
+        for (let i = Math.min(issues.length, MAX_ISSUE_NODES) - 1; i >= 0; i--) stack.push([issues[i], path])
+        break
+      }
+      default: {
+        found++
+        if (shown.length < SHOWN_ISSUES) {
+          const at = path.length === 0 ? "body" : path.map((key) => excerpt(String(key), NAME_CHARS, secret)).join(".")
+          shown.push(`${at}: ${leafMessage(issue, secret)}`)
+        }
+      }
+    }
+  }
+  const more = found - shown.length
+  const rest = stack.length > 0 ? "; and more" : more > 0 ? `; and ${more} more` : ""
+  return shown.length === 0 ? "the body does not have the expected shape" : `${shown.join("; ")}${rest}`
 }
 
 /** @internal */
@@ -424,11 +560,14 @@ export const decodeFailure = (
 ): InferenceError.ResponseDecodeError =>
   new InferenceError.ResponseDecodeError({
     status: response.status,
-    requestId: response.headers["x-request-id"],
+    requestId: requestIdOf(response.headers, context.secret),
     model: context.model,
     attempts: context.attempt,
     chunksDelivered: context.chunksDelivered,
-    description: scrub(typeof description === "string" ? description : describeParseError(description), context.secret)
+    description: scrub(
+      typeof description === "string" ? description : describeParseError(description, context.secret),
+      context.secret
+    )
   })
 
 /**
@@ -447,7 +586,7 @@ export const truncated = (
       model: context.model,
       attempts: context.attempt,
       status: response.status,
-      requestId: response.headers["x-request-id"],
+      requestId: requestIdOf(response.headers, context.secret),
       description: "the stream ended before its first content",
       // The server answered: the request was sent, and may have been processed.
       sent: true

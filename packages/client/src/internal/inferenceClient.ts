@@ -10,6 +10,7 @@ import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -36,33 +37,50 @@ import type { Model } from "../Model.js"
 import { ModelList } from "../Model.js"
 import * as RateLimit from "../RateLimit.js"
 import * as ResponseCache from "../ResponseCache.js"
+import type { Options as RetryOptions } from "../RetryPolicy.js"
 import * as UsageTracker from "../UsageTracker.js"
+import * as BoundedBody from "./boundedBody.js"
 import * as ChunkInternal from "./chunks.js"
 import * as CircuitBreakerInternal from "./circuitBreaker.js"
 import * as classify from "./classify.js"
 import { decodeChunk, decodeCompletion } from "./decode.js"
+import * as checks from "./options.js"
+import * as RateLimitInternal from "./rateLimit.js"
 import * as ResponseCacheInternal from "./responseCache.js"
 import * as RetryPolicy from "./retryPolicy.js"
+import * as Slots from "./slots.js"
 import * as sse from "./sse.js"
 import * as timeout from "./timeout.js"
 import * as tokens from "./tokens.js"
+import * as UsageTrackerInternal from "./usageTracker.js"
 import * as validate from "./validate.js"
 
 /** Effect's own tracer, in place unless the application installs another. */
 const builtInTracer = Effect.runSync(Effect.tracer)
 
 /**
- * Runs `effect` with the `Authorization` header among the names @effect/platform
- * redacts, where an application has taken it out of the default list.
+ * The headers whose values a span may show. @effect/platform's `HttpClient` puts every request and response
+ * header on its span (`http.request.header.<name>`, `http.response.header.<name>`) unless its name is
+ * redacted, and a server can echo the key in any header it likes (`x-request-id: Bearer ...`, and
+ * `content-type` too): so every other name is redacted, whatever it is called. `content-length` is safe
+ * because the HTTP parser refuses a response whose length is not a number.
  */
-const redactingAuthorization = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  FiberRef.getWith(
-    Headers.currentRedactedNames,
-    (names) =>
-      names.includes("authorization")
-        ? effect
-        : Effect.locally(effect, Headers.currentRedactedNames, [...names, "authorization"])
-  )
+const SPAN_HEADERS: ReadonlyArray<string> = ["content-length"]
+
+/** Matches every header name not in `SPAN_HEADERS`. */
+const UNLISTED_HEADER = new RegExp(`^(?!(?:${SPAN_HEADERS.join("|")})$)`, "i")
+
+/**
+ * Runs `effect` with the header names @effect/platform redacts extended: with a
+ * tracer, to every header not on the allow-list (`SPAN_HEADERS`), the only
+ * place response headers go; without one, to `Authorization`, where an
+ * application has taken it out of the default list.
+ */
+const redactingHeaders = <A, E, R>(effect: Effect.Effect<A, E, R>, tracing: boolean): Effect.Effect<A, E, R> =>
+  FiberRef.getWith(Headers.currentRedactedNames, (names) => {
+    const name = tracing ? UNLISTED_HEADER : "authorization"
+    return names.includes(name) ? effect : Effect.locally(effect, Headers.currentRedactedNames, [...names, name])
+  })
 
 /** @internal */
 export const DEFAULT_BASE_URL = "https://api.inference.wandb.ai/v1"
@@ -93,6 +111,9 @@ export interface Resolved {
   readonly fallback: ReadonlyArray<string>
   readonly fallbackOn: (error: InferenceError.InferenceError) => boolean
   readonly rateLimit: RateLimit.Options | undefined
+  readonly maxResponseBytes: number
+  readonly maxErrorBodyBytes: number
+  readonly maxBytesBeforeFirstOutput: number
 }
 
 /** @internal */
@@ -121,6 +142,88 @@ const resolveFallbackOn = (
   return Either.right((error) => tags.has(error._tag) || (retryable && InferenceError.isRetryable(error)))
 }
 
+const isRecord = (u: unknown): u is Readonly<Record<string, unknown>> => Predicate.isRecord(u)
+
+/**
+ * The client's options, every one checked for its type and range, and a key no
+ * option has refused. The options of the parts (`retry`, `circuitBreaker`,
+ * `rateLimit`, `usage`) are checked by their own schemas, with their paths
+ * under the option's name.
+ */
+const ClientOptions = Schema.Struct({
+  apiKey: Schema.declare((u): u is Redacted.Redacted<string> => Redacted.isRedacted(u), {
+    // Never the value: a plain string here is the key itself.
+    message: () =>
+      "must be Redacted: pass Redacted.make(key), or read it with Config.redacted (InferenceClient.layerConfig does)"
+  }),
+  baseUrl: Schema.optional(checks.check(Predicate.isString, "an http(s) URL")),
+  project: Schema.optional(checks.check(Predicate.isString, "\"team/project\"")),
+  timeout: Schema.optional(checks.duration()),
+  firstChunkTimeout: Schema.optional(checks.duration()),
+  idleTimeout: Schema.optional(checks.duration()),
+  totalTimeout: Schema.optional(checks.duration()),
+  retry: Schema.optional(
+    checks.check(
+      (u): u is false | Schedule.Schedule<unknown, InferenceError.InferenceError> | Partial<RetryOptions> =>
+        u === false || Schedule.isSchedule(u) || isRecord(u),
+      "false, a Schedule or retry options"
+    )
+  ),
+  maxConcurrency: Schema.optional(
+    checks.check(
+      (u): u is number => u === Infinity || (Number.isInteger(u) && (u as number) >= 1),
+      "a whole number >= 1 or Infinity"
+    )
+  ),
+  maxResponseBytes: Schema.optional(checks.wholeNumber(1)),
+  maxErrorBodyBytes: Schema.optional(checks.wholeNumber(1)),
+  maxBytesBeforeFirstOutput: Schema.optional(checks.wholeNumber(1)),
+  circuitBreaker: Schema.optional(
+    checks.check((u): u is false | CircuitBreakerOptions => u === false || isRecord(u), "false or breaker options")
+  ),
+  rateLimit: Schema.optional(checks.check((u): u is RateLimit.Options => isRecord(u), "rate limit options")),
+  fallback: Schema.optional(
+    checks.check(
+      (u): u is ReadonlyArray<string> =>
+        Array.isArray(u) && u.every((model) => typeof model === "string" && model.trim() !== ""),
+      "a list of model ids"
+    )
+  ),
+  fallbackOn: Schema.optional(
+    checks.check(
+      (u): u is InferenceClient.FallbackOn => Array.isArray(u) || typeof u === "function",
+      "a list of error tags or a function"
+    )
+  ),
+  usage: Schema.optional(
+    checks.check((u): u is false | UsageTracker.Options => u === false || isRecord(u), "false or usage options")
+  ),
+  transformClient: Schema.optional(checks.func)
+})
+
+const decodeClientOptions = checks.decoder(ClientOptions)
+
+/** A header carries visible ASCII only; a key with anything else would fail every request as a "connection" error. */
+const HEADER_SAFE = /^[\x21-\x7e]+$/
+
+/** Where a key has a character a header cannot carry, and what kind, without the key itself. */
+const keyProblem = (key: string): string | undefined => {
+  if (key.trim() === "") return "apiKey is empty: set WANDB_API_KEY or pass apiKey"
+  if (HEADER_SAFE.test(key)) return undefined
+  const at = [...key].findIndex((c) => !HEADER_SAFE.test(c))
+  const c = [...key][at] ?? ""
+  const kind = c === " " || c === "\t"
+    ? "a space"
+    : c === "\n" || c === "\r"
+    ? "a line break"
+    : c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f
+    ? "a control character"
+    : "a character outside ASCII"
+  return `apiKey has ${kind} at position ${at + 1} of ${[...key].length}: an HTTP header carries only visible ASCII (${
+    at === 0 || at === [...key].length - 1 ? "trim the key" : "copy the key again"
+  })`
+}
+
 /**
  * Checks the options once, when the layer is built.
  *
@@ -128,10 +231,12 @@ const resolveFallbackOn = (
  */
 export const resolveOptions = (options: InferenceClient.Options): Either.Either<Resolved, string> =>
   Either.gen(function*() {
+    // The schema checks each option's type and range (and refuses unknown keys); what follows turns them into the
+    // values the client runs with, and checks what a type cannot say (a URL, a key a header can carry).
+    yield* decodeClientOptions(options)
     const key = Redacted.value(options.apiKey)
-    if (typeof key !== "string" || key.trim() === "") {
-      return yield* Either.left("apiKey is empty: set WANDB_API_KEY or pass apiKey")
-    }
+    const problem = typeof key === "string" ? keyProblem(key) : "apiKey must hold a string"
+    if (problem !== undefined) return yield* Either.left(problem)
     const baseUrl = (options.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, "")
     if (!URL.canParse(baseUrl) || !/^https?:$/.test(new URL(baseUrl).protocol)) {
       return yield* Either.left(`baseUrl must be an http(s) URL, got "${baseUrl}"`)
@@ -157,18 +262,40 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
     if (!(maxConcurrency === Infinity || (Number.isInteger(maxConcurrency) && maxConcurrency >= 1))) {
       return yield* Either.left(`maxConcurrency must be a whole number >= 1 or Infinity, got ${maxConcurrency}`)
     }
+    const maxResponseBytes = yield* BoundedBody.bytesOption(
+      options.maxResponseBytes,
+      BoundedBody.DEFAULT_MAX_RESPONSE_BYTES,
+      "maxResponseBytes"
+    )
+    const maxErrorBodyBytes = yield* BoundedBody.bytesOption(
+      options.maxErrorBodyBytes,
+      BoundedBody.DEFAULT_MAX_ERROR_BODY_BYTES,
+      "maxErrorBodyBytes"
+    )
+    const maxBytesBeforeFirstOutput = yield* BoundedBody.bytesOption(
+      options.maxBytesBeforeFirstOutput,
+      BoundedBody.DEFAULT_MAX_BYTES_BEFORE_FIRST_OUTPUT,
+      "maxBytesBeforeFirstOutput"
+    )
     const retry = options.retry === false
       ? undefined
       : Schedule.isSchedule(options.retry)
       ? options.retry
       : RetryPolicy.make(yield* RetryPolicy.validate(options.retry ?? {}))
+    if (options.rateLimit !== undefined) {
+      yield* RateLimitInternal.resolveOptions(options.rateLimit).pipe(
+        Either.mapLeft((message) => `rateLimit.${message}`)
+      )
+    }
+    if (options.usage !== undefined && options.usage !== false) {
+      yield* UsageTrackerInternal.resolveOptions(options.usage).pipe(
+        Either.mapLeft((message) => `usage.${message}`)
+      )
+    }
     const circuitBreaker = options.circuitBreaker === false
       ? undefined
       : yield* CircuitBreakerInternal.validate(options.circuitBreaker ?? {})
     const fallback = options.fallback ?? []
-    if (fallback.some((model) => typeof model !== "string" || model.trim() === "")) {
-      return yield* Either.left("fallback must list model ids")
-    }
     const fallbackOn = yield* resolveFallbackOn(options.fallbackOn ?? DEFAULT_FALLBACK_ON)
     return {
       rateLimit: options.rateLimit,
@@ -184,14 +311,33 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
       totalTimeout,
       retry,
       maxConcurrency,
+      maxResponseBytes,
+      maxErrorBodyBytes,
+      maxBytesBeforeFirstOutput,
       transformClient: options.transformClient
     }
   })
 
 /** @internal */
 export const config = Config.all({
-  apiKey: Config.redacted("WANDB_API_KEY").pipe(
-    Config.validate({ message: "WANDB_API_KEY is empty", validation: (key) => Redacted.value(key).trim() !== "" })
+  // A missing key says so in words (Config's own "Missing data at WANDB_API_KEY: <redacted>" reads as if a value
+  // had been found), and so does an empty one.
+  apiKey: Config.option(Config.redacted("WANDB_API_KEY")).pipe(
+    Config.mapOrFail(Option.match({
+      onNone: () =>
+        Either.left(
+          ConfigError.MissingData(
+            ["WANDB_API_KEY"],
+            "WANDB_API_KEY is not set: set it to your W&B API key (https://wandb.ai/authorize), or pass apiKey"
+          )
+        ),
+      onSome: (key) =>
+        Redacted.value(key).trim() === ""
+          ? Either.left(
+            ConfigError.InvalidData(["WANDB_API_KEY"], "WANDB_API_KEY is empty: set it to your W&B API key")
+          )
+          : Either.right(key)
+    }))
   ),
   project: Config.string("WANDB_PROJECT").pipe(
     Config.validate({ message: "WANDB_PROJECT must look like \"team/project\"", validation: (p) => PROJECT.test(p) }),
@@ -214,14 +360,37 @@ export const config = Config.all({
 
 const decodeModelList = Schema.decodeUnknownEither(ModelList)
 
+/** A successful body over `maxResponseBytes`: the same request would get it again, so it is not retried. */
+const tooLarge = (
+  response: HttpClientResponse.HttpClientResponse,
+  context: classify.CallContext,
+  max: number,
+  stated: number | undefined
+): InferenceError.ResponseDecodeError =>
+  classify.decodeFailure(
+    response,
+    stated === undefined
+      ? `the body is too large: over maxResponseBytes (${max} bytes), and the rest was not read`
+      : `the body is too large: its Content-Length, ${stated} bytes, is over maxResponseBytes (${max} bytes)`,
+    context
+  )
+
 const decodeWith = <A>(decode: (u: unknown) => Either.Either<A, ParseResult.ParseError>) =>
 (
   response: HttpClientResponse.HttpClientResponse,
-  context: classify.CallContext
-): Effect.Effect<A, InferenceError.InferenceError> =>
-  Effect.flatMap(
-    Effect.mapError(response.text, (error) => classify.fromHttpClientError(error, context)),
-    (text) => {
+  context: classify.CallContext,
+  limits: BoundedBody.Limits
+): Effect.Effect<A, InferenceError.InferenceError> => {
+  const max = limits.maxResponseBytes
+  const stated = BoundedBody.contentLength(response)
+  // A body said to be over the bound is refused before a byte of it is read.
+  if (stated !== undefined && stated > max) {
+    return Effect.zipRight(BoundedBody.discard(response), Effect.fail(tooLarge(response, context, max, stated)))
+  }
+  return Effect.flatMap(
+    Effect.mapError(BoundedBody.read(response, max), (error) => classify.fromHttpClientError(error, context)),
+    ({ text, truncated }) => {
+      if (truncated) return Effect.fail(tooLarge(response, context, max, undefined))
       let json: unknown
       try {
         json = JSON.parse(text)
@@ -234,6 +403,7 @@ const decodeWith = <A>(decode: (u: unknown) => Either.Either<A, ParseResult.Pars
       })
     }
   )
+}
 
 const decodeCompletionResponse = decodeWith(decodeCompletion)
 
@@ -260,14 +430,15 @@ const isEventStream = (response: HttpClientResponse.HttpClientResponse): boolean
 const completionAsStream = (
   response: HttpClientResponse.HttpClientResponse,
   context: classify.CallContext,
-  includeUsage: boolean
+  includeUsage: boolean,
+  limits: BoundedBody.Limits
 ): Effect.Effect<
   Effect.Effect<Chunk.Chunk<ChatCompletionChunk>, Option.Option<InferenceError.InferenceError>>,
   InferenceError.InferenceError
 > =>
   Effect.map(
     Effect.mapError(
-      decodeCompletionResponse(response, context),
+      decodeCompletionResponse(response, context, limits),
       (error) =>
         error._tag === "ResponseDecodeError"
           ? new InferenceError.ResponseDecodeError({
@@ -297,11 +468,16 @@ const roundMillis = (duration: Duration.Duration): Duration.Duration =>
 
 const failFromResponse = (
   response: HttpClientResponse.HttpClientResponse,
-  context: classify.CallContext
+  context: classify.CallContext,
+  limits: BoundedBody.Limits
 ): Effect.Effect<never, InferenceError.InferenceError> =>
   Effect.flatMap(
-    // An error body that cannot be read is still an error of this status: classify it without a body.
-    Effect.orElseSucceed(response.text, () => ""),
+    // An error body that cannot be read is still an error of this status: classify it without a body. Its message is
+    // at its start: the first maxErrorBodyBytes are read, the rest is not, and the request is aborted, not drained.
+    Effect.orElseSucceed(
+      Effect.map(BoundedBody.read(response, limits.maxErrorBodyBytes), (read) => read.text),
+      () => ""
+    ),
     (text) =>
       Effect.flatMap(
         Clock.currentTimeMillis,
@@ -338,13 +514,13 @@ export const make = (
     const tracing = (yield* Effect.tracer) !== builtInTracer
     const httpClient = resolved.transformClient === undefined ? base : resolved.transformClient(base)
     /**
-     * Runs a call's requests with the `Authorization` header redacted and, without a
-     * tracer that exports, with tracing off: @effect/platform's `HttpClient` then
-     * makes no span and sends no trace headers. One `FiberRef` change per call, not
-     * per attempt.
+     * Runs a call's requests with the `Authorization` header (with a tracer, every
+     * header not on an allow-list) redacted and, without a tracer that exports,
+     * with tracing off: @effect/platform's `HttpClient` then makes no span and
+     * sends no trace headers. One `FiberRef` change per call, not per attempt.
      */
     const inCall = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      redactingAuthorization(tracing ? effect : Effect.locally(effect, FiberRef.currentTracerEnabled, false))
+      redactingHeaders(tracing ? effect : Effect.locally(effect, FiberRef.currentTracerEnabled, false), tracing)
     const breakers = resolved.circuitBreaker === undefined
       ? undefined
       : yield* Effect.flatMap(
@@ -373,9 +549,10 @@ export const make = (
       : resolved.rateLimit === undefined
       ? undefined
       : yield* RateLimit.make(resolved.rateLimit)
-    const semaphore = resolved.maxConcurrency === Infinity
+    // A FIFO queue, not Effect's Semaphore: one release of that resumes every waiter (see slots.ts).
+    const slots = resolved.maxConcurrency === Infinity
       ? undefined
-      : yield* Effect.makeSemaphore(resolved.maxConcurrency)
+      : yield* Slots.make(resolved.maxConcurrency)
     // Explicit options make the client a tracker of its own (a budget given here must never be ignored);
     // otherwise the tracker in context, if any, so that the application can read it.
     const providedTracker = yield* Effect.serviceOption(UsageTracker.UsageTracker)
@@ -408,7 +585,7 @@ export const make = (
     interface Progress {
       attempts: number
       model: string | undefined
-      /** The `x-request-id` of the last response. */
+      /** The request id of the last response, if it is one that can be kept (`classify.requestIdOf`). */
       requestId: string | undefined
     }
 
@@ -470,7 +647,8 @@ export const make = (
       request: HttpClientRequest.HttpClientRequest,
       onSuccess: (
         response: HttpClientResponse.HttpClientResponse,
-        context: classify.CallContext
+        context: classify.CallContext,
+        limits: BoundedBody.Limits
       ) => Effect.Effect<A, InferenceError.InferenceError>,
       progress: Progress,
       cost: RateLimit.Cost<A, InferenceError.InferenceError> = { estimatedTokens: 0 }
@@ -482,14 +660,15 @@ export const make = (
           progress.attempts++
           progress.model = model
           const context: classify.CallContext = { model, attempt: n, secret, baseUrl: resolved.baseUrl }
-          const exchange = httpClient.execute(request).pipe(
-            Effect.mapError((error) => classify.fromHttpClientError(error, context)),
-            Effect.flatMap((response) => {
-              progress.requestId = response.headers["x-request-id"]
+          // An interruption after the response came (a timeout, the caller) lets go of it before the slot is freed.
+          const exchange = BoundedBody.withResponse(
+            Effect.mapError(httpClient.execute(request), (error) => classify.fromHttpClientError(error, context)),
+            (response) => {
+              progress.requestId = classify.requestIdOf(response.headers, secret)
               return response.status >= 200 && response.status < 300
-                ? onSuccess(response, context)
-                : failFromResponse(response, context)
-            })
+                ? onSuccess(response, context, resolved)
+                : failFromResponse(response, context, resolved)
+            }
           )
           const timed = timeout.timeoutFail(exchange, {
             duration: resolved.timeout,
@@ -499,7 +678,7 @@ export const make = (
           // Inside the slot (charged when really sent), outside the attempt's timeout (a wait for quota is not the server's fault).
           const limited = limiter === undefined ? timed : limiter.withLimit(timed, cost)
           // The breaker inside the slot: a half-open probe does not sit in the queue for a slot while it holds a probe place.
-          return semaphore === undefined ? guarded(model, limited) : semaphore.withPermits(1)(guarded(model, limited))
+          return slots === undefined ? guarded(model, limited) : slots.withPermit(guarded(model, limited))
         }
         const retriedAttempts = retried(attempt)
         return inCall(
@@ -655,21 +834,28 @@ export const make = (
 
     const cacheKey = (request: unknown): string => ResponseCache.key({ baseUrl: resolved.baseUrl, project, request })
 
-    /** A call's request and its `extraBody`, both checked before anything is sent. */
+    /**
+     * A call's request, its `extraBody` and its use of the cache, all checked
+     * before anything is sent. It never throws: a getter, a `Proxy` or a `toJSON`
+     * of the caller's that throws while they are read is an `InvalidRequestError`.
+     */
     const checked = (
       input: ChatCompletionRequestInput,
       callOptions: InferenceClient.CallOptions | undefined
     ): Either.Either<
-      { readonly request: ChatCompletionRequest; readonly extra: Extra },
+      { readonly request: ChatCompletionRequest; readonly extra: Extra; readonly use: CacheUse | undefined },
       InferenceError.InvalidRequestError
-    > =>
-      Either.flatMap(
-        validate.validateRequest(input),
-        (request) =>
-          callOptions?.extraBody === undefined
-            ? Either.right({ request, extra: undefined })
-            : Either.map(validate.extraBody(callOptions.extraBody), (extra) => ({ request, extra }))
-      )
+    > => {
+      try {
+        return Either.flatMap(validate.validateRequest(input), (request) =>
+          Either.flatMap(
+            callOptions?.extraBody === undefined ? Either.right(undefined) : validate.extraBody(callOptions.extraBody),
+            (extra) => Either.map(cacheUse(request, callOptions?.cache), (use) => ({ request, extra, use }))
+          ))
+      } catch (error) {
+        return Either.left(validate.unreadable("(call options)", error))
+      }
+    }
 
     // -------------------------------------------------------------------------
     // Calls
@@ -692,7 +878,7 @@ export const make = (
         const cost = limiter === undefined ? undefined : {
           estimatedTokens: RateLimit.estimateTokens(request),
           actualTokens: Exit.match({
-            onSuccess: (completion: ChatCompletion) => completion.usage?.total_tokens,
+            onSuccess: (completion: ChatCompletion) => tokens.reportedTotal(completion.usage),
             onFailure: RateLimit.tokensOfFailure
           })
         }
@@ -758,11 +944,8 @@ export const make = (
       Either.match(checked(input, callOptions), {
         onLeft: Effect.fail,
         // stream_options is refused by OpenAI-compatible servers unless stream is true
-        onRight: ({ extra, request: { stream_options: _, ...request } }) =>
-          Either.match(cacheUse(request, callOptions?.cache), {
-            onLeft: Effect.fail,
-            onRight: (use) => use === undefined ? completionCall(request, extra) : cachedCompletion(request, extra, use)
-          })
+        onRight: ({ extra, request: { stream_options: _, ...request }, use }) =>
+          use === undefined ? completionCall(request, extra) : cachedCompletion(request, extra, use)
       })
 
     const listModels = (): Effect.Effect<ReadonlyArray<Model>, InferenceError.InferenceError> =>
@@ -773,7 +956,7 @@ export const make = (
             "InferenceClient.listModels",
             undefined,
             listModelsRequest,
-            (response, context) => Effect.map(decodeModels(response, context), (list) => list.data),
+            (response, context, limits) => Effect.map(decodeModels(response, context, limits), (list) => list.data),
             progress
           ),
           progress
@@ -797,23 +980,26 @@ export const make = (
       request: HttpClientRequest.HttpClientRequest,
       context: classify.CallContext,
       progress: Progress,
-      includeUsage: boolean
+      includeUsage: boolean,
+      choices: number
     ): Effect.Effect<Pull, InferenceError.InferenceError, Scope.Scope> =>
       Effect.gen(function*() {
-        const response = yield* Effect.mapError(
+        // Let go of when the attempt's scope closes (the stream ends, fails or is left early): the scope, which holds
+        // the slot, does not finish before the request is gone.
+        const response = yield* BoundedBody.scoped(Effect.mapError(
           httpClient.execute(request),
           (error) => classify.fromHttpClientError(error, context)
-        )
-        progress.requestId = response.headers["x-request-id"]
-        if (response.status < 200 || response.status >= 300) return yield* failFromResponse(response, context)
-        if (!isEventStream(response)) return yield* completionAsStream(response, context, includeUsage)
+        ))
+        progress.requestId = classify.requestIdOf(response.headers, secret)
+        if (response.status < 200 || response.status >= 300) return yield* failFromResponse(response, context, resolved)
+        if (!isEventStream(response)) return yield* completionAsStream(response, context, includeUsage, resolved)
         const raw = yield* Stream.toPull(response.stream)
         const parser = sse.makeParser()
         let done = false
-        // Every choice that appeared must finish: with n > 1, one finished choice does not complete the others.
-        const seen = new Set<number>()
+        // Every requested choice must finish: with n > 1, one finished choice does not complete the others, and a
+        // server that sends fewer choices than were asked for has not answered in full.
         const finished = new Set<number>()
-        const complete = () => seen.size > 0 && finished.size === seen.size
+        const complete = () => finished.size === choices
         let out: Array<ChatCompletionChunk> = []
         const flush = (): Pull => {
           const batch = Chunk.unsafeFromArray(out)
@@ -830,6 +1016,10 @@ export const make = (
         }
         // Reading ended: every chunk of the last read has been flushed already.
         const failNow = (error: InferenceError.InferenceError) => Effect.fail(Option.some(error))
+        // Until the first output every byte read counts, so that a flood of empty or role-only chunks (or comments)
+        // is cut off; after it, each event is bounded by the parser and each gap by the idle timeout.
+        let outputSeen = false
+        let bytesBeforeOutput = 0
         const onEnd = (cause: Option.Option<HttpClientError.ResponseError>) =>
           Option.match(cause, {
             // A body that ends after a finish reason is complete even without [DONE].
@@ -841,11 +1031,31 @@ export const make = (
             const events = parser.feed(bytes)
             if (events instanceof sse.Overflow) {
               const size = events.size
-              return fail(() => classify.decodeFailure(response, `an SSE line exceeded ${size} bytes`, context))
+              return fail(() =>
+                classify.decodeFailure(
+                  response,
+                  `an SSE line is too large: it exceeded ${size} bytes with no end of line`,
+                  context
+                )
+              )
             }
             const failed = decodeEvents(events)
             if (failed !== undefined) return failed
             if (done) break
+            if (!outputSeen) {
+              bytesBeforeOutput += bytes.length
+              if (bytesBeforeOutput > resolved.maxBytesBeforeFirstOutput) {
+                const read = bytesBeforeOutput
+                return fail(() =>
+                  classify.decodeFailure(
+                    response,
+                    `the stream is too large before its first output: ${read} bytes with no content, over ` +
+                      `maxBytesBeforeFirstOutput (${resolved.maxBytesBeforeFirstOutput} bytes)`,
+                    context
+                  )
+                )
+              }
+            }
           }
           if (out.length > 0) return flush()
           return done ? Effect.fail(Option.none()) : pull
@@ -875,9 +1085,14 @@ export const make = (
               return fail(() => classify.decodeFailure(response, decoded.left, context))
             }
             for (const choice of decoded.right.choices) {
-              seen.add(choice.index)
-              if (choice.finish_reason !== null) finished.add(choice.index)
+              if (
+                choice.finish_reason !== null && Number.isInteger(choice.index) && choice.index >= 0 &&
+                choice.index < choices
+              ) {
+                finished.add(choice.index)
+              }
             }
+            if (!outputSeen) outputSeen = ChunkInternal.hasContent(decoded.right)
             out.push(decoded.right)
           }
           return undefined
@@ -957,6 +1172,7 @@ export const make = (
     ): Stream.Stream<ChatCompletionChunk, InferenceError.InferenceError> => {
       const estimatedTokens = limiter === undefined ? 0 : RateLimit.estimateTokens(request)
       const includeUsage = request.stream_options?.include_usage !== false
+      const choices = request.n ?? 1
       /** The stream of one model, up to its first content, retried by the policy. */
       const startFor = (model: string, progress: Progress) =>
         Effect.gen(function*() {
@@ -987,7 +1203,7 @@ export const make = (
                 chunksDelivered: undefined
               }
               const start = Effect.gen(function*() {
-                const pull = yield* openStream(httpRequest, context, progress, includeUsage)
+                const pull = yield* openStream(httpRequest, context, progress, includeUsage, choices)
                 const prefix: Array<ChatCompletionChunk> = []
                 while (true) {
                   const batch = yield* Effect.either(pull)
@@ -1008,11 +1224,7 @@ export const make = (
               )
               let permit: RateLimit.Permit | undefined
               // Waiting for a slot stays interruptible (acquireRelease would not be); once taken, it is released with the scope.
-              const slot = semaphore === undefined ?
-                Effect.void :
-                Effect.uninterruptibleMask((restore) =>
-                  Effect.zipRight(restore(semaphore.take(1)), Effect.addFinalizer(() => semaphore.release(1)))
-                )
+              const slot = slots === undefined ? Effect.void : slots.takeScoped
               const permitted = Effect.gen(function*() {
                 // After the slot and before the first-chunk timer: a wait for quota is not the server's fault.
                 if (limiter !== undefined) permit = yield* limiter.acquire(estimatedTokens)
@@ -1105,7 +1317,7 @@ export const make = (
             if (chunk.usage !== undefined) {
               usage = chunk.usage
               if (started.permit !== undefined) {
-                settle = started.permit.settle(chunk.usage.total_tokens)
+                settle = started.permit.settle(tokens.reportedTotal(chunk.usage))
               }
             }
           }
@@ -1196,11 +1408,8 @@ export const make = (
     ): Stream.Stream<ChatCompletionChunk, InferenceError.InferenceError> =>
       Either.match(checked(input, callOptions), {
         onLeft: (error) => Stream.fail(error),
-        onRight: ({ extra, request }) =>
-          Either.match(cacheUse(request, callOptions?.cache), {
-            onLeft: (error) => Stream.fail(error),
-            onRight: (use) => use === undefined ? liveStream(request, extra) : cachedStream(request, extra, use)
-          })
+        onRight: ({ extra, request, use }) =>
+          use === undefined ? liveStream(request, extra) : cachedStream(request, extra, use)
       })
 
     return { chatCompletion, streamChatCompletion, listModels }

@@ -18,8 +18,12 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as RateLimit from "../RateLimit.js"
+import * as checks from "./options.js"
+import * as Slots from "./slots.js"
+import * as tokenCounts from "./tokens.js"
 import * as validate from "./validate.js"
 
 // ---------------------------------------------------------------------------
@@ -38,19 +42,18 @@ export interface Resolved {
   readonly tokens: ResolvedLimit | undefined
 }
 
-const resolveLimit = (
-  name: string,
-  limit: RateLimit.Limit | undefined
-): Either.Either<ResolvedLimit | undefined, string> => {
-  if (limit === undefined) return Either.right(undefined)
-  if (!(Number.isInteger(limit.limit) && limit.limit >= 1)) {
-    return Either.left(`${name}.limit must be a whole number >= 1, got ${limit.limit}`)
-  }
-  return Either.map(
-    validate.positiveDuration(limit.interval, true, `${name}.interval`),
-    (interval) => ({ limit: limit.limit, intervalMillis: Duration.toMillis(interval) })
-  )
-}
+const Limit = Schema.Struct({ limit: checks.wholeNumber(1), interval: checks.duration({ finite: true }) })
+
+/** The limits, every field checked; a path in a message names the option (`requests.limit`). */
+const decodeOptions = checks.decoder(
+  Schema.Struct({ requests: Schema.optional(Limit), tokens: Schema.optional(Limit) }),
+  "RateLimit options"
+)
+
+const resolveLimit = (limit: RateLimit.Limit | undefined): ResolvedLimit | undefined =>
+  limit === undefined
+    ? undefined
+    : { limit: limit.limit, intervalMillis: Duration.toMillis(Duration.decode(limit.interval)) }
 
 /**
  * Checks the options; the message names the option (for example
@@ -59,11 +62,10 @@ const resolveLimit = (
  * @internal
  */
 export const resolveOptions = (options: RateLimit.Options): Either.Either<Resolved, string> =>
-  Either.gen(function*() {
-    const requests = yield* resolveLimit("requests", options.requests)
-    const tokens = yield* resolveLimit("tokens", options.tokens)
-    return { requests, tokens }
-  })
+  Either.map(decodeOptions(options), (checked) => ({
+    requests: resolveLimit(checked.requests),
+    tokens: resolveLimit(checked.tokens)
+  }))
 
 // ---------------------------------------------------------------------------
 // One limit
@@ -99,6 +101,8 @@ class Window {
       this.charged -= this.log[this.start].amount
       this.start++
     }
+    // An empty log has nothing charged: whatever the sums left behind in the last bits goes with it.
+    if (this.start === this.log.length) this.charged = 0
     if (this.start > 1024 && this.start * 2 > this.log.length) {
       this.log = this.log.slice(this.start)
       this.start = 0
@@ -122,10 +126,15 @@ class Window {
     return Infinity
   }
 
+  /**
+   * Charges at most the whole limit: more would keep the window full no longer (the charge expires after one
+   * interval either way), and only makes the sums lose their last bits.
+   */
   charge(now: number, amount: number): void {
     if (amount > 0) {
-      this.log.push({ at: now, amount })
-      this.charged += amount
+      const charged = Math.min(amount, this.limit)
+      this.log.push({ at: now, amount: charged })
+      this.charged += charged
     }
   }
 
@@ -134,7 +143,7 @@ class Window {
   }
 
   release(amount: number): void {
-    this.reserved -= amount
+    this.reserved = Math.max(0, this.reserved - amount)
   }
 }
 
@@ -144,12 +153,16 @@ class Window {
 
 type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
+/**
+ * What a settlement charges: the tokens used if they are a token count (a whole number from 0 below 10^9, the
+ * check the usage tracker makes of a reported usage), else the reservation, as for usage unknown.
+ */
 const tokensOf = (actual: number | undefined, reserved: number): number =>
-  actual !== undefined && Number.isFinite(actual) && actual >= 0 ? Math.ceil(actual) : reserved
+  tokenCounts.isTokenCount(actual) ? actual : reserved
 
 const fromResolved = (
   resolved: Resolved,
-  gate: Effect.Semaphore,
+  gate: Slots.Slots,
   firstChange: Deferred.Deferred<void>
 ): RateLimit.RateLimit => {
   const requests = resolved.requests === undefined
@@ -190,8 +203,10 @@ const fromResolved = (
    * Waits for room and takes it. Only the waits are interruptible (`restore`);
    * the check and the charge are one step, so an interrupted caller has taken
    * nothing and a caller that got through holds its permit. The gate lets one
-   * caller at a time wait for room, in (roughly) the order they came, so that a
-   * large call is not passed over forever by small ones.
+   * caller at a time wait for room, in the order they came, so that a large
+   * call is not passed over forever by small ones. (A FIFO queue rather than
+   * Effect's Semaphore, whose every release resumes all the callers queued at
+   * the gate: see slots.ts.)
    */
   const admit = (reservedTokens: number, restore: Restore): Effect.Effect<RateLimit.Permit> => {
     const attempt: Effect.Effect<RateLimit.Permit> = Effect.flatMap(Clock.currentTimeMillis, (now) => {
@@ -210,7 +225,7 @@ const fromResolved = (
         attempt
       )
     })
-    return Effect.zipRight(restore(gate.take(1)), Effect.ensuring(attempt, gate.release(1)))
+    return Effect.zipRight(gate.take(restore), Effect.ensuring(attempt, gate.release))
   }
 
   const reservation = (estimatedTokens: number): Effect.Effect<number> =>
@@ -251,6 +266,6 @@ const fromResolved = (
 export const make = (options: RateLimit.Options): Effect.Effect<RateLimit.RateLimit> =>
   Effect.flatMap(validate.optionsOrDie("RateLimit", resolveOptions(options)), (resolved) =>
     Effect.map(
-      Effect.zip(Effect.makeSemaphore(1), Deferred.make<void>()),
+      Effect.zip(Slots.make(1), Deferred.make<void>()),
       ([gate, firstChange]) => fromResolved(resolved, gate, firstChange)
     ))

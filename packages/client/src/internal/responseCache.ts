@@ -31,6 +31,7 @@ import * as Schema from "effect/Schema"
 import type { InferenceError } from "../InferenceError.js"
 import type * as ResponseCache from "../ResponseCache.js"
 import { Entry, ResponseCache as ResponseCacheTag } from "../ResponseCache.js"
+import * as checks from "./options.js"
 import * as validate from "./validate.js"
 
 const DEFAULT_CAPACITY = 1000
@@ -93,19 +94,21 @@ interface Resolved {
   readonly policy: ResponseCache.Policy
 }
 
+const decodeOptions = checks.decoder(
+  Schema.Struct({
+    capacity: Schema.optional(checks.wholeNumber(1)),
+    ttl: Schema.optional(checks.duration({ finite: true })),
+    policy: Schema.optional(checks.literal("deterministic", "all"))
+  }),
+  "ResponseCache options"
+)
+
 const resolveOptions = (options: ResponseCache.Options): Either.Either<Resolved, string> =>
-  Either.gen(function*() {
-    const capacity = options.capacity ?? DEFAULT_CAPACITY
-    if (!Number.isInteger(capacity) || capacity < 1) {
-      return yield* Either.left(`capacity must be a whole number >= 1, got ${capacity}`)
-    }
-    const ttl = options.ttl === undefined ? DEFAULT_TTL : yield* validate.positiveDuration(options.ttl, true, "ttl")
-    const policy = options.policy ?? "deterministic"
-    if (policy !== "deterministic" && policy !== "all") {
-      return yield* Either.left(`policy must be "deterministic" or "all", got ${String(policy)}`)
-    }
-    return { capacity, ttl, policy }
-  })
+  Either.map(decodeOptions(options), (checked) => ({
+    capacity: checked.capacity ?? DEFAULT_CAPACITY,
+    ttl: checked.ttl === undefined ? DEFAULT_TTL : Duration.decode(checked.ttl),
+    policy: checked.policy ?? "deterministic"
+  }))
 
 // ---------------------------------------------------------------------------
 // The cache

@@ -7,9 +7,11 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Intervals from "effect/ScheduleIntervals"
+import * as Schema from "effect/Schema"
 import type { InferenceError } from "../InferenceError.js"
 import { isRetryable } from "../InferenceError.js"
 import type { Options } from "../RetryPolicy.js"
+import * as checks from "./options.js"
 
 /** @internal */
 export const defaultOptions: Options = {
@@ -54,24 +56,31 @@ export const withRetryAfter = dual<
   )
 })
 
+/** The options of the default policy, every one checked; `retry.` prefixes each path in a message. */
+const RetryOptions = Schema.Struct({
+  retry: Schema.Struct({
+    maxRetries: Schema.optional(checks.wholeNumber(0)),
+    // A zero or negative delay would retry at once: not a backoff.
+    baseDelay: Schema.optional(checks.duration({ finite: true })),
+    factor: Schema.optional(
+      checks.check((u): u is number => typeof u === "number" && Number.isFinite(u) && u >= 1, "a finite number >= 1")
+    ),
+    maxDelay: Schema.optional(checks.duration()),
+    jitter: Schema.optional(checks.boolean),
+    // Zero is a choice: never wait for a Retry-After (the error carries it instead).
+    maxRetryAfter: Schema.optional(checks.duration({ orZero: true }))
+  })
+})
+
+const decodeRetryOptions = checks.decoder(RetryOptions, "retry")
+
 /**
  * Checks the options of the default policy, naming the wrong one.
  *
  * @internal
  */
-export const validate = (options: Partial<Options>): Either.Either<Options, string> => {
-  const o = { ...defaultOptions, ...options }
-  if (!Number.isInteger(o.maxRetries) || o.maxRetries < 0) {
-    return Either.left(`retry.maxRetries must be a whole number >= 0, got ${o.maxRetries}`)
-  }
-  if (!Number.isFinite(o.factor) || o.factor < 1) return Either.left(`retry.factor must be >= 1, got ${o.factor}`)
-  for (const name of ["baseDelay", "maxDelay", "maxRetryAfter"] as const) {
-    if (Option.isNone(Duration.decodeUnknown(o[name]))) {
-      return Either.left(`retry.${name} must be a duration, got ${String(o[name])}`)
-    }
-  }
-  return Either.right(o)
-}
+export const validate = (input: Partial<Options>): Either.Either<Options, string> =>
+  Either.map(decodeRetryOptions({ retry: input }), ({ retry }) => ({ ...defaultOptions, ...checks.defined(retry) }))
 
 /** @internal */
 export const make = (options?: Partial<Options>): Schedule.Schedule<Duration.Duration, InferenceError> => {

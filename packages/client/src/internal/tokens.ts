@@ -1,11 +1,13 @@
 /**
- * Where the tokens of a request are estimated before it is sent, and where the
- * client decides what a failed call cost. The rate limiter and the usage
- * tracker both reserve from these estimates, so they agree on every call.
+ * Where the tokens of a request are estimated before it is sent, where the
+ * client decides what a failed call cost, and where a count a server reported
+ * is judged usable. The rate limiter and the usage tracker both reserve from
+ * these estimates and read reported counts through `isTokenCount`, so they
+ * agree on every call.
  */
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
-import type { ChatCompletionRequestInput } from "../ChatCompletion.js"
+import type { ChatCompletionRequestInput, Usage } from "../ChatCompletion.js"
 import type { InferenceError } from "../InferenceError.js"
 
 /** @internal */
@@ -109,3 +111,58 @@ export const tokensOfFailure = (cause: Cause.Cause<InferenceError>): 0 | undefin
   const failures = Cause.failures(cause)
   return Chunk.isNonEmpty(failures) && Chunk.every(failures, generatedNothing) ? 0 : undefined
 }
+
+// ---------------------------------------------------------------------------
+// What a server reports
+// ---------------------------------------------------------------------------
+
+/**
+ * A count of tokens for one call is below this. No model reads or writes a
+ * billion tokens in one call; a count this large is a server's mistake (or
+ * `1e400`, which JSON reads as `Infinity`), and believed it would spend a
+ * budget or fill a rate window with one answer.
+ *
+ * @internal
+ */
+export const MAX_TOKEN_COUNT = 1_000_000_000
+
+/**
+ * Whether `n` can be a count of tokens used by one call: a whole number from 0
+ * below {@link MAX_TOKEN_COUNT}. Not `NaN`, not `Infinity`, not `1.5`, not `-5`.
+ * The one check of every count a server reports, in the usage tracker and in
+ * the rate limiter alike.
+ *
+ * @internal
+ */
+export const isTokenCount = (n: unknown): n is number =>
+  typeof n === "number" && Number.isInteger(n) && n >= 0 && n < MAX_TOKEN_COUNT
+
+/**
+ * The first count of a reported `usage` that is not a token count, by its name
+ * in `usage` (`prompt_tokens`, `total_tokens`,
+ * `prompt_tokens_details.cached_tokens`, ...); `undefined` if every count is
+ * one (details left out or `null` are fine). A usage with such a count is not
+ * believed at all: its other counts came from the same broken report.
+ *
+ * @internal
+ */
+export const usageProblem = (usage: Usage): string | undefined => {
+  if (!isTokenCount(usage.prompt_tokens)) return "prompt_tokens"
+  if (!isTokenCount(usage.completion_tokens)) return "completion_tokens"
+  if (!isTokenCount(usage.total_tokens)) return "total_tokens"
+  const cached = usage.prompt_tokens_details?.cached_tokens
+  if (cached !== undefined && !isTokenCount(cached)) return "prompt_tokens_details.cached_tokens"
+  const reasoning = usage.completion_tokens_details?.reasoning_tokens
+  if (reasoning !== undefined && !isTokenCount(reasoning)) return "completion_tokens_details.reasoning_tokens"
+  return undefined
+}
+
+/**
+ * The tokens a rate limiter settles a call with: the reported total, or
+ * `undefined` (the estimate stays charged) when any count of the report is not
+ * to be believed.
+ *
+ * @internal
+ */
+export const reportedTotal = (usage: Usage | undefined): number | undefined =>
+  usage === undefined || usageProblem(usage) !== undefined ? undefined : usage.total_tokens

@@ -1,6 +1,11 @@
 /**
  * An `HttpClient` straight over undici: one object per response, headers
  * converted once, bodies read with one callback.
+ *
+ * An interrupted request is not given up on until undici has let go of it: the
+ * interruption completes once undici has failed the request (closing its
+ * connection), so that whatever holds a slot for the request (the client's
+ * concurrency limit) does not give the slot back while the request is alive.
  */
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as undici from "@effect/platform-node/Undici"
@@ -17,7 +22,8 @@ import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import type * as Stream from "effect/Stream"
+import * as Stream from "effect/Stream"
+import * as BoundedBody from "./boundedBody.js"
 
 /**
  * A response whose body is never read keeps its connection busy; as
@@ -44,14 +50,85 @@ const requestBody = (request: HttpClientRequest.HttpClientRequest): Effect.Effec
   }
 }
 
-class UndiciResponse extends Inspectable.Class implements HttpClientResponse.HttpClientResponse {
+/**
+ * One request as undici runs it, standing between `Dispatcher.request` and the
+ * dispatcher to see what undici does with it: whether the request was put on a
+ * connection, and when undici is done with it. `Dispatcher.prototype.request`
+ * calls `this.dispatch` with its own handler; the exchange passes itself on as
+ * the handler, and hands every event to that one.
+ */
+class Exchange extends undici.Dispatcher implements undici.Dispatcher.DispatchHandler {
+  private handler: undici.Dispatcher.DispatchHandler | undefined
+  /** undici has put the request on a connection: until then, not a byte of it was sent. */
+  private connected = false
+  /** undici is done with the request: answered in full (the connection back in the pool), or failed (closed). */
+  private settled = false
+  private waiting: Array<() => void> | undefined
+
+  constructor(readonly dispatcher: undici.Dispatcher) {
+    super()
+  }
+
+  /**
+   * Waits until undici has let go of the request. A request that was never put
+   * on a connection is let go of at once: undici drops it, aborted, before it
+   * writes it, and waiting would mean waiting for a free connection.
+   */
+  get gone(): Effect.Effect<void> {
+    return this.settled || !this.connected ? Effect.void : Effect.async<void>((resume) => {
+      if (this.settled) return resume(Effect.void)
+      ;(this.waiting ??= []).push(() => resume(Effect.void))
+    })
+  }
+
+  override dispatch(options: undici.Dispatcher.DispatchOptions, handler: undici.Dispatcher.DispatchHandler): boolean {
+    this.handler = handler
+    return this.dispatcher.dispatch(options, this)
+  }
+
+  private settle(): void {
+    this.settled = true
+    const waiting = this.waiting
+    if (waiting === undefined) return
+    this.waiting = undefined
+    for (const resume of waiting) resume()
+  }
+
+  // The handler methods are undici's own (older) handler interface, the one `Dispatcher.request`'s handler has.
+  onConnect(...args: [abort: (error?: Error) => void, ...context: Array<unknown>]): void {
+    this.connected = true
+    // undici passes the request's context after `abort`: handed on as it came.
+    Reflect.apply(this.handler!.onConnect!, this.handler, args)
+  }
+
+  onHeaders(statusCode: number, headers: Array<Buffer>, resume: () => void, statusText: string): boolean {
+    return this.handler!.onHeaders!(statusCode, headers, resume, statusText)
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.handler!.onData!(chunk)
+  }
+
+  onComplete(trailers: Array<string> | null): void {
+    this.settle()
+    this.handler!.onComplete!(trailers)
+  }
+
+  onError(error: Error): void {
+    this.settle()
+    this.handler!.onError!(error)
+  }
+}
+
+class UndiciResponse extends Inspectable.Class implements HttpClientResponse.HttpClientResponse, BoundedBody.Native {
   readonly [IncomingMessage.TypeId]: IncomingMessage.TypeId = IncomingMessage.TypeId
   readonly [HttpClientResponse.TypeId]: HttpClientResponse.TypeId = HttpClientResponse.TypeId
 
   constructor(
     readonly request: HttpClientRequest.HttpClientRequest,
     readonly source: undici.Dispatcher.ResponseData,
-    readonly controller: AbortController
+    readonly controller: AbortController,
+    readonly exchange: Exchange
   ) {
     super()
     // A body that fails while nobody reads it must not be an unhandled error.
@@ -85,7 +162,20 @@ class UndiciResponse extends Inspectable.Class implements HttpClientResponse.Htt
     return new HttpClientError.ResponseError({ request: this.request, response: this, reason: "Decode", cause })
   }
 
-  /** Reads the whole body once; interrupting the read aborts the request. */
+  /** Aborts the request unless undici is done with it, and waits until undici has let go of it. */
+  private get abort(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      unread.unregister(this)
+      this.controller.abort()
+      return this.exchange.gone
+    })
+  }
+
+  get [BoundedBody.discardResponse](): Effect.Effect<void> {
+    return this.abort
+  }
+
+  /** Reads the whole body once; interrupting the read aborts the request, and completes once undici let go of it. */
   private read<A>(consume: () => Promise<A>): Effect.Effect<A, HttpClientError.ResponseError> {
     let promise: Promise<A> | undefined
     return Effect.async<A, HttpClientError.ResponseError>((resume) => {
@@ -95,7 +185,52 @@ class UndiciResponse extends Inspectable.Class implements HttpClientResponse.Htt
         (value) => resume(Effect.succeed(value)),
         (cause) => resume(Effect.fail(this.decodeError(cause)))
       )
-      return Effect.sync(() => this.controller.abort())
+      return this.abort
+    })
+  }
+
+  /**
+   * Reads the body until it ends or more than `max` bytes have come; then
+   * destroys it, which aborts the request: the rest is never read.
+   */
+  [BoundedBody.readBounded](max: number): Effect.Effect<BoundedBody.Read, HttpClientError.ResponseError> {
+    return Effect.async<BoundedBody.Read, HttpClientError.ResponseError>((resume) => {
+      unread.unregister(this)
+      const body = this.source.body
+      if (body.destroyed || body.readableEnded) {
+        resume(Effect.fail(this.decodeError(body.errored ?? new Error("the body was read or closed already"))))
+        return
+      }
+      const parts: Array<Buffer> = []
+      let size = 0
+      const onData = (chunk: Buffer) => {
+        parts.push(chunk)
+        size += chunk.length
+        if (size <= max) return
+        stop()
+        body.destroy()
+        resume(Effect.as(this.exchange.gone, { text: decode(parts, max), truncated: true }))
+      }
+      const onEnd = () => {
+        stop()
+        resume(Effect.succeed({ text: decode(parts, size), truncated: false }))
+      }
+      const onError = (cause: unknown) => {
+        stop()
+        resume(Effect.zipRight(this.exchange.gone, Effect.fail(this.decodeError(cause))))
+      }
+      const stop = () => {
+        body.off("data", onData)
+        body.off("end", onEnd)
+        body.off("error", onError)
+      }
+      body.on("data", onData)
+      body.on("end", onEnd)
+      body.on("error", onError)
+      return Effect.suspend(() => {
+        stop()
+        return this.abort
+      })
     })
   }
 
@@ -134,11 +269,15 @@ class UndiciResponse extends Inspectable.Class implements HttpClientResponse.Htt
   }
 
   get stream(): Stream.Stream<Uint8Array, HttpClientError.ResponseError> {
-    // Each pull takes everything buffered, so a burst of network reads is one chunk; leaving early destroys the body.
-    return NodeStream.fromReadable(() => {
-      unread.unregister(this)
-      return this.source.body
-    }, (cause) => this.decodeError(cause))
+    // Each pull takes everything buffered, so a burst of network reads is one chunk; leaving early destroys the body
+    // (aborting the request), and the stream ends once undici has let go of the request.
+    return Stream.ensuring(
+      NodeStream.fromReadable(() => {
+        unread.unregister(this)
+        return this.source.body
+      }, (cause) => this.decodeError(cause)),
+      this.abort
+    )
   }
 
   toJSON(): unknown {
@@ -152,6 +291,10 @@ class UndiciResponse extends Inspectable.Class implements HttpClientResponse.Htt
 
 const ignore = () => {}
 
+/** The text of the first `size` bytes of `parts`. */
+const decode = (parts: ReadonlyArray<Buffer>, size: number): string =>
+  parts.length === 1 ? parts[0]!.toString("utf8", 0, size) : Buffer.concat(parts, size).toString("utf8")
+
 /** @internal */
 export const make = (dispatcher: undici.Dispatcher): HttpClient.HttpClient =>
   HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
@@ -164,7 +307,8 @@ export const make = (dispatcher: undici.Dispatcher): HttpClient.HttpClient =>
         return Effect.flatMap(requestBody(request), (body) =>
           Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>((resume) => {
             const controller = new AbortController()
-            dispatcher.request({
+            const exchange = new Exchange(dispatcher)
+            exchange.request({
               signal: controller.signal,
               method: request.method,
               headers: request.headers,
@@ -176,10 +320,14 @@ export const make = (dispatcher: undici.Dispatcher): HttpClient.HttpClient =>
               bodyTimeout: 0
             }).then(
               (response) =>
-                resume(Effect.succeed(new UndiciResponse(request, response, controller))),
+                resume(Effect.succeed(new UndiciResponse(request, response, controller, exchange))),
               (cause) => resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause })))
             )
-            return Effect.sync(() => controller.abort())
+            // The interruption completes once undici has failed the request (and closed its connection).
+            return Effect.suspend(() => {
+              controller.abort()
+              return exchange.gone
+            })
           }))
       }),
     Effect.succeed

@@ -16,12 +16,15 @@ import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as PubSub from "effect/PubSub"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type { ChatCompletionRequestInput, Usage } from "../ChatCompletion.js"
 import * as InferenceError from "../InferenceError.js"
 import type * as UsageTracker from "../UsageTracker.js"
 import { BudgetAlert, QuotaAlert, UsageEvent } from "../UsageTracker.js"
+import * as checks from "./options.js"
 import * as tokens from "./tokens.js"
 import * as validate from "./validate.js"
 
@@ -53,12 +56,40 @@ export const DEFAULT_PRICES: Readonly<Record<string, UsageTracker.Price>> = {
 }
 
 /** @internal */
-export const callUsage = (usage: Usage): UsageTracker.CallUsage => ({
-  promptTokens: usage.prompt_tokens,
-  completionTokens: usage.completion_tokens,
-  cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0,
-  reasoningTokens: usage.completion_tokens_details?.reasoning_tokens ?? 0
-})
+export const callUsage = (usage: Usage): UsageTracker.CallUsage => {
+  const counts = {
+    promptTokens: usage.prompt_tokens,
+    completionTokens: usage.completion_tokens,
+    cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0,
+    reasoningTokens: usage.completion_tokens_details?.reasoning_tokens ?? 0
+  }
+  const invalid = tokens.usageProblem(usage)
+  return invalid === undefined ? counts : { ...counts, invalid }
+}
+
+/**
+ * The first count of a {@link UsageTracker.CallUsage} that is not a token count, by the name of the `usage`
+ * field it stands for; or the one `callUsage` found.
+ */
+const callUsageProblem = (usage: UsageTracker.CallUsage): string | undefined =>
+  usage.invalid !== undefined
+    ? usage.invalid
+    : !tokens.isTokenCount(usage.promptTokens)
+    ? "prompt_tokens"
+    : !tokens.isTokenCount(usage.completionTokens)
+    ? "completion_tokens"
+    : !tokens.isTokenCount(usage.cachedTokens ?? 0)
+    ? "prompt_tokens_details.cached_tokens"
+    : !tokens.isTokenCount(usage.reasoningTokens ?? 0)
+    ? "completion_tokens_details.reasoning_tokens"
+    : undefined
+
+/**
+ * An amount that may be added to a budget's spending: nothing for `NaN` or less than nothing, the largest
+ * number for more than a number holds (a price of 1e300 per million tokens). Spending that became `NaN` or
+ * `Infinity` would refuse every call for good, a new period included.
+ */
+const addable = (amount: number): number => amount > 0 ? Math.min(amount, Number.MAX_VALUE) : 0
 
 /**
  * The cost of a call by a price: cached prompt tokens (at most the prompt) at
@@ -136,9 +167,40 @@ interface Resolved {
 
 const positive = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value) && value > 0
 
+const Budget = Schema.Struct({
+  usd: Schema.optional(checks.check(positive, "a positive number")),
+  tokens: Schema.optional(checks.wholeNumber(1)),
+  period: Schema.optional(checks.duration({ finite: true })),
+  thresholds: Schema.optional(
+    checks.check(
+      (u): u is ReadonlyArray<number> => Array.isArray(u) && u.every((t) => positive(t) && t <= 1),
+      "fractions in (0, 1]"
+    )
+  )
+}).pipe(
+  Schema.filter((budget) => budget.usd !== undefined || budget.tokens !== undefined || "needs usd, tokens or both")
+)
+
+/** The tracker's options, every field checked (a price table's entries below, model by model). */
+const decodeOptions = checks.decoder(
+  Schema.Struct({
+    prices: Schema.optional(
+      checks.check(
+        (u): u is Readonly<Record<string, UsageTracker.Price>> => Predicate.isRecord(u),
+        "an object of prices by model id"
+      )
+    ),
+    budget: Schema.optional(Budget),
+    logLevel: Schema.optional(checks.literal(...LogLevel.allLevels.map((l) => l._tag))),
+    logPrompt: Schema.optional(checks.boolean)
+  }),
+  "UsageTracker options"
+)
+
 /** @internal */
-export const resolveOptions = (options: UsageTracker.Options): Either.Either<Resolved, string> =>
+export const resolveOptions = (input: UsageTracker.Options): Either.Either<Resolved, string> =>
   Either.gen(function*() {
+    const options = yield* decodeOptions(input)
     const prices = { ...DEFAULT_PRICES, ...options.prices }
     for (const [model, price] of Object.entries(prices)) {
       const valid = (n: unknown) => typeof n === "number" && Number.isFinite(n) && n >= 0
@@ -152,28 +214,9 @@ export const resolveOptions = (options: UsageTracker.Options): Either.Either<Res
       }
     }
     const budget = options.budget ?? {}
-    if (budget.usd !== undefined && !positive(budget.usd)) {
-      return yield* Either.left(`budget.usd must be a positive number, got ${budget.usd}`)
-    }
-    if (budget.tokens !== undefined && !(positive(budget.tokens) && Number.isInteger(budget.tokens))) {
-      return yield* Either.left(`budget.tokens must be a whole number >= 1, got ${budget.tokens}`)
-    }
-    if (options.budget !== undefined && budget.usd === undefined && budget.tokens === undefined) {
-      return yield* Either.left("budget needs usd, tokens or both")
-    }
-    let period: number | undefined
-    if (budget.period !== undefined) {
-      period = Duration.toMillis(yield* validate.positiveDuration(budget.period, true, "budget.period"))
-    }
+    const period = budget.period === undefined ? undefined : Duration.toMillis(Duration.decode(budget.period))
     const thresholds = budget.thresholds ?? DEFAULT_THRESHOLDS
-    if (!Array.isArray(thresholds) || thresholds.some((t) => !positive(t) || t > 1)) {
-      return yield* Either.left(`budget.thresholds must be fractions in (0, 1], got ${String(thresholds)}`)
-    }
-    const level = options.logLevel ?? "Info"
-    const logLevel = LogLevel.allLevels.find((l) => l._tag === level)
-    if (logLevel === undefined) {
-      return yield* Either.left(`logLevel must be one of ${LogLevel.allLevels.map((l) => l._tag).join(", ")}`)
-    }
+    const logLevel = LogLevel.allLevels.find((l) => l._tag === options.logLevel) ?? LogLevel.Info
     return {
       prices,
       usd: budget.usd,
@@ -222,16 +265,24 @@ const addTo = (summary: MutableSummary, event: UsageEvent): void => {
 const usd = (amount: number): string => `$${amount.toFixed(6)}`
 const formatCount = (n: number): string => n.toLocaleString("en-US")
 
-/** A reported token count as a whole number >= 0. */
-const count = (n: number): number => Math.max(0, Math.round(n))
+/** What a call is counted as having used, and why. */
+interface Used {
+  readonly source: UsageTracker.UsageSource
+  readonly promptTokens: number
+  readonly completionTokens: number
+  readonly cachedTokens: number
+  readonly reasoningTokens: number
+  /** The usage field that was not a token count, when the usage given was not believed. */
+  readonly invalid?: string | undefined
+}
 
-const NOTHING = {
+const NOTHING: Used = {
   source: "none",
   promptTokens: 0,
   completionTokens: 0,
   cachedTokens: 0,
   reasoningTokens: 0
-} as const
+}
 
 const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)))
@@ -344,7 +395,8 @@ export const make = (options: UsageTracker.Options = {}): Effect.Effect<UsageTra
           roll(now)
           for (const limit of limits) {
             const requested = amount(limit, reservation)
-            if (limit.spent + limit.reserved + requested > limit.limit * (1 + EPSILON)) {
+            // Written so that a NaN anywhere refuses the call rather than holds it.
+            if (!(limit.spent + limit.reserved + requested <= limit.limit * (1 + EPSILON))) {
               const end = periodEnd()
               return Effect.fail(
                 new InferenceError.BudgetExceededError({
@@ -369,37 +421,34 @@ export const make = (options: UsageTracker.Options = {}): Effect.Effect<UsageTra
        * What the call used: reported, estimated, or nothing. This is where a failed call's cost is decided: with
        * no usage reported, a failure that generated nothing (`tokens.generatedNothing`: refused with an error
        * status, or never sent, as a `ConnectionError` with `sent: false`) costs nothing and its reservation is
-       * released; any other ending is charged the reservation's estimate.
+       * released; any other ending is charged the reservation's estimate. A usage with a count that is not a
+       * token count is not believed: the call is charged its reservation's estimate, whatever its ending (the
+       * server answered, so it may well have billed), and the count is named for a warning.
        */
-      const usageOf = (call: UsageTracker.CallRecord): {
-        readonly source: UsageTracker.UsageSource
-        readonly promptTokens: number
-        readonly completionTokens: number
-        readonly cachedTokens: number
-        readonly reasoningTokens: number
-      } => {
+      const usageOf = (call: UsageTracker.CallRecord): Used => {
         if (call.cached === true) return NOTHING
-        if (call.usage !== undefined) {
-          const promptTokens = count(call.usage.promptTokens)
-          const completionTokens = count(call.usage.completionTokens)
-          return {
-            source: call.usage.estimated === true ? "estimated" : "reported",
-            promptTokens,
-            completionTokens,
-            cachedTokens: Math.min(count(call.usage.cachedTokens ?? 0), promptTokens),
-            reasoningTokens: Math.min(count(call.usage.reasoningTokens ?? 0), completionTokens)
-          }
-        }
-        const ended = call.error !== undefined || call.interrupted === true || call.defect === true
-        const nothing = call.error !== undefined && tokens.generatedNothing(call.error)
-        if (!ended || nothing || call.reservation === undefined) return NOTHING
-        return {
+        const estimate: Used = call.reservation === undefined ? NOTHING : {
           source: "estimated",
           promptTokens: call.reservation.promptTokens,
           completionTokens: call.reservation.completionTokens,
           cachedTokens: 0,
           reasoningTokens: 0
         }
+        if (call.usage !== undefined) {
+          const invalid = callUsageProblem(call.usage)
+          if (invalid !== undefined) return { ...estimate, invalid }
+          const { completionTokens, promptTokens } = call.usage
+          return {
+            source: call.usage.estimated === true ? "estimated" : "reported",
+            promptTokens,
+            completionTokens,
+            cachedTokens: Math.min(call.usage.cachedTokens ?? 0, promptTokens),
+            reasoningTokens: Math.min(call.usage.reasoningTokens ?? 0, completionTokens)
+          }
+        }
+        const ended = call.error !== undefined || call.interrupted === true || call.defect === true
+        const nothing = call.error !== undefined && tokens.generatedNothing(call.error)
+        return !ended || nothing ? NOTHING : estimate
       }
 
       const record = (call: UsageTracker.CallRecord): Effect.Effect<UsageEvent> =>
@@ -450,9 +499,18 @@ export const make = (options: UsageTracker.Options = {}): Effect.Effect<UsageTra
         const release = reservation !== undefined && held.delete(reservation)
         if (release) holding--
         for (const limit of limits) {
-          // With nothing in flight nothing is reserved: no rounding residue is left to hold.
-          if (release) limit.reserved = holding === 0 ? 0 : Math.max(0, limit.reserved - amount(limit, reservation))
-          limit.spent += limit.dimension === "usd" ? event.costUsd : event.totalTokens
+          // With nothing in flight nothing is reserved: no rounding residue is left to hold. (`!(left > 0)` is
+          // also true of NaN.)
+          if (release) {
+            const left = limit.reserved - amount(limit, reservation)
+            limit.reserved = holding === 0 || !(left > 0) ? 0 : left
+          }
+          // Clamped, so that no single report can push the spending out of the numbers: a new period always
+          // starts it again from 0.
+          limit.spent = Math.min(
+            limit.spent + addable(limit.dimension === "usd" ? event.costUsd : event.totalTokens),
+            Number.MAX_VALUE
+          )
           for (const threshold of resolved.thresholds) {
             if (limit.spent >= threshold * limit.limit * (1 - EPSILON) && !limit.fired.has(threshold)) {
               limit.fired.add(threshold)
@@ -485,6 +543,21 @@ export const make = (options: UsageTracker.Options = {}): Effect.Effect<UsageTra
         }
         observe(event, labels)
         let after: Effect.Effect<unknown> = Effect.zipRight(logUsage(event, call), PubSub.publish(eventHub, event))
+        if (used.invalid !== undefined) {
+          // Once per call: a call is recorded once. Only names go in: the field is ours, the request id checked.
+          after = Effect.zipRight(
+            Effect.logWarning("Inference usage reported a count that is not a token count; counted as the estimate")
+              .pipe(
+                Effect.annotateLogs({
+                  model: call.model,
+                  field: `usage.${used.invalid}`,
+                  requestId: call.requestId ?? "none",
+                  usage: used.source
+                })
+              ),
+            after
+          )
+        }
         if (cost === undefined && event.totalTokens > 0 && !unpricedWarned.has(call.model)) {
           unpricedWarned.add(call.model)
           after = Effect.zipRight(

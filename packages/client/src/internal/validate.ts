@@ -11,30 +11,96 @@ import * as Schema from "effect/Schema"
 import { ChatCompletionRequest } from "../ChatCompletion.js"
 import * as InferenceError from "../InferenceError.js"
 
-const decodeRequest = Schema.decodeUnknownEither(ChatCompletionRequest, { onExcessProperty: "error" })
+// Every issue, not just the first, so that a request with several mistakes is fixed in one go. A request that
+// passes costs the same either way.
+const decodeRequest = Schema.decodeUnknownEither(ChatCompletionRequest, { onExcessProperty: "error", errors: "all" })
 const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
   path.reduce<string>(
     (out, key) => typeof key === "number" ? `${out}[${key}]` : out === "" ? String(key) : `${out}.${String(key)}`,
     ""
   ) || "(request)"
 
-/** @internal */
-export const invalidRequest = (error: ParseResult.ParseError): InferenceError.InvalidRequestError => {
-  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
-  // The deepest issue names the field a person has to fix; union members add shallower noise.
-  const deepest = issues.reduce((best, i) => (i.path.length > best.path.length ? i : best), issues[0])
-  if (deepest === undefined) return new InferenceError.InvalidRequestError({ path: "(request)", issue: error.message })
-  const path = formatPath(deepest.path)
-  // A union reports one issue per member at the same path; each is part of the answer.
-  const messages = issues.filter((i) => formatPath(i.path) === path).map((i) => i.message)
-  return new InferenceError.InvalidRequestError({ path, issue: [...new Set(messages)].join("; or ") })
+/** Levenshtein distance, for the few field names there are (short strings, so the square table is fine). */
+const distance = (a: string, b: string): number => {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length]!
+}
+
+/**
+ * Schema's "is unexpected, expected: …" for a field the request (or one of its
+ * parts) does not have, with what a person should do about it: the field it
+ * most likely meant, or, for `stream`, the method to call.
+ */
+const unexpectedField = (field: string, depth: number, issue: string): string => {
+  if (field === "stream" && depth === 1) {
+    return "is unexpected: the client sets stream itself, so call streamChatCompletion for a stream " +
+      "(chatCompletion asks for one whole answer)"
+  }
+  const allowed = [...issue.matchAll(/"([^"]+)"/g)].map((m) => m[1]!)
+  const closest = allowed.map((name) => [name, distance(field, name)] as const).sort((a, b) => a[1] - b[1])[0]
+  return closest !== undefined && closest[1] <= Math.max(2, Math.floor(field.length / 3))
+    ? issue.replace(/^is unexpected/, `is unexpected; did you mean "${closest[0]}"?`)
+    : issue
 }
 
 /** @internal */
+export const invalidRequest = (error: ParseResult.ParseError): InferenceError.InvalidRequestError => {
+  const formatted = ParseResult.ArrayFormatter.formatErrorSync(error)
+  if (formatted.length === 0) return new InferenceError.InvalidRequestError({ path: "(request)", issue: error.message })
+  // Issues by path, in order; a union reports one issue per member at the same path, each part of the answer.
+  const byPath = new Map<string, { depth: number; top: PropertyKey | undefined; messages: Set<string> }>()
+  for (const issue of formatted) {
+    const path = formatPath(issue.path)
+    const field = issue.path[issue.path.length - 1]
+    const message = issue._tag === "Unexpected" && typeof field === "string"
+      ? unexpectedField(field, issue.path.length, issue.message)
+      : issue.message
+    const entry = byPath.get(path) ?? { depth: issue.path.length, top: issue.path[0], messages: new Set<string>() }
+    entry.messages.add(message)
+    byPath.set(path, entry)
+  }
+  const groups = [...byPath].map(([path, entry]) => ({ path, ...entry, issue: [...entry.messages].join("; or ") }))
+  // The deepest issue of a field names what a person has to fix; shallower issues of the same field (a union's
+  // other members) are noise. Other fields' issues come after it.
+  const primary = groups.reduce((best, g) => (g.depth > best.depth ? g : best), groups[0]!)
+  const others = groups.filter((g) => g !== primary && g.top !== primary.top)
+  return new InferenceError.InvalidRequestError({
+    path: primary.path,
+    issue: primary.issue,
+    ...(others.length === 0 ? {} : { moreIssues: others.map((g) => ({ path: g.path, issue: g.issue })) })
+  })
+}
+
+/**
+ * Checks a request without ever throwing: a getter, a `Proxy` or a `toJSON`
+ * of the caller's that throws while the request is read is an
+ * `InvalidRequestError` like any other bad input.
+ *
+ * @internal
+ */
 export const validateRequest = (
   input: unknown
-): Either.Either<ChatCompletionRequest, InferenceError.InvalidRequestError> =>
-  Either.mapLeft(decodeRequest(input), invalidRequest)
+): Either.Either<ChatCompletionRequest, InferenceError.InvalidRequestError> => {
+  try {
+    return Either.mapLeft(decodeRequest(input), invalidRequest)
+  } catch (error) {
+    return Either.left(unreadable("(request)", error))
+  }
+}
+
+/** A value of the caller's that threw while it was read. */
+export const unreadable = (path: string, error: unknown): InferenceError.InvalidRequestError =>
+  new InferenceError.InvalidRequestError({
+    path,
+    issue: `could not be read: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`
+  })
 
 /** The fields `extraBody` may not set, and why: the request holds them, or the client sets them itself. */
 const RESERVED_EXTRA_FIELDS: Readonly<Record<string, string>> = {
@@ -66,7 +132,19 @@ export const extraBody = (
       })
     )
   }
-  const fields = extra as Record<string, unknown>
+  // A plain copy, made here where a throw is an InvalidRequestError: a getter, a Proxy or a toJSON of the caller's
+  // is read once, and what is checked is what is cached and sent.
+  let fields: Record<string, unknown>
+  try {
+    fields = JSON.parse(JSON.stringify(extra))
+  } catch (error) {
+    return Either.left(
+      new InferenceError.InvalidRequestError({
+        path: "extraBody",
+        issue: `cannot be sent as JSON: ${error instanceof Error ? error.message : String(error)}`
+      })
+    )
+  }
   for (const key of Object.keys(RESERVED_EXTRA_FIELDS)) {
     if (Object.hasOwn(fields, key)) {
       return Either.left(

@@ -202,18 +202,34 @@ export class Simulator {
       held = { projectKey, modelKey }
       return "ok"
     }
+    // A slot is freed as soon as the server knows the request is over: its answer was written in full, or the
+    // client closed its end of the connection. Node reports the response's own "close" a loop iteration or more
+    // after the client's FIN arrives; counting until then would refuse a request the client sent only once its
+    // earlier one was gone.
+    const free = () => {
+      if (held === undefined) return
+      const { modelKey, projectKey } = held
+      held = undefined
+      this.inFlightByProject.set(projectKey, (this.inFlightByProject.get(projectKey) ?? 1) - 1)
+      const left = (this.inFlightByModel.get(modelKey) ?? 1) - 1
+      if (left > 0) this.inFlightByModel.set(modelKey, left)
+      else this.inFlightByModel.delete(modelKey)
+    }
+    const socket = req.socket
+    const clientGone = () => {
+      entry.endedAt ??= Date.now()
+      free()
+    }
+    socket.once("end", clientGone)
+    socket.once("error", clientGone)
+    res.once("finish", free)
     res.on("close", () => {
-      if (held !== undefined) {
-        const { modelKey, projectKey } = held
-        held = undefined
-        this.inFlightByProject.set(projectKey, (this.inFlightByProject.get(projectKey) ?? 1) - 1)
-        const left = (this.inFlightByModel.get(modelKey) ?? 1) - 1
-        if (left > 0) this.inFlightByModel.set(modelKey, left)
-        else this.inFlightByModel.delete(modelKey)
-      }
+      socket.off("end", clientGone)
+      socket.off("error", clientGone)
+      free()
       controller.abort()
       this.pending.delete(controller)
-      entry.endedAt = Date.now()
+      entry.endedAt ??= Date.now()
       entry.closedEarly = !res.writableFinished
       // An answer cut off by the client (a timeout, an interrupted stream) was not given, whatever was sent of it.
       if (entry.outcome === "pending" || (entry.outcome === "ok" && entry.closedEarly)) entry.outcome = "aborted"
@@ -291,7 +307,15 @@ export class Simulator {
     const checked = Request.check(body, parsed, (id) => this.model(id) !== undefined)
     if (checked._tag === "Invalid") return this.finish(res, entry, checked.outcome, checked.reply)
     const request = checked.request
-    const slot = acquire(request.model)
+    let slot = acquire(request.model)
+    if (slot !== "ok") {
+      // A connection the client closed before it sent this request may not have been reported yet: Node hands
+      // the server a socket's end a tick or more after the bytes that came with it. Look again once those are
+      // through, as a server that counts closes as they arrive would.
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      if (signal.aborted) return
+      slot = acquire(request.model)
+    }
     if (slot !== "ok") {
       return this.finish(
         res,

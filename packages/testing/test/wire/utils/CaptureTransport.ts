@@ -33,20 +33,24 @@ const completion = {
   usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }
 }
 
-const chunk = (delta: Record<string, unknown>, finishReason: string | null) => ({
+const chunk = (delta: Record<string, unknown>, finishReason: string | null, index = 0) => ({
   id: "chatcmpl-capture",
   object: "chat.completion.chunk",
   created: 1_700_000_000,
   model: MODEL,
-  choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }]
+  choices: [{ index, delta, finish_reason: finishReason, logprobs: null }]
 })
 
-const sse = [
-  chunk({ role: "assistant", content: "" }, null),
-  chunk({ content: "Fine." }, null),
-  chunk({}, "stop"),
-  { ...chunk({}, null), choices: [], usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 } }
-].map((data) => `data: ${JSON.stringify(data)}\n\n`).join("") + "data: [DONE]\n\n"
+/** A whole stream answering every one of the `n` choices asked for (the client waits for each to finish). */
+const sse = (n: number) =>
+  [
+    ...Array.from({ length: n }, (_, i) => [
+      chunk({ role: "assistant", content: "" }, null, i),
+      chunk({ content: "Fine." }, null, i),
+      chunk({}, "stop", i)
+    ]).flat(),
+    { ...chunk({}, null), choices: [], usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 } }
+  ].map((data) => `data: ${JSON.stringify(data)}\n\n`).join("") + "data: [DONE]\n\n"
 
 const decoder = new TextDecoder()
 
@@ -60,7 +64,10 @@ export const make = () => {
       return HttpClientResponse.fromWeb(
         request,
         streaming
-          ? new Response(sse, { status: 200, headers: { "content-type": "text/event-stream" } })
+          ? new Response(sse(Number((body as { n?: unknown }).n ?? 1)), {
+            status: 200,
+            headers: { "content-type": "text/event-stream" }
+          })
           : new Response(JSON.stringify(completion), { status: 200, headers: { "content-type": "application/json" } })
       )
     })
