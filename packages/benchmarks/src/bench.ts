@@ -1,13 +1,15 @@
 /**
  * The benchmark suite: starts the benchmark servers, runs every client in
  * interleaved rounds (each run a fresh `runner.ts` process), prints a table per
- * scenario and writes them, with the machine and versions, to docs/benchmarks.md.
+ * scenario and, with `--write`, writes them, with the machine and versions, to
+ * docs/benchmarks.md.
  *
  *   tsx src/bench.ts [--rounds 3] [--requests 10000] [--requests-256 10000] [--stream-requests 200]
- *     [--foreach-requests 10000] [--quick] [--no-profile] [--only <substring>] [--scenario <substring>] [--no-write]
+ *     [--foreach-requests 10000] [--quick] [--no-profile] [--only <substring>] [--scenario <substring>] [--write]
  *
- * Only a full run writes docs/benchmarks.md: `--quick`, `--only` and
- * `--scenario` print their tables and leave the file as it is.
+ * Without `--write` nothing is written. `--write` is refused with `--quick`,
+ * `--only` or `--scenario`, before anything runs: their rougher or fewer figures
+ * must not replace those of a full run.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -80,7 +82,6 @@ const known = new Set([
   "--no-profile",
   "--only",
   "--scenario",
-  "--no-write",
   "--write"
 ])
 argv.forEach((arg, i) => {
@@ -114,7 +115,10 @@ const only = option("only")
 const scenarioFilter = option("scenario")
 // A smoke run or a partial one would replace the figures of a full run with rougher or fewer ones.
 const partial = quick || only !== undefined || scenarioFilter !== undefined
-const write = !argv.includes("--no-write") && !partial
+const write = argv.includes("--write")
+if (write && partial) {
+  fail("--write rewrites docs/benchmarks.md from a full run only: leave out --quick, --only and --scenario")
+}
 
 const selected = (client: ClientName) => only === undefined || client === "undici" || client.includes(only)
 
@@ -131,7 +135,16 @@ const startServer = (name: string, answerTokens: number, perToken: number): Prom
   new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", "src/server.ts", "--answer-tokens", String(answerTokens), "--per-token", String(perToken)],
+      [
+        "--conditions=@effect-inference/source",
+        "--import",
+        "tsx",
+        "src/server.ts",
+        "--answer-tokens",
+        String(answerTokens),
+        "--per-token",
+        String(perToken)
+      ],
       { cwd: packageDir, stdio: ["pipe", "pipe", "inherit"] }
     )
     servers.push(child)
@@ -187,6 +200,7 @@ const run = (options: RunOptions): Promise<Result> =>
   new Promise((resolve) => {
     const args = [
       ...(options.nodeFlags ?? []),
+      "--conditions=@effect-inference/source",
       "--expose-gc",
       "--import",
       "tsx",
@@ -555,12 +569,14 @@ const document = (started: Date, tables: ReadonlyArray<string>, profileSummary: 
     "with all of them off; `client: over NodeHttpClient.layerUndici` its defaults over @effect/platform's " +
     "undici layer, as `platform` uses.",
     "",
-    `Regenerate with \`pnpm bench\` (options: \`--rounds R\` (${defaults.rounds}), ` +
+    "Regenerate with `pnpm bench --write`: a full run, which rewrites this file (without `--write` a run prints " +
+    "its tables and writes nothing; `--write` is refused with `--quick`, `--only` or `--scenario`). " +
+    `Options: \`--rounds R\` (${defaults.rounds}), ` +
     `\`--requests N\` for C = 64 (${defaults.requests64}), \`--requests-256 N\` for C = 256 (${defaults.requests256}), ` +
     `\`--stream-requests N\` (${defaults.streamRequests}), \`--foreach-requests N\` for the forEach rows ` +
     `(${defaults.forEachRequests}), \`--only <substring>\` (those clients and undici), \`--scenario <substring>\` ` +
     "(the scenarios whose tag has it: `plain C=64`, `plain C=256`, `plain forEach`, `stream burst`, " +
-    "`stream paced`), `--no-profile`, `--no-write`, `--quick` for a smoke run; only a full run rewrites this file). " +
+    "`stream paced`), `--no-profile`, `--quick` for a smoke run. " +
     `The plain-call defaults are ${defaults.requests64} requests a run (rather than 20000), and C = 256 runs the ` +
     "clients without the feature-off variants, to keep a default run within ten minutes on a 2-core machine; " +
     "pass larger counts for tighter ranges. " +
@@ -639,7 +655,7 @@ const main = async () => {
   stopping = true
   await stopServers()
 
-  if (!write && partial) process.stderr.write("bench: a partial or --quick run: docs/benchmarks.md left as it is\n")
+  if (!write) process.stderr.write("bench: docs/benchmarks.md left as it is (a full run with --write rewrites it)\n")
   if (write) {
     fs.mkdirSync(path.dirname(docsFile), { recursive: true })
     fs.writeFileSync(docsFile, document(started, tables, profileSummary))

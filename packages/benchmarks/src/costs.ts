@@ -8,10 +8,6 @@
  * With substrings, only the pieces whose names have one of them.
  */
 import { ChatCompletion } from "@effect-inference/client"
-import { decodeCompletion } from "@effect-inference/client/internal/decode"
-import * as Slots from "@effect-inference/client/internal/slots"
-import { timeoutFail } from "@effect-inference/client/internal/timeout"
-import { validateRequest } from "@effect-inference/client/internal/validate"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
@@ -19,6 +15,10 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as Schema from "effect/Schema"
+import { decodeCompletion } from "../../client/src/internal/decode.js"
+import * as Slots from "../../client/src/internal/slots.js"
+import { timeoutFail } from "../../client/src/internal/timeout.js"
+import { validateRequest } from "../../client/src/internal/validate.js"
 import { completionJson, measureRounds, printRounds } from "./measure.js"
 
 const calls = Number(process.argv[2] ?? 20_000)

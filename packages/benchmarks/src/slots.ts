@@ -13,13 +13,13 @@
  * stopped and shown as such: the herd makes Effect's Semaphore at 1024 callers
  * run for minutes and exhaust the heap.
  */
-import * as Slots from "@effect-inference/client/internal/slots"
 import * as Effect from "effect/Effect"
 import * as STM from "effect/STM"
 import * as TSemaphore from "effect/TSemaphore"
 import { spawn } from "node:child_process"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import * as Slots from "../../client/src/internal/slots.js"
 
 const PERMITS = 64
 const implementations = ["Effect Semaphore", "STM TSemaphore", "Slots"] as const
@@ -155,7 +155,17 @@ const inChild = (
   new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ["--expose-gc", "--import", "tsx", script, "--child", implementation, String(callers), String(ops)],
+      [
+        "--conditions=@effect-inference/source",
+        "--expose-gc",
+        "--import",
+        "tsx",
+        script,
+        "--child",
+        implementation,
+        String(callers),
+        String(ops)
+      ],
       { cwd: path.dirname(script), stdio: ["ignore", "pipe", "pipe"] }
     )
     let output = ""

@@ -155,9 +155,9 @@ export type ResponseToolCall = typeof ResponseToolCall.Type
  * ```ts
  * import { ChatCompletion } from "@effect-inference/client"
  *
- * declare const message: ChatCompletion.ResponseMessage
- * const functionCalls = (message.tool_calls ?? []).filter(ChatCompletion.isFunctionToolCall)
- * const names = functionCalls.map((call) => call.function.name)
+ * // The functions a model asked to call; tool calls of other types are skipped.
+ * const functionNames = (message: ChatCompletion.ResponseMessage) =>
+ *   (message.tool_calls ?? []).filter(ChatCompletion.isFunctionToolCall).map((call) => call.function.name)
  * ```
  *
  * @since 0.2.0

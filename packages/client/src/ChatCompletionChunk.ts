@@ -146,8 +146,9 @@ export const hasContent = (chunk: ChatCompletionChunk): boolean => internal.hasC
  * ```ts
  * import { ChatCompletionChunk } from "@effect-inference/client"
  *
- * declare const chunks: ReadonlyArray<ChatCompletionChunk.ChatCompletionChunk>
- * const completion = ChatCompletionChunk.toCompletion(chunks)
+ * // Chunks kept as they arrived (say, to show them live) become the whole answer at the end.
+ * const answer = (chunks: ReadonlyArray<ChatCompletionChunk.ChatCompletionChunk>) =>
+ *   ChatCompletionChunk.toCompletion(chunks).choices[0].message.content
  * ```
  *
  * @since 0.1.0
@@ -161,6 +162,23 @@ export const toCompletion = (chunks: Iterable<ChatCompletionChunk>): ChatComplet
  * time, each tool call and the finish reason, then the usage unless
  * `includeUsage` is `false`. For fakes, caches and replays.
  *
+ * @example
+ * ```ts
+ * import { ChatCompletion, ChatCompletionChunk } from "@effect-inference/client"
+ * import { deepStrictEqual } from "node:assert"
+ *
+ * const completion = new ChatCompletion.ChatCompletion({
+ *   id: "chatcmpl-1",
+ *   created: 0,
+ *   model: "meta-llama/Llama-3.1-8B-Instruct",
+ *   choices: [new ChatCompletion.Choice({ index: 0, message: new ChatCompletion.ResponseMessage({ content: "Hello there" }), finish_reason: "stop" })]
+ * })
+ *
+ * // A fake server or a replay streams the completion; the fold gives it back.
+ * const chunks = ChatCompletionChunk.fromCompletion(completion)
+ * deepStrictEqual(ChatCompletionChunk.toCompletion(chunks).choices[0].message.content, "Hello there")
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -172,6 +190,25 @@ export const fromCompletion = (
 /**
  * Runs a chunk stream to its end and folds it into one `ChatCompletion` (see
  * {@link toCompletion}), in constant memory per choice.
+ *
+ * @example
+ * ```ts
+ * import { ChatCompletionChunk, InferenceClient } from "@effect-inference/client"
+ * import { Effect, Stream } from "effect"
+ *
+ * // Show the answer as it arrives, and keep the whole completion (with its usage) at the end.
+ * const program = Effect.gen(function*() {
+ *   const client = yield* InferenceClient.InferenceClient
+ *   const stream = client.streamChatCompletion({
+ *     model: "meta-llama/Llama-3.1-8B-Instruct",
+ *     messages: [{ role: "user", content: "Tell me a story" }]
+ *   })
+ *   const completion = yield* ChatCompletionChunk.collect(
+ *     Stream.tap(stream, (chunk) => Effect.sync(() => process.stdout.write(chunk.choices[0]?.delta.content ?? "")))
+ *   )
+ *   return completion.usage
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category folding

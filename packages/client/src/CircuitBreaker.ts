@@ -149,6 +149,23 @@ export interface CircuitBreaker {
 /**
  * Makes one breaker.
  *
+ * @example
+ * ```ts
+ * import { CircuitBreaker, InferenceError } from "@effect-inference/client"
+ * import { Effect } from "effect"
+ * import { strictEqual } from "node:assert"
+ *
+ * const program = Effect.gen(function*() {
+ *   // Three counted failures in a row open it for 30 seconds.
+ *   const breaker = yield* CircuitBreaker.make("my-endpoint", { consecutiveFailures: 3, breakDuration: "30 seconds" })
+ *   const failing = Effect.fail(new InferenceError.ServiceUnavailableError({ status: 503 }))
+ *   for (let i = 0; i < 3; i++) yield* Effect.either(breaker.withBreaker(failing))
+ *   return yield* breaker.state
+ * })
+ *
+ * strictEqual(Effect.runSync(program), "open")
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -174,6 +191,19 @@ export interface Registry {
 /**
  * Makes a registry of breakers sharing `options`.
  *
+ * @example
+ * ```ts
+ * import { CircuitBreaker, InferenceClient } from "@effect-inference/client"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const breakers = yield* CircuitBreaker.makeRegistry({ halfOpenProbes: 1 })
+ *   // Made on first use, with the registry's options; the same key gives the same breaker.
+ *   const breaker = yield* breakers.get(CircuitBreaker.key(InferenceClient.DEFAULT_BASE_URL, "meta-llama/Llama-3.1-8B-Instruct"))
+ *   return yield* breaker.state
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -192,6 +222,20 @@ export class Breakers extends Context.Tag("@effect-inference/client/CircuitBreak
 
 /**
  * A registry of breakers as a `Layer`, shared by every client built with it.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker, InferenceClient } from "@effect-inference/client"
+ * import { Effect, Layer, Stream } from "effect"
+ *
+ * // One registry for the application, so that it can watch (or reset) the client's breakers.
+ * const InferenceLive = InferenceClient.layerConfig().pipe(
+ *   Layer.provideMerge(CircuitBreaker.layer({ consecutiveFailures: 3 }))
+ * )
+ *
+ * const logChanges = Effect.flatMap(CircuitBreaker.Breakers, (breakers) =>
+ *   Stream.runForEach(breakers.events, (change) => Effect.logWarning(`${change.key}: ${change.from} -> ${change.to}`)))
+ * ```
  *
  * @since 0.1.0
  * @category layers
@@ -232,6 +276,16 @@ export const key = (baseUrl: string, model: string): string => `${baseUrl} ${mod
  * service is unhealthy (`ConnectionError`, `TimeoutError`,
  * `InternalServerError`, `ServiceUnavailableError`). A `RateLimitError` is not
  * one (since 0.2.0): a 429 says the service is busy, not broken.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@effect-inference/client"
+ *
+ * // Count 429s as well (they are left out by default: busy is not broken).
+ * const BreakersLive = CircuitBreaker.layer({
+ *   isFailure: (error) => CircuitBreaker.isServiceFailure(error) || error._tag === "RateLimitError"
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category predicates

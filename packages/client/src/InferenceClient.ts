@@ -218,7 +218,7 @@ export interface Options {
    * `UsageTracker.layer` in context, if any (so that the application can read
    * its totals, events and alerts, and several clients share one budget), or
    * else into a tracker of its own with default options: no budget, a usage log
-   * line per call at Info. Options here (prices, a budget, the log line) always
+   * line per call at Debug. Options here (prices, a budget, the log line) always
    * make the client a tracker of its own, so that a budget given here is never
    * overridden. `false` turns tracking off.
    */
@@ -294,6 +294,19 @@ export const DEFAULT_FALLBACK_ON: ReadonlyArray<"retryable" | InferenceError.Inf
  * range) fails with `InvalidRequestError` naming the field. Useful for fakes of
  * the client and for checking user input early.
  *
+ * @example
+ * ```ts
+ * import { InferenceClient } from "@effect-inference/client"
+ * import { Effect } from "effect"
+ *
+ * // Check user input before it joins a batch; the error names the field (temperature is 0..2).
+ * const checked = InferenceClient.validateRequest({
+ *   model: "meta-llama/Llama-3.1-8B-Instruct",
+ *   messages: [{ role: "user", content: "Hi" }],
+ *   temperature: 5
+ * }).pipe(Effect.catchTag("InvalidRequestError", (error) => Effect.logWarning(error.message)))
+ * ```
+ *
  * @since 0.1.0
  * @category validation
  */
@@ -307,6 +320,19 @@ export const validateRequest = (
  * key, a malformed URL or project, a negative timeout) stop the program at once
  * with a message naming the option, as they are a programming error.
  *
+ * @example
+ * ```ts
+ * import { InferenceClient } from "@effect-inference/client"
+ * import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
+ * import { Effect, Redacted } from "effect"
+ *
+ * // The client as a value, for code that builds its own services.
+ * const program = Effect.gen(function*() {
+ *   const client = yield* InferenceClient.make({ apiKey: Redacted.make("my-key"), timeout: "30 seconds" })
+ *   return yield* client.listModels()
+ * }).pipe(Effect.provide(UndiciHttpClient.layer))
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -316,6 +342,20 @@ export const make: (options: Options) => Effect.Effect<InferenceClient.Service, 
 /**
  * The client as a `Layer`; the application supplies the `HttpClient`
  * (`FetchHttpClient.layer`, `NodeHttpClient.layerUndici`, or a fake in tests).
+ *
+ * @example
+ * ```ts
+ * import { InferenceClient } from "@effect-inference/client"
+ * import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
+ * import { Layer, Redacted } from "effect"
+ *
+ * const InferenceLive = InferenceClient.layer({
+ *   apiKey: Redacted.make("my-key"),
+ *   project: "my-team/my-project",
+ *   totalTimeout: "2 minutes",
+ *   fallback: ["Qwen/Qwen3.6-35B-A3B"]
+ * }).pipe(Layer.provide(UndiciHttpClient.layer))
+ * ```
  *
  * @since 0.1.0
  * @category layers
@@ -335,6 +375,18 @@ export const config: Config.Config<Pick<Options, "apiKey" | "project" | "baseUrl
 /**
  * The client as a `Layer` configured from the environment (see {@link config});
  * the other options are given here.
+ *
+ * @example
+ * ```ts
+ * import { InferenceClient } from "@effect-inference/client"
+ * import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
+ * import { Layer } from "effect"
+ *
+ * // WANDB_API_KEY (and WANDB_PROJECT, WANDB_INFERENCE_BASE_URL if set) from the environment.
+ * const InferenceLive = InferenceClient.layerConfig({ maxConcurrency: 8, retry: { maxRetries: 5 } }).pipe(
+ *   Layer.provide(UndiciHttpClient.layer)
+ * )
+ * ```
  *
  * @since 0.1.0
  * @category layers

@@ -787,6 +787,25 @@ export class BudgetExceededError extends Schema.TaggedError<BudgetExceededError>
 /**
  * Every error an inference call can fail with.
  *
+ * @example
+ * ```ts
+ * import { InferenceClient } from "@effect-inference/client"
+ * import { Effect } from "effect"
+ *
+ * const answer = Effect.flatMap(InferenceClient.InferenceClient, (client) =>
+ *   client.chatCompletion({
+ *     model: "meta-llama/Llama-3.1-8B-Instruct",
+ *     messages: [{ role: "user", content: "Hello" }]
+ *   })).pipe(
+ *     Effect.map((completion) => completion.choices[0].message.content ?? ""),
+ *     // Handle the cases you mean to; the others stay in the error channel.
+ *     Effect.catchTags({
+ *       QuotaExceededError: () => Effect.succeed("Out of credits: check billing"),
+ *       CircuitOpenError: () => Effect.succeed("The model is down; try again later")
+ *     })
+ *   )
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -867,6 +886,16 @@ export const isInferenceError = (u: unknown): u is InferenceError => Predicate.h
  * `firstChunk`, `idle`). Client errors, quota, decoding failures and the total
  * timeout are not. A stream that has delivered chunks is never retried, whatever
  * this says.
+ *
+ * @example
+ * ```ts
+ * import { InferenceError } from "@effect-inference/client"
+ * import { Effect } from "effect"
+ *
+ * // Try a failed call again later, on your own terms, only if the client would have retried it.
+ * const once = <A>(call: Effect.Effect<A, InferenceError.InferenceError>) =>
+ *   Effect.retry(call, { while: InferenceError.isRetryable, times: 1 })
+ * ```
  *
  * @since 0.1.0
  * @category predicates

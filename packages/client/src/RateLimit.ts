@@ -185,6 +185,17 @@ export class Limiter extends Context.Tag("@effect-inference/client/RateLimit/Lim
 /**
  * A limiter as a `Layer`.
  *
+ * @example
+ * ```ts
+ * import { InferenceClient, RateLimit } from "@effect-inference/client"
+ * import { Layer } from "effect"
+ *
+ * // Every client built with it keeps to the project's one quota.
+ * const InferenceLive = InferenceClient.layerConfig().pipe(
+ *   Layer.provide(RateLimit.layer({ requests: { limit: 300, interval: "1 minute" } }))
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */
@@ -217,9 +228,13 @@ export const DEFAULT_COMPLETION_TOKENS: number = tokens.DEFAULT_COMPLETION_TOKEN
  * @example
  * ```ts
  * import { RateLimit } from "@effect-inference/client"
+ * import { strictEqual } from "node:assert"
  *
  * // 3 + (4 + 2) for the prompt, 100 for the completion
- * RateLimit.estimateTokens({ model: "m", messages: [{ role: "user", content: "Hi there" }], max_tokens: 100 }) // 109
+ * strictEqual(
+ *   RateLimit.estimateTokens({ model: "m", messages: [{ role: "user", content: "Hi there" }], max_tokens: 100 }),
+ *   109
+ * )
  * ```
  *
  * @since 0.1.0
@@ -237,6 +252,21 @@ export const estimateTokens: (request: ChatCompletionRequestInput) => number = t
  * after sending, an undecodable 2xx body, a stream that broke off after
  * content, an interruption or a defect. The usage tracker charges a budget by
  * the same rule.
+ *
+ * @example
+ * ```ts
+ * import { type ChatCompletion, InferenceClient, RateLimit } from "@effect-inference/client"
+ * import { Effect, Exit } from "effect"
+ *
+ * // A call under a limiter of your own, charged as the client charges its own calls.
+ * const limited = (limiter: RateLimit.RateLimit, request: ChatCompletion.ChatCompletionRequestInput) =>
+ *   Effect.flatMap(InferenceClient.InferenceClient, (client) =>
+ *     limiter.withLimit(client.chatCompletion(request), {
+ *       estimatedTokens: RateLimit.estimateTokens(request),
+ *       actualTokens: (exit) =>
+ *         Exit.isSuccess(exit) ? exit.value.usage?.total_tokens : RateLimit.tokensOfFailure(exit.cause)
+ *     }))
+ * ```
  *
  * @since 0.1.0
  * @category estimates

@@ -186,6 +186,22 @@ export const key: (input: KeyInput) => string = internal.key
  * A cache in memory, built on Effect's `Cache`: bounded by `capacity`, entries
  * expire after their time to live, concurrent lookups of one key merge.
  *
+ * @example
+ * ```ts
+ * import { InferenceClient, ResponseCache } from "@effect-inference/client"
+ * import { Effect, Layer } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   // A cache the program keeps a hold of, to empty it when its prompts change.
+ *   const cache = yield* ResponseCache.makeMemory({ capacity: 100, policy: "all" })
+ *   const InferenceLive = InferenceClient.layerConfig().pipe(
+ *     Layer.provide(Layer.succeed(ResponseCache.ResponseCache, cache))
+ *   )
+ *   yield* cache.invalidateAll
+ *   return InferenceLive
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -198,6 +214,16 @@ export const makeMemory: (options?: Options) => Effect.Effect<ResponseCache.Serv
  * miss; a store that fails to read or write is logged and skipped, never
  * failing the call.
  *
+ * @example
+ * ```ts
+ * import { ResponseCache } from "@effect-inference/client"
+ * import { KeyValueStore } from "@effect/platform"
+ * import { Effect } from "effect"
+ *
+ * // Over any KeyValueStore: here one in memory, as in a test.
+ * const cache = ResponseCache.makePersistent({ ttl: "1 day" }).pipe(Effect.provide(KeyValueStore.layerMemory))
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -208,6 +234,21 @@ export const makePersistent: (
 /**
  * An in-memory cache as a `Layer`.
  *
+ * @example
+ * ```ts
+ * import { InferenceClient, ResponseCache } from "@effect-inference/client"
+ * import { Effect, Layer } from "effect"
+ *
+ * const InferenceLive = InferenceClient.layerConfig().pipe(Layer.provide(ResponseCache.layerMemory()))
+ *
+ * // temperature 0 is cached under the default policy; this call also keeps it for a day.
+ * const program = Effect.flatMap(InferenceClient.InferenceClient, (client) =>
+ *   client.chatCompletion(
+ *     { model: "meta-llama/Llama-3.1-8B-Instruct", messages: [{ role: "user", content: "2 + 2?" }], temperature: 0 },
+ *     { cache: { ttl: "1 day" } }
+ *   )).pipe(Effect.provide(InferenceLive))
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */
@@ -216,6 +257,16 @@ export const layerMemory = (options?: Options): Layer.Layer<ResponseCache> =>
 
 /**
  * A persistent cache over the `KeyValueStore` in context, as a `Layer`.
+ *
+ * @example
+ * ```ts
+ * import { ResponseCache } from "@effect-inference/client"
+ * import { KeyValueStore } from "@effect/platform"
+ * import { Layer } from "effect"
+ *
+ * // Any KeyValueStore: a Redis or SQL one of your own, or this one in memory for tests.
+ * const CacheLive = ResponseCache.layerPersistent({ ttl: "1 day" }).pipe(Layer.provide(KeyValueStore.layerMemory))
+ * ```
  *
  * @since 0.1.0
  * @category layers
@@ -229,6 +280,19 @@ export const layerPersistent = (options?: Options): Layer.Layer<ResponseCache, n
  * `PlatformError` if it cannot be. Give the cache a directory of its own:
  * `invalidateAll` removes the directory. On Node, provide `NodeContext.layer`
  * from `@effect/platform-node` for the file system.
+ *
+ * @example
+ * ```ts
+ * import { InferenceClient, ResponseCache } from "@effect-inference/client"
+ * import { NodeContext } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ *
+ * // Answers kept across restarts, one file each, in a directory of the cache's own.
+ * const InferenceLive = InferenceClient.layerConfig().pipe(
+ *   Layer.provide(ResponseCache.layerFileSystem(".cache/inference", { ttl: "7 days" })),
+ *   Layer.provide(NodeContext.layer)
+ * )
+ * ```
  *
  * @since 0.1.0
  * @category layers

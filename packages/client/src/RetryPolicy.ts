@@ -74,6 +74,20 @@ export const make: (options?: Partial<Options>) => Schedule.Schedule<Duration.Du
  * delay is at least the `retryAfter` of the error, and an error whose
  * `retryAfter` exceeds `maxRetryAfter` stops the schedule at once.
  *
+ * @example
+ * ```ts
+ * import { InferenceError, RetryPolicy } from "@effect-inference/client"
+ * import { Schedule } from "effect"
+ *
+ * // A schedule of your own: every 2 seconds, 10 times at most, only what is retryable,
+ * // and never sooner than the server's Retry-After (up to a minute).
+ * const retry = Schedule.spaced("2 seconds").pipe(
+ *   Schedule.intersect(Schedule.recurs(10)),
+ *   Schedule.whileInput(InferenceError.isRetryable),
+ *   RetryPolicy.withRetryAfter("1 minute")
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category combinators
  */

@@ -39,6 +39,20 @@ import * as internal from "./internal/undiciHttpClient.js"
 /**
  * An `HttpClient` that sends every request through `dispatcher`.
  *
+ * @example
+ * ```ts
+ * import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
+ * import { HttpClient } from "@effect/platform"
+ * import { Undici } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ *
+ * // Through a dispatcher the application already has: a proxy here, a MockAgent in tests.
+ * const HttpLive = Layer.succeed(
+ *   HttpClient.HttpClient,
+ *   UndiciHttpClient.make(new Undici.ProxyAgent("http://proxy.internal:3128"))
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -47,6 +61,23 @@ export const make: (dispatcher: undici.Dispatcher) => HttpClient.HttpClient = in
 /**
  * An `HttpClient` over an undici `Agent` of its own (made with `options`), closed
  * when the scope closes.
+ *
+ * @example
+ * ```ts
+ * import { InferenceClient } from "@effect-inference/client"
+ * import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
+ * import { HttpClient } from "@effect/platform"
+ * import { Effect, Redacted } from "effect"
+ *
+ * // An agent for one job, its connections closed when the job ends.
+ * const program = Effect.gen(function*() {
+ *   const http = yield* UndiciHttpClient.makeScoped({ connections: 8 })
+ *   const client = yield* InferenceClient.make({ apiKey: Redacted.make("my-key") }).pipe(
+ *     Effect.provideService(HttpClient.HttpClient, http)
+ *   )
+ *   return yield* client.listModels()
+ * }).pipe(Effect.scoped)
+ * ```
  *
  * @since 0.1.0
  * @category constructors
@@ -76,6 +107,17 @@ export const layer: Layer.Layer<HttpClient.HttpClient> = internal.layer
 /**
  * The `HttpClient` over an undici `Agent` made with `options` (connection
  * limits, keep-alive timeouts, TLS), closed with the layer.
+ *
+ * @example
+ * ```ts
+ * import { InferenceClient } from "@effect-inference/client"
+ * import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
+ * import { Layer } from "effect"
+ *
+ * const InferenceLive = InferenceClient.layerConfig().pipe(
+ *   Layer.provide(UndiciHttpClient.layerWith({ connections: 32, keepAliveTimeout: 30_000 }))
+ * )
+ * ```
  *
  * @since 0.1.0
  * @category layers

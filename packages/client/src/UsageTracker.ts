@@ -98,7 +98,11 @@ export interface Options {
   readonly prices?: Readonly<Record<string, Price>> | undefined
   /** A spending limit; default none. */
   readonly budget?: Budget | undefined
-  /** The level of the usage log line, `"None"` for no line. Default `"Info"`. */
+  /**
+   * The level of the usage log line, `"None"` for no line. Default `"Debug"`,
+   * below the minimum level of Effect's default logger (Info), so an application
+   * sees the line only when it asks: `"Info"` here, or a minimum level of Debug.
+   */
   readonly logLevel?: LogLevel.Literal | undefined
   /**
    * Adds the request's messages to the usage log line. Default `false`: prompts
@@ -463,6 +467,21 @@ export declare namespace UsageTracker {
 /**
  * Makes a tracker. Invalid options stop the program (see {@link Budget}).
  *
+ * @example
+ * ```ts
+ * import { UsageTracker } from "@effect-inference/client"
+ * import { Effect } from "effect"
+ * import { strictEqual } from "node:assert"
+ *
+ * const program = Effect.gen(function*() {
+ *   // Prices in US dollars per million tokens, merged over the defaults.
+ *   const tracker = yield* UsageTracker.make({ prices: { "my-org/my-model": { input: 0.2, output: 0.6 } } })
+ *   return tracker.costOf("my-org/my-model", 1_000_000, 500_000)
+ * })
+ *
+ * strictEqual(Effect.runSync(program), 0.5)
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -470,6 +489,20 @@ export const make: (options?: Options) => Effect.Effect<UsageTracker.Service> = 
 
 /**
  * A tracker as a `Layer`.
+ *
+ * @example
+ * ```ts
+ * import { InferenceClient, UsageTracker } from "@effect-inference/client"
+ * import { Effect, Layer, Stream } from "effect"
+ *
+ * const InferenceLive = InferenceClient.layerConfig().pipe(
+ *   Layer.provideMerge(UsageTracker.layer({ budget: { usd: 100, period: "30 days", thresholds: [0.8, 1] } }))
+ * )
+ *
+ * // Alerts at 80% and 100% of the month's budget.
+ * const watchBudget = Effect.flatMap(UsageTracker.UsageTracker, (tracker) =>
+ *   Stream.runForEach(tracker.alerts, (alert) => Effect.logWarning(alert)))
+ * ```
  *
  * @since 0.1.0
  * @category layers

@@ -3,7 +3,6 @@
  * is a file under examples/docs (type-checked with the tests), and the tests
  * below run those files.
  */
-import { FetchHttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -19,7 +18,7 @@ import * as path from "node:path"
 import { answer } from "../examples/docs/catching-errors.js"
 import { Breakers, Client, drain } from "../examples/docs/circuit-breaker.js"
 import { answer as fallbackAnswer, Resilient } from "../examples/docs/fallback.js"
-import { program as gettingStarted } from "../examples/docs/getting-started-layer.js"
+import { InferenceLive, program as gettingStarted } from "../examples/docs/getting-started-layer.js"
 import { InferenceNode, InferencePooled } from "../examples/docs/node-transport.js"
 import { batch, Client as QuotaClient } from "../examples/docs/rate-limits.js"
 import { program as readme } from "../examples/docs/readme.js"
@@ -27,10 +26,13 @@ import { quickAnswer, showThinking } from "../examples/docs/reasoning.js"
 import { bounded, only503 } from "../examples/docs/retry-policy.js"
 import { printAnswer, wholeAnswer } from "../examples/docs/streaming.js"
 import { tagged } from "../examples/docs/transform-client.js"
+import { checkSetup } from "../examples/docs/troubleshooting-check.js"
+import { LoudClient, LoudUsage, withDebugLogs } from "../examples/docs/troubleshooting-logs.js"
 import { ask, Client as UsageClient, report, watchAlerts } from "../examples/docs/usage-budget.js"
 import * as InferenceClient from "../src/InferenceClient.js"
 import * as UsageTracker from "../src/UsageTracker.js"
-import { hello, layer as clientLayer, MODEL, SECRET } from "./utils/Client.js"
+import * as Capture from "./utils/Capture.js"
+import { hello, layer as clientLayer, MODEL, SECRET, testOptions } from "./utils/Client.js"
 import * as Fake from "./utils/FakeTransport.js"
 
 const root = path.resolve(__dirname, "../../..")
@@ -40,6 +42,60 @@ const pages = [
 ]
 
 const env = (entries: Record<string, string>) => ConfigProvider.fromMap(new Map(Object.entries(entries)))
+
+/** A request as the loopback server saw it. */
+interface Seen {
+  readonly method: string
+  readonly path: string
+  readonly headers: http.IncomingHttpHeaders
+}
+
+/**
+ * A loopback server that answers each request with `answer(request)` (a status and a JSON body), for the
+ * snippets that bring their own transport (`UndiciHttpClient.layer`), and the requests it saw.
+ */
+const loopback = (answer: (seen: Seen) => readonly [status: number, body: unknown]) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly url: string; readonly server: http.Server; readonly seen: Array<Seen> }>((resume) => {
+      const seen: Array<Seen> = []
+      const server = http.createServer((request, response) => {
+        const entry = { method: request.method ?? "", path: request.url ?? "", headers: request.headers }
+        seen.push(entry)
+        request.resume()
+        request.on("end", () => {
+          const [status, body] = answer(entry)
+          response.writeHead(status, { "content-type": "application/json" })
+          response.end(JSON.stringify(body))
+        })
+      })
+      server.listen(
+        0,
+        "127.0.0.1",
+        () =>
+          resume(
+            Effect.succeed({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, server, seen })
+          )
+      )
+    }),
+    ({ server }) =>
+      Effect.async<void>((resume) => {
+        server.closeAllConnections()
+        server.close(() => resume(Effect.void))
+      })
+  )
+
+const completionOf = (content: string) => ({
+  id: "c",
+  object: "chat.completion",
+  created: 1,
+  model: MODEL,
+  choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
+  usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 }
+})
+
+/** The levels of the usage lines among captured logs. */
+const usageLines = (capture: Capture.Capture) =>
+  capture.logs.filter((log) => log.message.includes("Inference usage")).map((log) => log.level)
 
 describe("docs", () => {
   describe("every TypeScript block is a checked example file", () => {
@@ -57,69 +113,37 @@ describe("docs", () => {
   })
 
   describe("README", () => {
-    it.effect("the example returns the model's answer", () =>
-      Effect.gen(function*() {
-        const fake = Fake.makeFetch(() => Fake.completion("Hello there, nice to meet"))
+    it.live("the example answers over undici, from the environment's key, project and base URL", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { seen, url } = yield* loopback(() => [200, completionOf("Hello there, nice to meet")])
         const result = yield* readme.pipe(
-          Effect.provideService(FetchHttpClient.Fetch, fake.fetch),
-          Effect.withConfigProvider(env({ WANDB_API_KEY: SECRET, WANDB_PROJECT: "team/project" }))
+          Effect.withConfigProvider(
+            env({ WANDB_API_KEY: SECRET, WANDB_PROJECT: "team/project", WANDB_INFERENCE_BASE_URL: url })
+          )
         )
         assert.strictEqual(result, "Hello there, nice to meet")
-        assert.strictEqual(fake.calls[0].url, `${InferenceClient.DEFAULT_BASE_URL}/chat/completions`)
-        assert.strictEqual(fake.calls[0].headers.get("openai-project"), "team/project")
-      }))
+        assert.deepStrictEqual(seen.map((s) => [s.method, s.path]), [["POST", "/v1/chat/completions"]])
+        assert.strictEqual(seen[0].headers["openai-project"], "team/project")
+        assert.strictEqual(seen[0].headers.authorization, `Bearer ${SECRET}`)
+      })))
 
-    it.effect("the example turns a quota error into its message", () =>
-      Effect.gen(function*() {
-        const fake = Fake.makeFetch(() => Fake.json(402, Fake.errorBody("You exceeded your current quota")))
+    it.live("the example turns a quota error into its message, sent once", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { seen, url } = yield* loopback(() => [402, Fake.errorBody("You exceeded your current quota")])
         const result = yield* readme.pipe(
-          Effect.provideService(FetchHttpClient.Fetch, fake.fetch),
-          Effect.withConfigProvider(env({ WANDB_API_KEY: SECRET }))
+          Effect.withConfigProvider(env({ WANDB_API_KEY: SECRET, WANDB_INFERENCE_BASE_URL: url })),
+          Effect.provide(Logger.remove(Logger.defaultLogger))
         )
         assert.strictEqual(result, "Out of credits: check billing")
-        assert.strictEqual(fake.calls.length, 1)
-      }))
+        assert.strictEqual(seen.length, 1)
+      })))
   })
 
   describe("choose a transport", () => {
-    /** A loopback server that answers every request with one completion, and the authorization headers it saw. */
-    const server = Effect.acquireRelease(
-      Effect.async<{ readonly url: string; readonly server: http.Server; readonly seen: Array<string> }>((resume) => {
-        const seen: Array<string> = []
-        const server = http.createServer((request, response) => {
-          seen.push(request.headers.authorization ?? "")
-          request.resume()
-          request.on("end", () => {
-            response.writeHead(200, { "content-type": "application/json" })
-            response.end(JSON.stringify({
-              id: "c",
-              object: "chat.completion",
-              created: 1,
-              model: MODEL,
-              choices: [{ index: 0, message: { role: "assistant", content: "Over undici." }, finish_reason: "stop" }],
-              usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 }
-            }))
-          })
-        })
-        server.listen(
-          0,
-          "127.0.0.1",
-          () =>
-            resume(
-              Effect.succeed({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, server, seen })
-            )
-        )
-      }),
-      ({ server }) =>
-        Effect.async<void>((resume) => {
-          server.close(() => resume(Effect.void))
-        })
-    )
-
     for (const [name, layer] of [["InferenceNode", InferenceNode], ["InferencePooled", InferencePooled]] as const) {
       it.live(`${name} calls the configured endpoint over undici`, () =>
         Effect.scoped(Effect.gen(function*() {
-          const { seen, url } = yield* server
+          const { seen, url } = yield* loopback(() => [200, completionOf("Over undici.")])
           const completion = yield* Effect.flatMap(InferenceClient.InferenceClient, (client) =>
             client.chatCompletion(hello)).pipe(
               Effect.provide(layer),
@@ -127,7 +151,12 @@ describe("docs", () => {
               Effect.provide(Logger.remove(Logger.defaultLogger))
             )
           assert.strictEqual(completion.choices[0].message.content, "Over undici.")
-          assert.deepStrictEqual(seen, [`Bearer ${SECRET}`])
+          assert.deepStrictEqual(
+            seen.map((s) =>
+              s.headers.authorization
+            ),
+            [`Bearer ${SECRET}`]
+          )
         })))
     }
   })
@@ -135,19 +164,24 @@ describe("docs", () => {
   describe("getting started", () => {
     it.effect("lists models, then asks the first one, billed to the project", () =>
       Effect.gen(function*() {
-        const fake = Fake.makeFetch((call) =>
-          call.url.endsWith("/models")
-            ? Fake.json(200, { object: "list", data: [{ id: MODEL, object: "model", created: 1, owned_by: "meta" }] })
-            : Fake.completion("A hosted LLM API.")
-        )
+        const fake = Fake.make([
+          Fake.json(200, { object: "list", data: [{ id: MODEL, object: "model", created: 1, owned_by: "meta" }] }),
+          Fake.completion("A hosted LLM API.")
+        ])
+        // `main` provides UndiciHttpClient.layer; the program with its layer runs over the fake transport here.
         const result = yield* gettingStarted.pipe(
-          Effect.provideService(FetchHttpClient.Fetch, fake.fetch),
+          Effect.provide(InferenceLive),
+          Effect.provide(fake.layer),
           Effect.withConfigProvider(env({ WANDB_API_KEY: SECRET }))
         )
         assert.strictEqual(result.answer, "A hosted LLM API.")
         assert.strictEqual(result.usage?.total_tokens, 7)
-        assert.deepInclude(fake.calls[1].body as object, { model: MODEL, temperature: 0, max_tokens: 100 })
-        assert.strictEqual(fake.calls[1].headers.get("openai-project"), "my-team/my-project")
+        assert.deepStrictEqual(fake.requests.map((r) => r.url), [
+          `${InferenceClient.DEFAULT_BASE_URL}/models`,
+          `${InferenceClient.DEFAULT_BASE_URL}/chat/completions`
+        ])
+        assert.deepInclude(fake.requests[1].body as object, { model: MODEL, temperature: 0, max_tokens: 100 })
+        assert.strictEqual(fake.requests[1].headers["openai-project"], "my-team/my-project")
       }))
   })
 
@@ -360,6 +394,78 @@ describe("docs", () => {
           "80% of the tokens budget spent",
           "100% of the tokens budget spent"
         ])
+      }))
+  })
+
+  describe("troubleshooting", () => {
+    const models = { object: "list", data: [{ id: MODEL, object: "model", created: 1, owned_by: "meta" }] }
+    const cases: ReadonlyArray<[string, Fake.Reply, string]> = [
+      ["a working setup", Fake.json(200, models), `OK: 1 models, ${MODEL} first`],
+      [
+        "a wrong key",
+        Fake.json(401, Fake.errorBody("Authentication failed")),
+        "The key or the project is wrong: check WANDB_API_KEY and WANDB_PROJECT"
+      ],
+      [
+        "a wrong base URL",
+        Fake.text(404, "<html><body><h1>Not Found</h1></body></html>", { "content-type": "text/html" }),
+        `No API at ${testOptions.baseUrl}: it should end in /v1`
+      ],
+      [
+        "a region block",
+        Fake.json(403, Fake.errorBody("Country, region, or territory not supported")),
+        "Not allowed (RegionNotSupported): Country, region, or territory not supported"
+      ]
+    ]
+    for (const [name, reply, expected] of cases) {
+      it.effect(`checkSetup reports ${name}, with one request`, () =>
+        Effect.gen(function*() {
+          const fake = Fake.make([reply])
+          const result = yield* checkSetup.pipe(
+            Effect.provide(clientLayer(fake)),
+            Effect.provide(Logger.remove(Logger.defaultLogger))
+          )
+          assert.strictEqual(result, expected)
+          assert.deepStrictEqual(fake.requests.map((r) => r.url), [`${testOptions.baseUrl}/models`])
+        }))
+    }
+
+    const call = Effect.flatMap(InferenceClient.InferenceClient, (client) => client.chatCompletion(hello))
+
+    it.effect("by default a call writes no usage line a default logger would print", () =>
+      Effect.gen(function*() {
+        const capture = Capture.make()
+        yield* Capture.withCapture(capture, call.pipe(Effect.provide(clientLayer(Fake.make([Fake.completion()])))))
+        assert.deepStrictEqual(usageLines(capture), [])
+      }))
+
+    it.effect("LoudClient and LoudUsage write the usage line at Info", () =>
+      Effect.gen(function*() {
+        const loudClient = Capture.make()
+        yield* Capture.withCapture(
+          loudClient,
+          call.pipe(
+            Effect.provide(LoudClient.pipe(Layer.provide(Fake.make([Fake.completion()]).layer))),
+            Effect.withConfigProvider(env({ WANDB_API_KEY: SECRET }))
+          )
+        )
+        assert.deepStrictEqual(usageLines(loudClient), ["INFO"])
+        const loudUsage = Capture.make()
+        yield* Capture.withCapture(
+          loudUsage,
+          call.pipe(Effect.provide(clientLayer(Fake.make([Fake.completion()])).pipe(Layer.provideMerge(LoudUsage))))
+        )
+        assert.deepStrictEqual(usageLines(loudUsage), ["INFO"])
+      }))
+
+    it.effect("withDebugLogs lets the Debug usage line through", () =>
+      Effect.gen(function*() {
+        const capture = Capture.make()
+        yield* Capture.withCapture(
+          capture,
+          withDebugLogs(call.pipe(Effect.provide(clientLayer(Fake.make([Fake.completion()])))))
+        )
+        assert.deepStrictEqual(usageLines(capture), ["DEBUG"])
       }))
   })
 })

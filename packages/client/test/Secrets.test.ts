@@ -401,7 +401,7 @@ describe("a server that echoes the key", () => {
               baseUrl: url,
               retry: { maxRetries: 1, baseDelay: "1 millis", jitter: false },
               circuitBreaker: false
-            }).pipe(Layer.provideMerge(UsageTracker.layer()), Layer.provide(transportLayer))
+            }).pipe(Layer.provideMerge(UsageTracker.layer({ logLevel: "Info" })), Layer.provide(transportLayer))
             const request = { ...hello, model: variant.name }
             const { events, exit } = yield* Capture.withCapture(
               capture,
@@ -483,7 +483,7 @@ describe("a server that echoes the key", () => {
             ...testOptions,
             baseUrl: `http://127.0.0.1:${(echo.address() as AddressInfo).port}/v1`,
             retry: false
-          }).pipe(Layer.provideMerge(UsageTracker.layer()), Layer.provide(transportLayer))
+          }).pipe(Layer.provideMerge(UsageTracker.layer({ logLevel: "Info" })), Layer.provide(transportLayer))
           const exit = yield* Capture.withCapture(
             capture,
             Effect.exit(Effect.flatMap(InferenceClient.InferenceClient, (c) => c.chatCompletion(hello))).pipe(

@@ -7,6 +7,8 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
@@ -101,7 +103,8 @@ describe("UsageTracker", () => {
         const { event, totals } = yield* Capture.withCapture(
           capture,
           Effect.gen(function*() {
-            const tracker = yield* UsageTracker.make({ prices: { [model]: cachedPrices[PRICED] } })
+            // Info: the line is read from the default logger, whose minimum level is Info (the default level is Debug)
+            const tracker = yield* UsageTracker.make({ prices: { [model]: cachedPrices[PRICED] }, logLevel: "Info" })
             const event = yield* tracker.record({
               ...used(1000, 300, model),
               usage: { promptTokens: 1000, completionTokens: 300, cachedTokens: 800, reasoningTokens: 250 }
@@ -328,7 +331,7 @@ describe("UsageTracker", () => {
         yield* Capture.withCapture(
           capture,
           Effect.gen(function*() {
-            const tracker = yield* UsageTracker.make({ prices })
+            const tracker = yield* UsageTracker.make({ prices, logLevel: "Info" })
             yield* tracker.record({
               ...used(12, 3),
               requestId: "req-9",
@@ -352,6 +355,23 @@ describe("UsageTracker", () => {
           cached: false
         })
         assert.notInclude(capture.dump(), "secret diary")
+      }))
+
+    it.effect("is written at Debug by default: quiet under the default minimum level, there when it is lowered", () =>
+      Effect.gen(function*() {
+        const quietCapture = Capture.make()
+        yield* Capture.withCapture(
+          quietCapture,
+          Effect.flatMap(UsageTracker.make({ prices }), (t) => t.record(used(1, 1)))
+        )
+        assert.deepStrictEqual(quietCapture.logs, [])
+        const debugCapture = Capture.make()
+        yield* Capture.withCapture(
+          debugCapture,
+          Effect.flatMap(UsageTracker.make({ prices }), (t) => t.record(used(1, 1)))
+        ).pipe(Logger.withMinimumLogLevel(LogLevel.Debug))
+        assert.deepStrictEqual(debugCapture.logs.map((log) => log.level), ["DEBUG"])
+        assert.include(debugCapture.logs[0]?.message, "Inference usage")
       }))
 
     it.effect("carries the prompt when asked to, at the level asked for", () =>
@@ -816,7 +836,11 @@ describe("UsageTracker", () => {
     it.effect("the client's own tracker writes the usage line; usage: false turns it off", () =>
       Effect.gen(function*() {
         const on = Capture.make()
-        yield* Capture.withCapture(on, withClient(Fake.make([Fake.completion()]), (c) => c.chatCompletion(hello)))
+        // Info: the default level (Debug) is below the captured logger's minimum
+        yield* Capture.withCapture(
+          on,
+          withClient(Fake.make([Fake.completion()]), (c) => c.chatCompletion(hello), { usage: { logLevel: "Info" } })
+        )
         const line = on.logs.find((log) => log.message.includes("Inference usage"))
         assert.isDefined(line)
         assert.deepInclude(line?.annotations, { model: MODEL, totalTokens: 7, outcome: "success" })

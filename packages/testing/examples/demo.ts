@@ -23,7 +23,10 @@ const stamp = () => {
 const say = (text: string) => Effect.sync(() => console.log(`${stamp()}  ${text}`))
 const section = (title: string) => Effect.sync(() => console.log(`\n${stamp()}  ── ${title}`))
 
-/** Prints the client's retry warnings as one readable line each (the usage lines are summed up in the report). */
+/**
+ * Prints the client's retry warnings as one readable line each. The client's usage lines log at Debug, below
+ * the default minimum level, so none reach it: the demo sums usage up itself, in the report at the end.
+ */
 const demoLogger = Logger.make(({ annotations }) => {
   const get = (key: string) => Option.getOrUndefined(HashMap.get(annotations, key))
   if (get("tag") === undefined) return
@@ -134,7 +137,7 @@ const budgeted = (client: InferenceClient.InferenceClient.Service, alerts: Effec
  */
 const withBudget = <E, R>(make: Effect.Effect<InferenceClient.InferenceClient.Service, E, R>) =>
   Effect.gen(function*() {
-    const tracker = yield* UsageTracker.make({ budget: { tokens: 200 }, logLevel: "None" })
+    const tracker = yield* UsageTracker.make({ budget: { tokens: 200 } })
     const queue = yield* tracker.subscribeAlerts
     const client = yield* Effect.provideService(make, UsageTracker.UsageTracker, tracker)
     const alerts = Effect.map(
@@ -153,6 +156,9 @@ const report = Effect.gen(function*() {
   yield* section("10. Usage, from the UsageTracker")
   const tracker = yield* UsageTracker.UsageTracker
   for (const line of (yield* tracker.report).split("\n")) yield* say(line)
+  yield* say(
+    "(each call's own usage line logs at Debug, so none was printed: UsageTracker.layer({ logLevel: \"Info\" }) shows them)"
+  )
 })
 
 const simulated = Effect.gen(function*() {

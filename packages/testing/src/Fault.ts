@@ -110,37 +110,117 @@ export const messageOfStatus = (status: number): string => {
   }
 }
 
-/** 400 with the server's own text. @since 0.1.0 @category constructors */
+/**
+ * 400 with the server's own text.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const badRequest: Fault = { _tag: "BadRequest" }
-/** 401 "Authentication failed". @since 0.1.0 @category constructors */
+/**
+ * 401 "Authentication failed".
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const unauthorized: Fault = { _tag: "Unauthorized" }
-/** 402 quota exceeded. @since 0.1.0 @category constructors */
+/**
+ * 402 quota exceeded.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const quotaExceeded: Fault = { _tag: "QuotaExceeded" }
-/** 403 "Country, region, or territory not supported". @since 0.1.0 @category constructors */
+/**
+ * 403 "Country, region, or territory not supported".
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const regionNotSupported: Fault = { _tag: "RegionNotSupported" }
-/** 403 "The inference gateway is not enabled for your organization". @since 0.1.0 @category constructors */
+/**
+ * 403 "The inference gateway is not enabled for your organization".
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const gatewayNotEnabled: Fault = { _tag: "GatewayNotEnabled" }
-/** 404 "The requested resource was not found". @since 0.1.0 @category constructors */
+/**
+ * 404 "The requested resource was not found".
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const modelNotFound: Fault = { _tag: "ModelNotFound" }
-/** 422 with a FastAPI-style `detail` list. @since 0.1.0 @category constructors */
+/**
+ * 422 with a FastAPI-style `detail` list.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const unprocessable: Fault = { _tag: "Unprocessable" }
-/** 429 quota, worded as W&B's older pages and with OpenAI's `insufficient_quota` code. @since 0.1.0 @category constructors */
+/**
+ * 429 quota, worded as W&B's older pages and with OpenAI's `insufficient_quota` code.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const quotaExceeded429: Fault = { _tag: "QuotaExceeded429" }
-/** 429 "W&B Inference isn't available for personal accounts". @since 0.1.0 @category constructors */
+/**
+ * 429 "W&B Inference isn't available for personal accounts".
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const personalAccount: Fault = { _tag: "PersonalAccount" }
-/** 500 "The server had an error while processing your request". @since 0.1.0 @category constructors */
+/**
+ * 500 "The server had an error while processing your request".
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const internalError: Fault = { _tag: "InternalError" }
-/** 502 with a proxy's HTML page. @since 0.1.0 @category constructors */
+/**
+ * 502 with a proxy's HTML page.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const badGateway: Fault = { _tag: "BadGateway" }
-/** 503 "The engine is currently overloaded, please try again later". @since 0.1.0 @category constructors */
+/**
+ * 503 "The engine is currently overloaded, please try again later".
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const overloaded: Fault = { _tag: "Overloaded" }
-/** 504 with a proxy's HTML page. @since 0.1.0 @category constructors */
+/**
+ * 504 with a proxy's HTML page.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const gatewayTimeout: Fault = { _tag: "GatewayTimeout" }
-/** Reads the request and never answers (no headers). @since 0.1.0 @category constructors */
+/**
+ * Reads the request and never answers (no headers).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const hang: Fault = { _tag: "Hang" }
-/** A 200 body that is not JSON. @since 0.1.0 @category constructors */
+/**
+ * A 200 body that is not JSON.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const nonJsonBody: Fault = { _tag: "NonJsonBody" }
-/** A 200 JSON body that is not a completion. @since 0.1.0 @category constructors */
+/**
+ * A 200 JSON body that is not a completion.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const wrongShapeBody: Fault = { _tag: "WrongShapeBody" }
 
 /**
@@ -155,6 +235,16 @@ export const wrongShapeBody: Fault = { _tag: "WrongShapeBody" }
  *
  * W&B documents no `Retry-After` or `retry-after-ms` header; `retryAfter` adds one,
  * as proxies and other OpenAI-compatible servers do.
+ *
+ * @example
+ * ```ts
+ * import { Fault, InferenceSimulator } from "@effect-inference/testing"
+ * import { Effect } from "effect"
+ *
+ * // The next call gets a 429 with Retry-After: 2, the one after it a 503; later calls succeed.
+ * const scripted = Effect.flatMap(InferenceSimulator.InferenceSimulator, (simulator) =>
+ *   simulator.script(Fault.rateLimited({ seconds: 2 }), Fault.overloaded))
+ * ```
  *
  * @since 0.1.0
  * @category constructors
@@ -175,6 +265,17 @@ export const rateLimited = (
  * JSON body), then nothing more; with `keepAliveEveryMillis`, an SSE comment now
  * and then, as a live but stalled stream does.
  *
+ * @example
+ * ```ts
+ * import { Fault, InferenceSimulator } from "@effect-inference/testing"
+ *
+ * // A tenth of the calls stall after two chunks, kept alive by comments: only idleTimeout ends them.
+ * const SimulatorLive = InferenceSimulator.layer({
+ *   faultRate: 0.1,
+ *   faults: [Fault.stallMidBody({ afterChunks: 2, keepAliveEveryMillis: 500 })]
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -190,6 +291,17 @@ export const stallMidBody = (
  * Destroys the connection: before any response, or with `midBody` after the
  * headers and part of the body.
  *
+ * @example
+ * ```ts
+ * import { Fault, InferenceSimulator } from "@effect-inference/testing"
+ *
+ * // Connections dropped before the answer and in the middle of it.
+ * const SimulatorLive = InferenceSimulator.layer({
+ *   faultRate: 0.2,
+ *   faults: [Fault.connectionReset(), Fault.connectionReset({ midBody: true })]
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -204,6 +316,14 @@ export const connectionReset = (options: { readonly midBody?: boolean } = {}): F
  * `data: [DONE]`; see {@link SseErrorFormat} for the others). The message is W&B's
  * for the status unless given, so `sseErrorFrame({ status: 503 })` says what the
  * HTTP 503 says. A non-streaming request gets the same error as its status instead.
+ *
+ * @example
+ * ```ts
+ * import { Fault } from "@effect-inference/testing"
+ *
+ * // An overloaded engine reporting inside a stream that has already sent three chunks, as OpenAI frames it.
+ * const midStream503 = Fault.sseErrorFrame({ afterChunks: 3, status: 503, format: "openai" })
+ * ```
  *
  * @since 0.1.0
  * @category constructors
@@ -230,6 +350,16 @@ export const sseErrorFrame = (
  * For a streaming request: after `afterChunks` content chunks the stream ends
  * cleanly, with no `finish_reason` and no `[DONE]`. A non-streaming request
  * gets half of its JSON body.
+ *
+ * @example
+ * ```ts
+ * import { Fault, InferenceSimulator } from "@effect-inference/testing"
+ * import { Effect } from "effect"
+ *
+ * // A stream that ends cleanly after one chunk, unfinished: the client must not take it for a short answer.
+ * const cut = Effect.flatMap(InferenceSimulator.InferenceSimulator, (simulator) =>
+ *   simulator.script(Fault.sseCutBeforeDone({ afterChunks: 1 })))
+ * ```
  *
  * @since 0.1.0
  * @category constructors
@@ -299,6 +429,16 @@ export const transient: ReadonlyArray<Fault> = [
  * Reads a fault from its tag (`"Overloaded"`) or a tag with its first
  * parameter (`"RateLimited:2"` for `Retry-After: 2`, `"RateLimited:model"` for the
  * real service's per-model body, `"RateLimited:project"` for its per-project one), as the command line takes them.
+ *
+ * @example
+ * ```ts
+ * import { Fault } from "@effect-inference/testing"
+ * import { deepStrictEqual } from "node:assert"
+ *
+ * deepStrictEqual(Fault.fromString("RateLimited:2"), Fault.rateLimited({ seconds: 2 }))
+ * deepStrictEqual(Fault.fromString("Overloaded"), Fault.overloaded)
+ * deepStrictEqual(Fault.fromString("Nonsense"), undefined)
+ * ```
  *
  * @since 0.1.0
  * @category parsing

@@ -273,6 +273,16 @@ const millis = (input: Duration.DurationInput | undefined): number =>
  * and end of each request answered normally. A close and an arrival in the same
  * millisecond count as the close first (the slot is freed on close).
  *
+ * @example
+ * ```ts
+ * import { InferenceSimulator } from "@effect-inference/testing"
+ * import { Effect } from "effect"
+ *
+ * // After a batch: did the client keep under the concurrency it was given?
+ * const peak = Effect.flatMap(InferenceSimulator.InferenceSimulator, (simulator) =>
+ *   Effect.map(simulator.log, InferenceSimulator.peakInFlight))
+ * ```
+ *
  * @since 0.1.0
  * @category utils
  */
@@ -293,6 +303,18 @@ export const peakInFlight = (log: ReadonlyArray<LogEntry>): number => {
 /**
  * Starts a simulator for the life of the scope; closing the scope closes every
  * connection, hung ones included.
+ *
+ * @example
+ * ```ts
+ * import { InferenceSimulator } from "@effect-inference/testing"
+ * import { Effect } from "effect"
+ *
+ * // A simulator for the length of the scope, on a free port, failing a fifth of the calls.
+ * const program = Effect.gen(function*() {
+ *   const simulator = yield* InferenceSimulator.make({ seed: 1, faultRate: 0.2 })
+ *   yield* Effect.log(`simulator at ${simulator.url}`)
+ * }).pipe(Effect.scoped)
+ * ```
  *
  * @since 0.1.0
  * @category constructors
@@ -389,10 +411,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, ListenError,
  *
  * @example
  * ```ts
- * import { InferenceSimulator, Fault } from "@effect-inference/testing"
- * import { InferenceClient } from "@effect-inference/client"
+ * import { InferenceSimulator } from "@effect-inference/testing"
  * import { FetchHttpClient } from "@effect/platform"
- * import { Effect, Layer } from "effect"
+ * import { Layer } from "effect"
  *
  * const TestLive = InferenceSimulator.clientLayer().pipe(
  *   Layer.provideMerge(InferenceSimulator.layer({ seed: 7 })),
@@ -409,6 +430,19 @@ export const layer = (options?: Options): Layer.Layer<InferenceSimulator, Listen
 /**
  * An `InferenceClient` pointed at the simulator in context (its URL and key);
  * `options` override the rest.
+ *
+ * @example
+ * ```ts
+ * import { InferenceSimulator } from "@effect-inference/testing"
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { Layer } from "effect"
+ *
+ * // A client of the simulator without retries, to see each fault as it comes.
+ * const TestLive = InferenceSimulator.clientLayer({ retry: false }).pipe(
+ *   Layer.provideMerge(InferenceSimulator.layer({ faultRate: 0.5 })),
+ *   Layer.provide(FetchHttpClient.layer)
+ * )
+ * ```
  *
  * @since 0.1.0
  * @category layers

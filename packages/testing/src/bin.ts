@@ -1,9 +1,12 @@
+#!/usr/bin/env node
 /**
- * The simulator as a standalone process:
+ * The simulator as a standalone process, installed as the `effect-inference-simulator`
+ * command (`pnpm simulator` in this repository):
  *
- *   pnpm simulator --port 8787 --fault-rate 0.2
+ *   npx effect-inference-simulator --port 8787 --fault-rate 0.2
  *
- * Runs until interrupted (Ctrl-C), printing one line per request.
+ * Runs until interrupted (Ctrl-C), printing one line per request. A port that cannot
+ * be listened on (in use, not permitted) is one line on stderr and exit code 1.
  *
  * @since 0.1.0
  */
@@ -15,7 +18,9 @@ import { parseArgs } from "node:util"
 import * as Fault from "./Fault.js"
 import * as InferenceSimulator from "./InferenceSimulator.js"
 
-const usage = `Usage: pnpm simulator [options]
+const command = "effect-inference-simulator"
+
+const usage = `Usage: ${command} [options]
 
   --port <n>               port to listen on (default 8787; 0 picks a free one)
   --host <addr>            address to bind (default 127.0.0.1)
@@ -148,7 +153,19 @@ const main = (argv: ReadonlyArray<string>) => {
               : `${options.apiKeys.length} API key(s)`}, fault rate ${options.faultRate ?? 0}). Ctrl-C stops it.`
         )
         return yield* Effect.never
-      }).pipe(Effect.provide(InferenceSimulator.layer(options)))
+      }).pipe(
+        Effect.provide(InferenceSimulator.layer(options)),
+        // One line a person can act on, not a stack: the usual cause is a second simulator on the same port.
+        Effect.catchTag("@effect-inference/testing/ListenError", (error) =>
+          Effect.zipRight(
+            Console.error(
+              error.reason.includes("EADDRINUSE")
+                ? `${command}: port ${error.port} is in use on ${error.host}; choose another with --port (0 picks a free one)`
+                : `${command}: cannot listen on ${error.host}:${error.port}: ${error.reason}`
+            ),
+            Effect.sync(() => process.exitCode = 1)
+          ))
+      )
     }
   }
 }

@@ -5,6 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { spawn } from "node:child_process"
+import * as net from "node:net"
 import * as path from "node:path"
 
 const root = path.resolve(__dirname, "..")
@@ -28,7 +29,12 @@ const run = (
   interact?: (stdout: string) => Promise<unknown> | undefined
 ) =>
   Effect.async<Run>((resume) => {
-    const child = spawn(tsx, [file, ...args], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
+    // as the package scripts run them: the workspace's packages from their sources (see package.json)
+    const child = spawn(tsx, ["--conditions=@effect-inference/source", file, ...args], {
+      cwd: root,
+      env,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
     let stdout = ""
     let stderr = ""
     let stopping = false
@@ -126,6 +132,30 @@ describe("programs", () => {
       const result = yield* run("src/bin.ts", ["--fault-rate", "2"], withoutKey())
       assert.strictEqual(result.code, 2)
       assert.include(result.stderr, "--fault-rate")
-      assert.include(result.stderr, "Usage: pnpm simulator")
+      assert.include(result.stderr, "Usage: effect-inference-simulator")
     }), 30_000)
+
+  it.live(
+    "pnpm simulator on a port in use prints one line naming the port and exits 1, without a stack",
+    () =>
+      Effect.acquireUseRelease(
+        Effect.async<net.Server>((resume) => {
+          const server = net.createServer()
+          server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+        }),
+        (server) =>
+          Effect.gen(function*() {
+            const port = (server.address() as net.AddressInfo).port
+            const result = yield* run("src/bin.ts", ["--port", String(port)], withoutKey())
+            assert.strictEqual(result.code, 1, JSON.stringify(result))
+            assert.strictEqual(
+              result.stderr.trim(),
+              `effect-inference-simulator: port ${port} is in use on 127.0.0.1; choose another with --port (0 picks a free one)`
+            )
+            assert.notInclude(result.stdout, "listening on")
+          }),
+        (server) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+      ),
+    30_000
+  )
 })

@@ -1,9 +1,8 @@
 import { InferenceClient } from "@effect-inference/client"
-import { FetchHttpClient } from "@effect/platform"
+import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
 import { Config, Effect, Layer } from "effect"
 
-// The client needs an HttpClient; the application picks it (here: fetch).
-const InferenceLive = Layer.unwrapEffect(
+export const InferenceLive = Layer.unwrapEffect(
   Effect.map(Config.redacted("WANDB_API_KEY"), (apiKey) =>
     InferenceClient.layer({
       apiKey,
@@ -12,7 +11,7 @@ const InferenceLive = Layer.unwrapEffect(
       retry: { maxRetries: 5 },
       maxConcurrency: 16
     }))
-).pipe(Layer.provide(FetchHttpClient.layer))
+)
 
 export const program = Effect.gen(function*() {
   const client = yield* InferenceClient.InferenceClient
@@ -27,4 +26,7 @@ export const program = Effect.gen(function*() {
     max_tokens: 100
   })
   return { model: completion.model, answer: completion.choices[0].message.content, usage: completion.usage }
-}).pipe(Effect.provide(InferenceLive))
+})
+
+// The client needs an HttpClient: the application picks it, at its edge (on Node: undici).
+export const main = program.pipe(Effect.provide(InferenceLive), Effect.provide(UndiciHttpClient.layer))

@@ -1,5 +1,5 @@
 import { InferenceClient } from "@effect-inference/client"
-import { FetchHttpClient } from "@effect/platform"
+import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
 import { Effect } from "effect"
 
 export const program = Effect.gen(function*() {
@@ -12,5 +12,5 @@ export const program = Effect.gen(function*() {
 }).pipe(
   Effect.catchTag("QuotaExceededError", () => Effect.succeed("Out of credits: check billing")),
   Effect.provide(InferenceClient.layerConfig()), // reads WANDB_API_KEY, WANDB_PROJECT
-  Effect.provide(FetchHttpClient.layer)
+  Effect.provide(UndiciHttpClient.layer) // Node; on Bun, Deno, browsers and edge runtimes: FetchHttpClient.layer
 )

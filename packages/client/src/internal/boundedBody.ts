@@ -14,7 +14,6 @@
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -250,19 +249,6 @@ export const DEFAULT_MAX_ERROR_BODY_BYTES = 64 * 1024
 
 /** @internal */
 export const DEFAULT_MAX_BYTES_BEFORE_FIRST_OUTPUT = 4 * 1024 * 1024
-
-/**
- * A bound in bytes from the options: `fallback` when not given, else a whole
- * number of at least 1.
- *
- * @internal
- */
-export const bytesOption = (value: number | undefined, fallback: number, name: string): Either.Either<number, string> =>
-  value === undefined
-    ? Either.right(fallback)
-    : Number.isSafeInteger(value) && value >= 1
-    ? Either.right(value)
-    : Either.left(`${name} must be a whole number of bytes >= 1, got ${String(value)}`)
 
 /**
  * The bounds of the bodies of a call's responses.

@@ -244,39 +244,15 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
     if (options.project !== undefined && !PROJECT.test(options.project)) {
       return yield* Either.left(`project must look like "team/project", got "${options.project}"`)
     }
-    const timeout = yield* validate.positiveDuration(options.timeout ?? DEFAULT_TIMEOUT, false, "timeout")
-    const firstChunkTimeout = yield* validate.positiveDuration(
-      options.firstChunkTimeout ?? DEFAULT_FIRST_CHUNK_TIMEOUT,
-      false,
-      "firstChunkTimeout"
-    )
-    const idleTimeout = yield* validate.positiveDuration(
-      options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
-      false,
-      "idleTimeout"
-    )
-    const totalTimeout = options.totalTimeout === undefined
-      ? undefined
-      : yield* validate.positiveDuration(options.totalTimeout, false, "totalTimeout")
+    const timeout = Duration.decode(options.timeout ?? DEFAULT_TIMEOUT)
+    const firstChunkTimeout = Duration.decode(options.firstChunkTimeout ?? DEFAULT_FIRST_CHUNK_TIMEOUT)
+    const idleTimeout = Duration.decode(options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT)
+    const totalTimeout = options.totalTimeout === undefined ? undefined : Duration.decode(options.totalTimeout)
     const maxConcurrency = options.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY
-    if (!(maxConcurrency === Infinity || (Number.isInteger(maxConcurrency) && maxConcurrency >= 1))) {
-      return yield* Either.left(`maxConcurrency must be a whole number >= 1 or Infinity, got ${maxConcurrency}`)
-    }
-    const maxResponseBytes = yield* BoundedBody.bytesOption(
-      options.maxResponseBytes,
-      BoundedBody.DEFAULT_MAX_RESPONSE_BYTES,
-      "maxResponseBytes"
-    )
-    const maxErrorBodyBytes = yield* BoundedBody.bytesOption(
-      options.maxErrorBodyBytes,
-      BoundedBody.DEFAULT_MAX_ERROR_BODY_BYTES,
-      "maxErrorBodyBytes"
-    )
-    const maxBytesBeforeFirstOutput = yield* BoundedBody.bytesOption(
-      options.maxBytesBeforeFirstOutput,
-      BoundedBody.DEFAULT_MAX_BYTES_BEFORE_FIRST_OUTPUT,
-      "maxBytesBeforeFirstOutput"
-    )
+    const maxResponseBytes = options.maxResponseBytes ?? BoundedBody.DEFAULT_MAX_RESPONSE_BYTES
+    const maxErrorBodyBytes = options.maxErrorBodyBytes ?? BoundedBody.DEFAULT_MAX_ERROR_BODY_BYTES
+    const maxBytesBeforeFirstOutput = options.maxBytesBeforeFirstOutput ??
+      BoundedBody.DEFAULT_MAX_BYTES_BEFORE_FIRST_OUTPUT
     const retry = options.retry === false
       ? undefined
       : Schedule.isSchedule(options.retry)

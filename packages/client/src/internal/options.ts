@@ -59,31 +59,39 @@ export const literal = <const L extends ReadonlyArray<string>>(...values: L): Sc
     values.map((v) => `"${v}"`).join(" or ")
   )
 
+/** What a duration must be, in the words of a message. */
+export interface DurationBounds {
+  readonly finite?: boolean
+  readonly orZero?: boolean
+}
+
 /**
- * A duration input (a number of milliseconds, a string such as `"2 seconds"`,
- * a `Duration`) that decodes to more than zero, or to zero or more with
- * `orZero`; with `finite`, not infinite either.
+ * Whether `u` is a duration input (a number of milliseconds, a string such as
+ * `"2 seconds"`, a `Duration`) that decodes to more than zero, or to zero or
+ * more with `orZero`; with `finite`, not infinite either.
  *
  * @internal
  */
-export const duration = (
-  options: { readonly finite?: boolean; readonly orZero?: boolean } = {}
-): Schema.Schema<Duration.DurationInput> =>
-  check(
-    (u): u is Duration.DurationInput =>
-      // A negative number or string decodes to zero: refuse it as given, not as the zero it became.
-      !(typeof u === "number" && !(u >= 0)) && !(typeof u === "bigint" && u < 0) &&
-      !(typeof u === "string" && u.trim().startsWith("-")) &&
-      Option.match(Duration.decodeUnknown(u), {
-        onNone: () => false,
-        onSome: (d) =>
-          (options.orZero === true
-            ? Duration.greaterThanOrEqualTo(d, Duration.zero)
-            : Duration.greaterThan(d, Duration.zero)) &&
-          (options.finite !== true || Duration.isFinite(d))
-      }),
-    `a ${options.orZero === true ? "non-negative" : "positive"}${options.finite === true ? ", finite" : ""} duration`
-  )
+export const isDuration = (u: unknown, bounds: DurationBounds = {}): u is Duration.DurationInput =>
+  // A negative number or string decodes to zero: refuse it as given, not as the zero it became.
+  !(typeof u === "number" && !(u >= 0)) && !(typeof u === "bigint" && u < 0) &&
+  !(typeof u === "string" && u.trim().startsWith("-")) &&
+  Option.match(Duration.decodeUnknown(u), {
+    onNone: () => false,
+    onSome: (d) =>
+      (bounds.orZero === true
+        ? Duration.greaterThanOrEqualTo(d, Duration.zero)
+        : Duration.greaterThan(d, Duration.zero)) &&
+      (bounds.finite !== true || Duration.isFinite(d))
+  })
+
+/** @internal */
+export const describeDuration = (bounds: DurationBounds = {}): string =>
+  `a ${bounds.orZero === true ? "non-negative" : "positive"}${bounds.finite === true ? ", finite" : ""} duration`
+
+/** @internal */
+export const duration = (bounds: DurationBounds = {}): Schema.Schema<Duration.DurationInput> =>
+  check((u): u is Duration.DurationInput => isDuration(u, bounds), describeDuration(bounds))
 
 const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
   path.reduce<string>(

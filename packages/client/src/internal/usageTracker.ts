@@ -216,7 +216,8 @@ export const resolveOptions = (input: UsageTracker.Options): Either.Either<Resol
     const budget = options.budget ?? {}
     const period = budget.period === undefined ? undefined : Duration.toMillis(Duration.decode(budget.period))
     const thresholds = budget.thresholds ?? DEFAULT_THRESHOLDS
-    const logLevel = LogLevel.allLevels.find((l) => l._tag === options.logLevel) ?? LogLevel.Info
+    // Debug by default: a library is quiet unless asked, and Effect's default logger prints Info.
+    const logLevel = LogLevel.allLevels.find((l) => l._tag === options.logLevel) ?? LogLevel.Debug
     return {
       prices,
       usd: budget.usd,

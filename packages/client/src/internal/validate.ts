@@ -5,11 +5,11 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { ChatCompletionRequest } from "../ChatCompletion.js"
 import * as InferenceError from "../InferenceError.js"
+import * as checks from "./options.js"
 
 // Every issue, not just the first, so that a request with several mistakes is fixed in one go. A request that
 // passes costs the same either way.
@@ -160,27 +160,15 @@ export const extraBody = (
 
 /**
  * A duration input that decodes to more than zero; with `finite`, not infinite
- * either. Every option that takes a duration is checked with this; the message
- * names the option when `name` is given (`timeout must be a positive duration,
- * got 0`), and is the bare issue otherwise.
+ * either, as the options' checks have it (a call's `cache.ttl` is checked with
+ * this): the duration, or the issue (`must be a positive, finite duration, got 0`).
  *
  * @internal
  */
-export const positiveDuration = (
-  input: unknown,
-  finite: boolean,
-  name?: string
-): Either.Either<Duration.Duration, string> =>
-  Either.fromOption(
-    Option.filter(
-      Duration.decodeUnknown(input),
-      (d) => Duration.greaterThan(d, Duration.zero) && (!finite || Duration.isFinite(d))
-    ),
-    () =>
-      `${name === undefined ? "" : `${name} `}must be a positive${finite ? ", finite" : ""} duration, got ${
-        String(input)
-      }`
-  )
+export const positiveDuration = (input: unknown, finite: boolean): Either.Either<Duration.Duration, string> =>
+  checks.isDuration(input, { finite })
+    ? Either.right(Duration.decode(input))
+    : Either.left(`must be ${checks.describeDuration({ finite })}, got ${String(input)}`)
 
 /**
  * The checked options, or a defect naming the module and the option: invalid

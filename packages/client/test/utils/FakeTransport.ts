@@ -174,25 +174,3 @@ export const runWithClock = <A, E, R>(
     yield* TestClock.adjust(advance)
     return yield* fiber.await
   })
-
-/** A request as a fake `fetch` saw it. */
-export interface FetchCall {
-  readonly url: string
-  readonly headers: Headers
-  readonly body: unknown
-}
-
-/**
- * A fake `fetch` for programs that provide `FetchHttpClient.layer` themselves:
- * provide it as `FetchHttpClient.Fetch` around them.
- */
-export const makeFetch = (answer: (call: FetchCall, n: number) => Response) => {
-  const calls: Array<FetchCall> = []
-  const fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
-    const body = init?.body === undefined || init.body === null ? undefined : await new Response(init.body).json()
-    const call = { url: String(input), headers: new Headers(init?.headers), body }
-    calls.push(call)
-    return answer(call, calls.length)
-  }) as typeof globalThis.fetch
-  return { fetch, calls }
-}

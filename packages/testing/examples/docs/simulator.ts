@@ -1,12 +1,12 @@
 import { InferenceClient } from "@effect-inference/client"
+import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
 import { Fault, InferenceSimulator } from "@effect-inference/testing"
-import { FetchHttpClient } from "@effect/platform"
 import { Effect, Layer } from "effect"
 
 // A simulator on a free port for the life of the layer, and a client pointed at it.
 const TestLive = InferenceSimulator.clientLayer({ retry: { baseDelay: "10 millis" } }).pipe(
   Layer.provideMerge(InferenceSimulator.layer({ seed: 7, concurrencyLimit: 4 })),
-  Layer.provide(FetchHttpClient.layer)
+  Layer.provide(UndiciHttpClient.layer)
 )
 
 export const program = Effect.gen(function*() {

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# The consumer test: the packages as a user gets them.
+#
+#   bash .ci/consumer/run.sh            (with the `node` first on PATH: Node 20.19+, 22.12+ or 24)
+#
+# Builds and packs @effect-inference/client and @effect-inference/testing with pnpm, the tool a release
+# uses (`changeset publish` runs `pnpm publish`: it turns `workspace:^` into a version range; npm would
+# not, so the testing package refuses `npm pack`), installs the two tarballs with npm and
+# `--engine-strict` into a fresh application outside the workspace, with the peers on the Effect 3.x line,
+# then
+#   - type-checks a program with moduleResolution NodeNext (declarations checked too), Bundler and Node10;
+#   - runs it as an ES module and as CommonJS: a plain call, a stream and a 402 caught by tag, against
+#     the packed simulator through the packed client;
+#   - runs the `effect-inference-simulator` command from the installed tarball: --help, a server
+#     answering GET /v1/models, and a port in use refused in one line.
+# Exits non-zero on the first failure. npm's cache persists between runs (npm_config_cache, default
+# ~/.cache/effect-inference/npm) and installs prefer it, so a warm run needs no network.
+# KEEP_CONSUMER_APP=1 keeps the temporary application for inspection.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+started=$(date +%s)
+step() {
+  local now
+  now=$(date +%s)
+  echo "consumer: [$((now - started))s] $*"
+}
+fail() {
+  echo "consumer: FAILED: $*" >&2
+  exit 1
+}
+
+export npm_config_cache="${npm_config_cache:-${XDG_CACHE_HOME:-$HOME/.cache}/effect-inference/npm}"
+# npm settings a calling `pnpm run` may have exported would change how npm installs here
+unset npm_config_node_linker npm_config_link_workspace_packages npm_config_shamefully_hoist || true
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/effect-inference-consumer.XXXXXX")"
+simulator_pid=""
+cleanup() {
+  if [ -n "$simulator_pid" ]; then kill "$simulator_pid" 2>/dev/null || true; fi
+  if [ "${KEEP_CONSUMER_APP:-}" = "1" ]; then echo "consumer: kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+step "node $(node --version), npm $(npm --version), pnpm $(pnpm --version); app in $work"
+
+# 1. Build and pack, as a release does.
+(cd "$root" && pnpm build >/dev/null) || fail "pnpm build"
+mkdir -p "$work/packs"
+for package in client testing; do
+  (cd "$root/packages/$package" && pnpm pack --pack-destination "$work/packs" >"$work/pack-$package.log" 2>&1) ||
+    { cat "$work/pack-$package.log" >&2; fail "pnpm pack of $package"; }
+done
+client_tgz="$(ls "$work"/packs/effect-inference-client-*.tgz)"
+testing_tgz="$(ls "$work"/packs/effect-inference-testing-*.tgz)"
+for tgz in "$client_tgz" "$testing_tgz"; do
+  listing="$(tar tzf "$tgz")"
+  for needed in package/package.json package/README.md package/LICENSE package/dist/index.js package/dist/index.d.ts; do
+    grep -qx "$needed" <<<"$listing" || fail "$(basename "$tgz") lacks $needed"
+  done
+  if grep -E '^package/(test|build|examples)/|tsconfig|vitest' <<<"$listing" >/dev/null; then
+    fail "$(basename "$tgz") holds files it should not: $(grep -E '^package/(test|build|examples)/|tsconfig|vitest' <<<"$listing" | head -3 | tr '\n' ' ')"
+  fi
+done
+if tar xzf "$testing_tgz" -O package/package.json | grep -q '"workspace:'; then fail "the testing tarball keeps a workspace: range"; fi
+step "packed $(basename "$client_tgz") ($(tar tzf "$client_tgz" | wc -l) files), $(basename "$testing_tgz") ($(tar tzf "$testing_tgz" | wc -l) files)"
+
+# 2. A fresh application outside the workspace, installed with npm.
+app="$work/app"
+mkdir -p "$app"
+cp "$here/app/package.json" "$here"/app/tsconfig.*.json "$app/"
+cp -r "$here/app/src" "$app/src"
+cd "$app"
+npm install --engine-strict --prefer-offline --no-audit --no-fund --loglevel=error \
+  "$client_tgz" "$testing_tgz" \
+  "effect@^3.22" "@effect/platform@^0.97" "@effect/platform-node@^0.108" \
+  "typescript@~5.9.3" "@types/node@^20.19" >"$work/npm-install.log" 2>&1 ||
+  { cat "$work/npm-install.log" >&2; fail "npm install --engine-strict of the tarballs"; }
+[ -L node_modules/@effect-inference/client ] && fail "npm linked the client instead of installing the tarball"
+step "npm install --engine-strict: effect $(node -p 'require("effect/package.json").version'), @effect/platform $(node -p 'require("@effect/platform/package.json").version'), @effect/platform-node $(node -p 'require("@effect/platform-node/package.json").version')"
+
+# `--engine-strict` checked the running Node; this checks the whole declared range against every installed
+# package's engines, with npm's own semver.
+npm_dir="$(cd "$(dirname "$(readlink -f "$(command -v npm)")")/.." && pwd)"
+semver="$npm_dir/node_modules/semver"
+if [ -f "$semver/package.json" ]; then
+  node -e '
+    const semver = require(process.argv[1]), fs = require("node:fs"), path = require("node:path")
+    const declared = require("@effect-inference/client/package.json").engines.node
+    if (require("@effect-inference/testing/package.json").engines.node !== declared) throw new Error("the packages declare different engines")
+    const bad = []
+    const walk = (dir) => {
+      for (const name of fs.readdirSync(dir)) {
+        const at = path.join(dir, name)
+        if (name.startsWith(".")) continue
+        if (name.startsWith("@")) { walk(at); continue }
+        const file = path.join(at, "package.json")
+        if (!fs.existsSync(file)) continue
+        const manifest = JSON.parse(fs.readFileSync(file, "utf8"))
+        const node = manifest.engines?.node
+        if (node && !semver.subset(declared, node)) bad.push(`${manifest.name}@${manifest.version} (node ${node})`)
+        if (fs.existsSync(path.join(at, "node_modules"))) walk(path.join(at, "node_modules"))
+      }
+    }
+    walk("node_modules")
+    if (bad.length > 0) { console.error(`engines "${declared}" is wider than: ${bad.join(", ")}`); process.exit(1) }
+    console.log(`consumer: engines "${declared}" holds for every installed package`)' "$semver" ||
+    fail "engines"
+else
+  echo "consumer: (npm's semver not found at $semver: the engines range check is skipped)"
+fi
+
+# 3. Type-check: NodeNext (and emit the programs), Bundler, Node10.
+./node_modules/.bin/tsc -p tsconfig.nodenext.json || fail "tsc with moduleResolution NodeNext"
+./node_modules/.bin/tsc -p tsconfig.bundler.json || fail "tsc with moduleResolution Bundler"
+./node_modules/.bin/tsc -p tsconfig.node10.json || fail "tsc with moduleResolution Node10"
+step "type-checked with NodeNext, Bundler and Node10"
+
+# 4. Run the programs: ES module and CommonJS.
+node out/esm.js || fail "the ES module program"
+# Node 20 and 22 mark require() of an ES module experimental; the warning is expected, not a failure.
+node --disable-warning=ExperimentalWarning out/cjs.cjs 2>&1 || fail "the CommonJS program"
+step "ran the ES module and the CommonJS programs"
+
+# 5. The command from the installed tarball.
+help="$(npx --no -- effect-inference-simulator --help)" || fail "npx effect-inference-simulator --help"
+grep -q "^Usage: effect-inference-simulator" <<<"$help" || fail "unexpected --help output: $help"
+./node_modules/.bin/effect-inference-simulator --port 0 --quiet >"$work/simulator.log" 2>&1 &
+simulator_pid=$!
+url=""
+for _ in $(seq 1 100); do
+  url="$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/simulator.log")"
+  [ -n "$url" ] && break
+  kill -0 "$simulator_pid" 2>/dev/null || break
+  sleep 0.1
+done
+[ -n "$url" ] || { cat "$work/simulator.log" >&2; fail "effect-inference-simulator did not start"; }
+models="$(node -e '
+  fetch(process.argv[1] + "/models", { headers: { authorization: "Bearer sim-key" } })
+    .then((r) => r.json())
+    .then((body) => console.log(body.data.map((m) => m.id).length))
+    .catch((e) => { console.error(e); process.exit(1) })' "$url")" || fail "GET $url/models"
+[ "$models" -gt 0 ] || fail "GET $url/models listed no models"
+port="${url#http://127.0.0.1:}"
+port="${port%%/*}"
+set +e
+busy="$(npx --no -- effect-inference-simulator --port "$port" 2>&1)"
+code=$?
+set -e
+[ "$code" = "1" ] || fail "a second simulator on port $port exited with $code: $busy"
+[ "$busy" = "effect-inference-simulator: port $port is in use on 127.0.0.1; choose another with --port (0 picks a free one)" ] ||
+  fail "a port in use should be one line, got: $busy"
+kill "$simulator_pid" && wait "$simulator_pid" 2>/dev/null || true
+simulator_pid=""
+step "npx effect-inference-simulator: --help, GET /v1/models ($models models) on port $port, a port in use refused in one line"
+
+echo "consumer: OK on node $(node --version) in $(($(date +%s) - started))s"
