@@ -55,17 +55,12 @@ const transports: Record<"undici" | "fetch", Layer.Layer<HttpClient.HttpClient>>
   fetch: FetchHttpClient.layer
 }
 
-// The test's limits: each call ends on its own well before the hang guard.
 const options = (url: string): InferenceClient.Options => ({
   apiKey: Redacted.make("wandb-secret-4f9c2e7a1b3d"),
   baseUrl: `${url}/v1`,
-  retry: { maxRetries: 1, baseDelay: "1 millis", maxRetryAfter: "10 millis" },
-  timeout: "300 millis",
-  firstChunkTimeout: "300 millis",
-  idleTimeout: "300 millis",
-  totalTimeout: "1 second"
+  ...Hostile.clientLimits
 })
-const HANG_AFTER = "4 seconds"
+const HANG_AFTER = Hostile.HANG_AFTER
 const hello = { model: "meta-llama/Llama-3.1-8B-Instruct", messages: [{ role: "user" as const, content: "Hello" }] }
 
 interface Result {

@@ -21,18 +21,13 @@ import * as RawServer from "./utils/RawServer.js"
 /** Fixed, so that a failure in CI replays the same cases (fast-check prints the seed and path to shrink from). */
 const SEED = 20_260_613
 
-/** Short limits: every case must end on its own well before the hang guard. */
 const options = (url: string): InferenceClient.Options => ({
   apiKey: Redacted.make(SECRET),
   baseUrl: `${url}/v1`,
-  retry: { maxRetries: 1, baseDelay: "1 millis", maxRetryAfter: "10 millis" },
-  timeout: "300 millis",
-  firstChunkTimeout: "300 millis",
-  idleTimeout: "300 millis",
-  totalTimeout: "1 second"
+  ...Hostile.clientLimits
 })
 
-const HANG_AFTER = "4 seconds"
+const HANG_AFTER = Hostile.HANG_AFTER
 
 /** Runs `f` with a client of `scenario`'s server over `transport`; the server and the client close after it. */
 const withServer = <A, E>(

@@ -736,3 +736,17 @@ export const outcomeOf = <A, E, R>(
       })
     })
   )
+
+/**
+ * The client's limits for a hostile case, shared by the property tests and `pnpm fuzz`: short enough that
+ * every call ends on its own well before `HANG_AFTER`, which then means a hang.
+ */
+export const clientLimits = {
+  retry: { maxRetries: 1, baseDelay: "1 millis", maxRetryAfter: "10 millis" },
+  timeout: "300 millis",
+  firstChunkTimeout: "300 millis",
+  idleTimeout: "300 millis",
+  totalTimeout: "1 second"
+} as const
+
+export const HANG_AFTER = "4 seconds"
