@@ -222,10 +222,12 @@ export class Simulator {
     }
     socket.once("end", clientGone)
     socket.once("error", clientGone)
+    socket.once("close", clientGone)
     res.once("finish", free)
     res.on("close", () => {
       socket.off("end", clientGone)
       socket.off("error", clientGone)
+      socket.off("close", clientGone)
       free()
       controller.abort()
       this.pending.delete(controller)
