@@ -110,7 +110,10 @@ export interface Resolved {
   readonly circuitBreaker: CircuitBreakerOptions | undefined
   readonly fallback: ReadonlyArray<string>
   readonly fallbackOn: (error: InferenceError.InferenceError) => boolean
-  readonly rateLimit: RateLimit.Options | undefined
+  /** The `rateLimit` option, checked. */
+  readonly rateLimit: RateLimitInternal.Resolved | undefined
+  /** The `usage` option, checked: `false` for none, `undefined` for the tracker in context or a default one. */
+  readonly usage: UsageTrackerInternal.Resolved | false | undefined
   readonly maxResponseBytes: number
   readonly maxErrorBodyBytes: number
   readonly maxBytesBeforeFirstOutput: number
@@ -258,23 +261,21 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
       : Schedule.isSchedule(options.retry)
       ? options.retry
       : RetryPolicy.make(yield* RetryPolicy.validate(options.retry ?? {}))
-    if (options.rateLimit !== undefined) {
-      yield* RateLimitInternal.resolveOptions(options.rateLimit).pipe(
-        Either.mapLeft((message) => `rateLimit.${message}`)
-      )
-    }
-    if (options.usage !== undefined && options.usage !== false) {
-      yield* UsageTrackerInternal.resolveOptions(options.usage).pipe(
-        Either.mapLeft((message) => `usage.${message}`)
-      )
-    }
+    // Checked here, once, so that a message names the option (`rateLimit.requests.limit`); built from the result.
+    const rateLimit = options.rateLimit === undefined
+      ? undefined
+      : yield* Either.mapLeft(RateLimitInternal.resolveOptions(options.rateLimit), (message) => `rateLimit.${message}`)
+    const usage = options.usage === undefined || options.usage === false
+      ? options.usage
+      : yield* Either.mapLeft(UsageTrackerInternal.resolveOptions(options.usage), (message) => `usage.${message}`)
     const circuitBreaker = options.circuitBreaker === false
       ? undefined
       : yield* CircuitBreakerInternal.validate(options.circuitBreaker ?? {})
     const fallback = options.fallback ?? []
     const fallbackOn = yield* resolveFallbackOn(options.fallbackOn ?? DEFAULT_FALLBACK_ON)
     return {
-      rateLimit: options.rateLimit,
+      rateLimit,
+      usage,
       fallback,
       fallbackOn,
       circuitBreaker,
@@ -524,7 +525,7 @@ export const make = (
       ? provided.value
       : resolved.rateLimit === undefined
       ? undefined
-      : yield* RateLimit.make(resolved.rateLimit)
+      : yield* RateLimitInternal.makeResolved(resolved.rateLimit)
     // A FIFO queue, not Effect's Semaphore: one release of that resumes every waiter (see slots.ts).
     const slots = resolved.maxConcurrency === Infinity
       ? undefined
@@ -532,11 +533,13 @@ export const make = (
     // Explicit options make the client a tracker of its own (a budget given here must never be ignored);
     // otherwise the tracker in context, if any, so that the application can read it.
     const providedTracker = yield* Effect.serviceOption(UsageTracker.UsageTracker)
-    const tracker = options.usage === false
+    const tracker = resolved.usage === false
       ? undefined
-      : options.usage === undefined && Option.isSome(providedTracker)
+      : resolved.usage === undefined && Option.isSome(providedTracker)
       ? providedTracker.value
-      : yield* UsageTracker.make(options.usage ?? {})
+      : resolved.usage === undefined
+      ? yield* UsageTracker.make()
+      : yield* UsageTrackerInternal.makeResolved(resolved.usage)
     const cache = Option.getOrUndefined(yield* Effect.serviceOption(ResponseCache.ResponseCache))
 
     const logFailure = (

@@ -264,8 +264,16 @@ const fromResolved = (
 
 /** @internal */
 export const make = (options: RateLimit.Options): Effect.Effect<RateLimit.RateLimit> =>
-  Effect.flatMap(validate.optionsOrDie("RateLimit", resolveOptions(options)), (resolved) =>
-    Effect.map(
-      Effect.zip(Slots.make(1), Deferred.make<void>()),
-      ([gate, firstChange]) => fromResolved(resolved, gate, firstChange)
-    ))
+  Effect.flatMap(validate.optionsOrDie("RateLimit", resolveOptions(options)), makeResolved)
+
+/**
+ * A limiter of options checked already (by `resolveOptions`, as the client
+ * checks its own `rateLimit` option with the rest of its options).
+ *
+ * @internal
+ */
+export const makeResolved = (resolved: Resolved): Effect.Effect<RateLimit.RateLimit> =>
+  Effect.map(
+    Effect.zip(Slots.make(1), Deferred.make<void>()),
+    ([gate, firstChange]) => fromResolved(resolved, gate, firstChange)
+  )

@@ -155,7 +155,8 @@ interface Limit {
   readonly fired: Set<number>
 }
 
-interface Resolved {
+/** @internal */
+export interface Resolved {
   readonly prices: Readonly<Record<string, UsageTracker.Price>>
   readonly usd: number | undefined
   readonly tokens: number | undefined
@@ -299,389 +300,397 @@ const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
 
 /** @internal */
 export const make = (options: UsageTracker.Options = {}): Effect.Effect<UsageTracker.UsageTracker.Service> =>
-  Effect.flatMap(validate.optionsOrDie("UsageTracker", resolveOptions(options)), (resolved) =>
-    Effect.gen(function*() {
-      const origin = yield* Clock.currentTimeMillis
-      const eventHub = yield* PubSub.sliding<UsageEvent>(4096)
-      const alertHub = yield* PubSub.sliding<UsageTracker.Alert>(1024)
-      const limits: Array<Limit> = []
-      if (resolved.usd !== undefined) {
-        limits.push({ dimension: "usd", limit: resolved.usd, spent: 0, reserved: 0, fired: new Set() })
-      }
-      if (resolved.tokens !== undefined) {
-        limits.push({ dimension: "tokens", limit: resolved.tokens, spent: 0, reserved: 0, fired: new Set() })
-      }
-      let periodIndex = 0
-      const overall = emptySummary()
-      const byModel = new Map<string, MutableSummary>()
-      const unpricedWarned = new Set<string>()
-      /** Reservations still held: each is released once, by the first record of it. */
-      const held = new WeakSet<UsageTracker.Reservation>()
-      let holding = 0
-      const amount = (limit: Limit, r: UsageTracker.Reservation) =>
-        limit.dimension === "usd" ? r.usd : r.promptTokens + r.completionTokens
+  Effect.flatMap(validate.optionsOrDie("UsageTracker", resolveOptions(options)), makeResolved)
 
-      const periodStart = () => resolved.period === undefined ? origin : origin + periodIndex * resolved.period
-      const periodEnd = () => resolved.period === undefined ? undefined : periodStart() + resolved.period
-      /** Starts a new period if one is due: spending starts again, reservations in flight stay held. */
-      const roll = (now: number): void => {
-        if (resolved.period === undefined) return
-        const index = Math.floor((now - origin) / resolved.period)
-        if (index === periodIndex) return
-        periodIndex = index
-        for (const limit of limits) {
-          limit.spent = 0
-          limit.fired.clear()
-        }
-      }
+/**
+ * A tracker of options checked already (by `resolveOptions`, as the client
+ * checks its own `usage` option with the rest of its options).
+ *
+ * @internal
+ */
+export const makeResolved = (resolved: Resolved): Effect.Effect<UsageTracker.UsageTracker.Service> =>
+  Effect.gen(function*() {
+    const origin = yield* Clock.currentTimeMillis
+    const eventHub = yield* PubSub.sliding<UsageEvent>(4096)
+    const alertHub = yield* PubSub.sliding<UsageTracker.Alert>(1024)
+    const limits: Array<Limit> = []
+    if (resolved.usd !== undefined) {
+      limits.push({ dimension: "usd", limit: resolved.usd, spent: 0, reserved: 0, fired: new Set() })
+    }
+    if (resolved.tokens !== undefined) {
+      limits.push({ dimension: "tokens", limit: resolved.tokens, spent: 0, reserved: 0, fired: new Set() })
+    }
+    let periodIndex = 0
+    const overall = emptySummary()
+    const byModel = new Map<string, MutableSummary>()
+    const unpricedWarned = new Set<string>()
+    /** Reservations still held: each is released once, by the first record of it. */
+    const held = new WeakSet<UsageTracker.Reservation>()
+    let holding = 0
+    const amount = (limit: Limit, r: UsageTracker.Reservation) =>
+      limit.dimension === "usd" ? r.usd : r.promptTokens + r.completionTokens
 
-      const priceOf = (model: string): UsageTracker.Price | undefined =>
-        Object.hasOwn(resolved.prices, model) ? resolved.prices[model] : undefined
-      const costOf = (
-        model: string,
-        promptTokens: number,
-        completionTokens: number,
-        cachedTokens?: number
-      ): number | undefined => {
-        const price = priceOf(model)
-        return price === undefined ? undefined : priceTokens(price, promptTokens, completionTokens, cachedTokens)
+    const periodStart = () => resolved.period === undefined ? origin : origin + periodIndex * resolved.period
+    const periodEnd = () => resolved.period === undefined ? undefined : periodStart() + resolved.period
+    /** Starts a new period if one is due: spending starts again, reservations in flight stay held. */
+    const roll = (now: number): void => {
+      if (resolved.period === undefined) return
+      const index = Math.floor((now - origin) / resolved.period)
+      if (index === periodIndex) return
+      periodIndex = index
+      for (const limit of limits) {
+        limit.spent = 0
+        limit.fired.clear()
       }
-      /** The most a call can cost: its whole prompt at the dearer of the two input rates. */
-      const upperCostOf = (model: string, promptTokens: number, completionTokens: number): number | undefined => {
-        const price = priceOf(model)
-        return price === undefined
-          ? undefined
-          : priceTokens(
-            { input: Math.max(price.input, price.cachedInput ?? price.input), output: price.output },
-            promptTokens,
-            completionTokens
-          )
-      }
+    }
 
-      const reserve = (
-        request: ChatCompletionRequestInput,
-        models?: ReadonlyArray<string>
-      ): Effect.Effect<
+    const priceOf = (model: string): UsageTracker.Price | undefined =>
+      Object.hasOwn(resolved.prices, model) ? resolved.prices[model] : undefined
+    const costOf = (
+      model: string,
+      promptTokens: number,
+      completionTokens: number,
+      cachedTokens?: number
+    ): number | undefined => {
+      const price = priceOf(model)
+      return price === undefined ? undefined : priceTokens(price, promptTokens, completionTokens, cachedTokens)
+    }
+    /** The most a call can cost: its whole prompt at the dearer of the two input rates. */
+    const upperCostOf = (model: string, promptTokens: number, completionTokens: number): number | undefined => {
+      const price = priceOf(model)
+      return price === undefined
+        ? undefined
+        : priceTokens(
+          { input: Math.max(price.input, price.cachedInput ?? price.input), output: price.output },
+          promptTokens,
+          completionTokens
+        )
+    }
+
+    const reserve = (
+      request: ChatCompletionRequestInput,
+      models?: ReadonlyArray<string>
+    ): Effect.Effect<
+      UsageTracker.Reservation,
+      InferenceError.BudgetExceededError | InferenceError.InvalidRequestError
+    > =>
+      Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<
         UsageTracker.Reservation,
         InferenceError.BudgetExceededError | InferenceError.InvalidRequestError
-      > =>
-        Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<
-          UsageTracker.Reservation,
-          InferenceError.BudgetExceededError | InferenceError.InvalidRequestError
-        > => {
-          const promptTokens = tokens.estimatePromptTokens(request)
-          const completionTokens = tokens.estimateCompletionTokens(request)
-          let cost = 0
-          for (const model of models ?? [request.model]) {
-            const price = upperCostOf(model, promptTokens, completionTokens)
-            if (price === undefined) {
-              if (resolved.usd === undefined) continue
-              return Effect.fail(
-                new InferenceError.InvalidRequestError({
-                  path: "model",
-                  issue:
-                    `"${model}" has no price in the usage tracker, so the dollar budget cannot hold its cost: add it to prices`
-                })
-              )
-            }
-            cost = Math.max(cost, price)
-          }
-          const reservation: UsageTracker.Reservation = {
-            model: request.model,
-            promptTokens,
-            completionTokens,
-            usd: cost
-          }
-          if (limits.length === 0) return Effect.succeed(reservation)
-          roll(now)
-          for (const limit of limits) {
-            const requested = amount(limit, reservation)
-            // Written so that a NaN anywhere refuses the call rather than holds it.
-            if (!(limit.spent + limit.reserved + requested <= limit.limit * (1 + EPSILON))) {
-              const end = periodEnd()
-              return Effect.fail(
-                new InferenceError.BudgetExceededError({
-                  model: request.model,
-                  dimension: limit.dimension,
-                  limit: limit.limit,
-                  spent: limit.spent,
-                  reserved: limit.reserved,
-                  requested,
-                  resetsIn: end === undefined ? Option.none() : Option.some(Duration.millis(end - now))
-                })
-              )
-            }
-          }
-          for (const limit of limits) limit.reserved += amount(limit, reservation)
-          held.add(reservation)
-          holding++
-          return Effect.succeed(reservation)
-        })
-
-      /**
-       * What the call used: reported, estimated, or nothing. This is where a failed call's cost is decided: with
-       * no usage reported, a failure that generated nothing (`tokens.generatedNothing`: refused with an error
-       * status, or never sent, as a `ConnectionError` with `sent: false`) costs nothing and its reservation is
-       * released; any other ending is charged the reservation's estimate. A usage with a count that is not a
-       * token count is not believed: the call is charged its reservation's estimate, whatever its ending (the
-       * server answered, so it may well have billed), and the count is named for a warning.
-       */
-      const usageOf = (call: UsageTracker.CallRecord): Used => {
-        if (call.cached === true) return NOTHING
-        const estimate: Used = call.reservation === undefined ? NOTHING : {
-          source: "estimated",
-          promptTokens: call.reservation.promptTokens,
-          completionTokens: call.reservation.completionTokens,
-          cachedTokens: 0,
-          reasoningTokens: 0
-        }
-        if (call.usage !== undefined) {
-          const invalid = callUsageProblem(call.usage)
-          if (invalid !== undefined) return { ...estimate, invalid }
-          const { completionTokens, promptTokens } = call.usage
-          return {
-            source: call.usage.estimated === true ? "estimated" : "reported",
-            promptTokens,
-            completionTokens,
-            cachedTokens: Math.min(call.usage.cachedTokens ?? 0, promptTokens),
-            reasoningTokens: Math.min(call.usage.reasoningTokens ?? 0, completionTokens)
-          }
-        }
-        const ended = call.error !== undefined || call.interrupted === true || call.defect === true
-        const nothing = call.error !== undefined && tokens.generatedNothing(call.error)
-        return !ended || nothing ? NOTHING : estimate
-      }
-
-      const record = (call: UsageTracker.CallRecord): Effect.Effect<UsageEvent> =>
-        // The clock and the metric labels read once, and everything but the log line and the publishing in one
-        // synchronous step: this runs after every call.
-        Effect.clockWith((clock) =>
-          FiberRef.getWith(
-            FiberRef.currentMetricLabels,
-            (labels) => recordAt(call, clock.unsafeCurrentTimeMillis(), labels)
-          )
-        )
-
-      const recordAt = (
-        call: UsageTracker.CallRecord,
-        now: number,
-        labels: ReadonlyArray<MetricLabel.MetricLabel>
-      ): Effect.Effect<UsageEvent> => {
-        const used = usageOf(call)
-        const cost = costOf(call.model, used.promptTokens, used.completionTokens, used.cachedTokens)
-        const event = new UsageEvent({
-          timestamp: now,
-          model: call.model,
-          stream: call.stream === true,
-          cached: call.cached === true,
-          outcome: call.error !== undefined
-            ? call.error._tag
-            : call.interrupted === true
-            ? "Interrupted"
-            : call.defect === true
-            ? "Defect"
-            : "success",
-          attempts: call.attempts,
-          promptTokens: used.promptTokens,
-          completionTokens: used.completionTokens,
-          totalTokens: used.promptTokens + used.completionTokens,
-          cachedTokens: used.cachedTokens,
-          reasoningTokens: used.reasoningTokens,
-          usage: used.source,
-          costUsd: cost ?? 0,
-          priced: cost !== undefined,
-          latencyMillis: Math.max(0, Duration.toMillis(Duration.decode(call.latency))),
-          requestId: call.requestId
-        }, true) // built from checked numbers: the schema's check would only cost time on every call
-        // One synchronous step: release the hold, charge the use, see which thresholds it crossed.
-        roll(now)
-        const alerts: Array<UsageTracker.Alert> = []
-        const reservation = call.reservation
-        const release = reservation !== undefined && held.delete(reservation)
-        if (release) holding--
-        for (const limit of limits) {
-          // With nothing in flight nothing is reserved: no rounding residue is left to hold. (`!(left > 0)` is
-          // also true of NaN.)
-          if (release) {
-            const left = limit.reserved - amount(limit, reservation)
-            limit.reserved = holding === 0 || !(left > 0) ? 0 : left
-          }
-          // Clamped, so that no single report can push the spending out of the numbers: a new period always
-          // starts it again from 0.
-          limit.spent = Math.min(
-            limit.spent + addable(limit.dimension === "usd" ? event.costUsd : event.totalTokens),
-            Number.MAX_VALUE
-          )
-          for (const threshold of resolved.thresholds) {
-            if (limit.spent >= threshold * limit.limit * (1 - EPSILON) && !limit.fired.has(threshold)) {
-              limit.fired.add(threshold)
-              alerts.push(
-                new BudgetAlert({
-                  dimension: limit.dimension,
-                  threshold,
-                  spent: limit.spent,
-                  limit: limit.limit,
-                  periodStart: periodStart(),
-                  model: call.model
-                })
-              )
-            }
-          }
-        }
-        addTo(overall, event)
-        let summary = byModel.get(call.model)
-        if (summary === undefined) byModel.set(call.model, summary = emptySummary())
-        addTo(summary, event)
-        if (call.error?._tag === "QuotaExceededError") {
-          alerts.push(
-            new QuotaAlert({
-              model: call.model,
-              status: call.error.status,
-              requestId: call.error.requestId,
-              message: call.error.message
-            })
-          )
-        }
-        observe(event, labels)
-        let after: Effect.Effect<unknown> = Effect.zipRight(logUsage(event, call), PubSub.publish(eventHub, event))
-        if (used.invalid !== undefined) {
-          // Once per call: a call is recorded once. Only names go in: the field is ours, the request id checked.
-          after = Effect.zipRight(
-            Effect.logWarning("Inference usage reported a count that is not a token count; counted as the estimate")
-              .pipe(
-                Effect.annotateLogs({
-                  model: call.model,
-                  field: `usage.${used.invalid}`,
-                  requestId: call.requestId ?? "none",
-                  usage: used.source
-                })
-              ),
-            after
-          )
-        }
-        if (cost === undefined && event.totalTokens > 0 && !unpricedWarned.has(call.model)) {
-          unpricedWarned.add(call.model)
-          after = Effect.zipRight(
-            after,
-            Effect.logWarning("Inference model has no price; its cost counts as $0").pipe(
-              Effect.annotateLogs({ model: call.model })
+      > => {
+        const promptTokens = tokens.estimatePromptTokens(request)
+        const completionTokens = tokens.estimateCompletionTokens(request)
+        let cost = 0
+        for (const model of models ?? [request.model]) {
+          const price = upperCostOf(model, promptTokens, completionTokens)
+          if (price === undefined) {
+            if (resolved.usd === undefined) continue
+            return Effect.fail(
+              new InferenceError.InvalidRequestError({
+                path: "model",
+                issue:
+                  `"${model}" has no price in the usage tracker, so the dollar budget cannot hold its cost: add it to prices`
+              })
             )
-          )
+          }
+          cost = Math.max(cost, price)
         }
-        if (alerts.length > 0) after = Effect.zipRight(after, Effect.forEach(alerts, publishAlert, { discard: true }))
-        return Effect.as(after, event)
+        const reservation: UsageTracker.Reservation = {
+          model: request.model,
+          promptTokens,
+          completionTokens,
+          usd: cost
+        }
+        if (limits.length === 0) return Effect.succeed(reservation)
+        roll(now)
+        for (const limit of limits) {
+          const requested = amount(limit, reservation)
+          // Written so that a NaN anywhere refuses the call rather than holds it.
+          if (!(limit.spent + limit.reserved + requested <= limit.limit * (1 + EPSILON))) {
+            const end = periodEnd()
+            return Effect.fail(
+              new InferenceError.BudgetExceededError({
+                model: request.model,
+                dimension: limit.dimension,
+                limit: limit.limit,
+                spent: limit.spent,
+                reserved: limit.reserved,
+                requested,
+                resetsIn: end === undefined ? Option.none() : Option.some(Duration.millis(end - now))
+              })
+            )
+          }
+        }
+        for (const limit of limits) limit.reserved += amount(limit, reservation)
+        held.add(reservation)
+        holding++
+        return Effect.succeed(reservation)
+      })
+
+    /**
+     * What the call used: reported, estimated, or nothing. This is where a failed call's cost is decided: with
+     * no usage reported, a failure that generated nothing (`tokens.generatedNothing`: refused with an error
+     * status, or never sent, as a `ConnectionError` with `sent: false`) costs nothing and its reservation is
+     * released; any other ending is charged the reservation's estimate. A usage with a count that is not a
+     * token count is not believed: the call is charged its reservation's estimate, whatever its ending (the
+     * server answered, so it may well have billed), and the count is named for a warning.
+     */
+    const usageOf = (call: UsageTracker.CallRecord): Used => {
+      if (call.cached === true) return NOTHING
+      const estimate: Used = call.reservation === undefined ? NOTHING : {
+        source: "estimated",
+        promptTokens: call.reservation.promptTokens,
+        completionTokens: call.reservation.completionTokens,
+        cachedTokens: 0,
+        reasoningTokens: 0
       }
+      if (call.usage !== undefined) {
+        const invalid = callUsageProblem(call.usage)
+        if (invalid !== undefined) return { ...estimate, invalid }
+        const { completionTokens, promptTokens } = call.usage
+        return {
+          source: call.usage.estimated === true ? "estimated" : "reported",
+          promptTokens,
+          completionTokens,
+          cachedTokens: Math.min(call.usage.cachedTokens ?? 0, promptTokens),
+          reasoningTokens: Math.min(call.usage.reasoningTokens ?? 0, completionTokens)
+        }
+      }
+      const ended = call.error !== undefined || call.interrupted === true || call.defect === true
+      const nothing = call.error !== undefined && tokens.generatedNothing(call.error)
+      return !ended || nothing ? NOTHING : estimate
+    }
 
-      const logUsage = (event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
-        resolved.logLevel._tag === "None" ? Effect.void : FiberRef.getWith(
-          FiberRef.currentMinimumLogLevel,
-          // Below the minimum level the line would be dropped anyway: skip building its annotations.
-          (minimum) => LogLevel.lessThan(resolved.logLevel, minimum) ? Effect.void : logLine(event, call)
+    const record = (call: UsageTracker.CallRecord): Effect.Effect<UsageEvent> =>
+      // The clock and the metric labels read once, and everything but the log line and the publishing in one
+      // synchronous step: this runs after every call.
+      Effect.clockWith((clock) =>
+        FiberRef.getWith(
+          FiberRef.currentMetricLabels,
+          (labels) => recordAt(call, clock.unsafeCurrentTimeMillis(), labels)
         )
+      )
 
-      const logLine = (event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
-        Effect.logWithLevel(resolved.logLevel, "Inference usage").pipe(
-          Effect.annotateLogs({
-            model: event.model,
-            outcome: event.outcome,
-            attempts: event.attempts,
-            promptTokens: event.promptTokens,
-            completionTokens: event.completionTokens,
-            totalTokens: event.totalTokens,
-            cachedTokens: event.cachedTokens,
-            reasoningTokens: event.reasoningTokens,
-            usage: event.usage,
-            costUsd: event.costUsd,
-            latencyMs: Math.round(event.latencyMillis),
-            cached: event.cached,
-            stream: event.stream,
-            requestId: event.requestId ?? "none",
-            ...(resolved.logPrompt && call.messages !== undefined ? { prompt: safeJson(call.messages) } : {})
+    const recordAt = (
+      call: UsageTracker.CallRecord,
+      now: number,
+      labels: ReadonlyArray<MetricLabel.MetricLabel>
+    ): Effect.Effect<UsageEvent> => {
+      const used = usageOf(call)
+      const cost = costOf(call.model, used.promptTokens, used.completionTokens, used.cachedTokens)
+      const event = new UsageEvent({
+        timestamp: now,
+        model: call.model,
+        stream: call.stream === true,
+        cached: call.cached === true,
+        outcome: call.error !== undefined
+          ? call.error._tag
+          : call.interrupted === true
+          ? "Interrupted"
+          : call.defect === true
+          ? "Defect"
+          : "success",
+        attempts: call.attempts,
+        promptTokens: used.promptTokens,
+        completionTokens: used.completionTokens,
+        totalTokens: used.promptTokens + used.completionTokens,
+        cachedTokens: used.cachedTokens,
+        reasoningTokens: used.reasoningTokens,
+        usage: used.source,
+        costUsd: cost ?? 0,
+        priced: cost !== undefined,
+        latencyMillis: Math.max(0, Duration.toMillis(Duration.decode(call.latency))),
+        requestId: call.requestId
+      }, true) // built from checked numbers: the schema's check would only cost time on every call
+      // One synchronous step: release the hold, charge the use, see which thresholds it crossed.
+      roll(now)
+      const alerts: Array<UsageTracker.Alert> = []
+      const reservation = call.reservation
+      const release = reservation !== undefined && held.delete(reservation)
+      if (release) holding--
+      for (const limit of limits) {
+        // With nothing in flight nothing is reserved: no rounding residue is left to hold. (`!(left > 0)` is
+        // also true of NaN.)
+        if (release) {
+          const left = limit.reserved - amount(limit, reservation)
+          limit.reserved = holding === 0 || !(left > 0) ? 0 : left
+        }
+        // Clamped, so that no single report can push the spending out of the numbers: a new period always
+        // starts it again from 0.
+        limit.spent = Math.min(
+          limit.spent + addable(limit.dimension === "usd" ? event.costUsd : event.totalTokens),
+          Number.MAX_VALUE
+        )
+        for (const threshold of resolved.thresholds) {
+          if (limit.spent >= threshold * limit.limit * (1 - EPSILON) && !limit.fired.has(threshold)) {
+            limit.fired.add(threshold)
+            alerts.push(
+              new BudgetAlert({
+                dimension: limit.dimension,
+                threshold,
+                spent: limit.spent,
+                limit: limit.limit,
+                periodStart: periodStart(),
+                model: call.model
+              })
+            )
+          }
+        }
+      }
+      addTo(overall, event)
+      let summary = byModel.get(call.model)
+      if (summary === undefined) byModel.set(call.model, summary = emptySummary())
+      addTo(summary, event)
+      if (call.error?._tag === "QuotaExceededError") {
+        alerts.push(
+          new QuotaAlert({
+            model: call.model,
+            status: call.error.status,
+            requestId: call.error.requestId,
+            message: call.error.message
           })
         )
-
-      const publishAlert = (alert: UsageTracker.Alert): Effect.Effect<void> =>
-        Effect.zipRight(
-          alert._tag === "BudgetAlert"
-            ? Effect.logWarning("Inference budget threshold reached").pipe(
+      }
+      observe(event, labels)
+      let after: Effect.Effect<unknown> = Effect.zipRight(logUsage(event, call), PubSub.publish(eventHub, event))
+      if (used.invalid !== undefined) {
+        // Once per call: a call is recorded once. Only names go in: the field is ours, the request id checked.
+        after = Effect.zipRight(
+          Effect.logWarning("Inference usage reported a count that is not a token count; counted as the estimate")
+            .pipe(
               Effect.annotateLogs({
-                dimension: alert.dimension,
-                threshold: `${Math.round(alert.threshold * 100)}%`,
-                spent: alert.spent,
-                limit: alert.limit,
-                model: alert.model
-              })
-            )
-            : Effect.logWarning("Inference quota exhausted").pipe(
-              Effect.annotateLogs({
-                model: alert.model,
-                status: alert.status ?? "none",
-                requestId: alert.requestId ?? "none"
+                model: call.model,
+                field: `usage.${used.invalid}`,
+                requestId: call.requestId ?? "none",
+                usage: used.source
               })
             ),
-          PubSub.publish(alertHub, alert)
+          after
         )
-
-      const summaryCopy = (s: MutableSummary): UsageTracker.Summary => ({ ...s })
-      const totals = Effect.sync((): UsageTracker.Totals => ({
-        overall: summaryCopy(overall),
-        byModel: Object.fromEntries([...byModel].map(([model, s]) => [model, summaryCopy(s)]))
-      }))
-      const budget = Effect.map(Clock.currentTimeMillis, (now): ReadonlyArray<UsageTracker.BudgetStatus> => {
-        roll(now)
-        return limits.map((limit) => ({
-          dimension: limit.dimension,
-          limit: limit.limit,
-          spent: limit.spent,
-          reserved: limit.reserved,
-          remaining: Math.max(0, limit.limit - limit.spent - limit.reserved),
-          periodStart: periodStart(),
-          periodEnd: periodEnd()
-        }))
-      })
-      const report = Effect.map(Effect.zip(totals, budget), ([t, budgets]) => {
-        const row = (name: string, s: UsageTracker.Summary) => [
-          name,
-          formatCount(s.calls),
-          formatCount(s.succeeded),
-          formatCount(s.failed),
-          formatCount(s.cacheHits),
-          formatCount(s.attempts),
-          formatCount(s.promptTokens),
-          formatCount(s.completionTokens),
-          usd(s.costUsd)
-        ]
-        const lines = [
-          table([
-            ["model", "calls", "ok", "failed", "cached", "attempts", "prompt tokens", "completion tokens", "cost"],
-            ...Object.entries(t.byModel).sort(([a], [b]) => a.localeCompare(b)).map(([model, s]) => row(model, s)),
-            row("total", t.overall)
-          ])
-        ]
-        for (const b of budgets) {
-          const amount = b.dimension === "usd" ? usd : formatCount
-          lines.push(
-            `budget (${b.dimension}): ${amount(b.spent)} spent of ${amount(b.limit)} (${
-              (100 * b.spent / b.limit).toFixed(1)
-            }%), ${amount(b.reserved)} reserved`
-          )
-        }
-        return lines.join("\n")
-      })
-
-      return {
-        reserve,
-        record,
-        costOf,
-        totals,
-        budget,
-        report,
-        events: Stream.fromPubSub(eventHub),
-        subscribe: PubSub.subscribe(eventHub),
-        alerts: Stream.fromPubSub(alertHub),
-        subscribeAlerts: PubSub.subscribe(alertHub)
       }
+      if (cost === undefined && event.totalTokens > 0 && !unpricedWarned.has(call.model)) {
+        unpricedWarned.add(call.model)
+        after = Effect.zipRight(
+          after,
+          Effect.logWarning("Inference model has no price; its cost counts as $0").pipe(
+            Effect.annotateLogs({ model: call.model })
+          )
+        )
+      }
+      if (alerts.length > 0) after = Effect.zipRight(after, Effect.forEach(alerts, publishAlert, { discard: true }))
+      return Effect.as(after, event)
+    }
+
+    const logUsage = (event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
+      resolved.logLevel._tag === "None" ? Effect.void : FiberRef.getWith(
+        FiberRef.currentMinimumLogLevel,
+        // Below the minimum level the line would be dropped anyway: skip building its annotations.
+        (minimum) => LogLevel.lessThan(resolved.logLevel, minimum) ? Effect.void : logLine(event, call)
+      )
+
+    const logLine = (event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
+      Effect.logWithLevel(resolved.logLevel, "Inference usage").pipe(
+        Effect.annotateLogs({
+          model: event.model,
+          outcome: event.outcome,
+          attempts: event.attempts,
+          promptTokens: event.promptTokens,
+          completionTokens: event.completionTokens,
+          totalTokens: event.totalTokens,
+          cachedTokens: event.cachedTokens,
+          reasoningTokens: event.reasoningTokens,
+          usage: event.usage,
+          costUsd: event.costUsd,
+          latencyMs: Math.round(event.latencyMillis),
+          cached: event.cached,
+          stream: event.stream,
+          requestId: event.requestId ?? "none",
+          ...(resolved.logPrompt && call.messages !== undefined ? { prompt: safeJson(call.messages) } : {})
+        })
+      )
+
+    const publishAlert = (alert: UsageTracker.Alert): Effect.Effect<void> =>
+      Effect.zipRight(
+        alert._tag === "BudgetAlert"
+          ? Effect.logWarning("Inference budget threshold reached").pipe(
+            Effect.annotateLogs({
+              dimension: alert.dimension,
+              threshold: `${Math.round(alert.threshold * 100)}%`,
+              spent: alert.spent,
+              limit: alert.limit,
+              model: alert.model
+            })
+          )
+          : Effect.logWarning("Inference quota exhausted").pipe(
+            Effect.annotateLogs({
+              model: alert.model,
+              status: alert.status ?? "none",
+              requestId: alert.requestId ?? "none"
+            })
+          ),
+        PubSub.publish(alertHub, alert)
+      )
+
+    const summaryCopy = (s: MutableSummary): UsageTracker.Summary => ({ ...s })
+    const totals = Effect.sync((): UsageTracker.Totals => ({
+      overall: summaryCopy(overall),
+      byModel: Object.fromEntries([...byModel].map(([model, s]) => [model, summaryCopy(s)]))
     }))
+    const budget = Effect.map(Clock.currentTimeMillis, (now): ReadonlyArray<UsageTracker.BudgetStatus> => {
+      roll(now)
+      return limits.map((limit) => ({
+        dimension: limit.dimension,
+        limit: limit.limit,
+        spent: limit.spent,
+        reserved: limit.reserved,
+        remaining: Math.max(0, limit.limit - limit.spent - limit.reserved),
+        periodStart: periodStart(),
+        periodEnd: periodEnd()
+      }))
+    })
+    const report = Effect.map(Effect.zip(totals, budget), ([t, budgets]) => {
+      const row = (name: string, s: UsageTracker.Summary) => [
+        name,
+        formatCount(s.calls),
+        formatCount(s.succeeded),
+        formatCount(s.failed),
+        formatCount(s.cacheHits),
+        formatCount(s.attempts),
+        formatCount(s.promptTokens),
+        formatCount(s.completionTokens),
+        usd(s.costUsd)
+      ]
+      const lines = [
+        table([
+          ["model", "calls", "ok", "failed", "cached", "attempts", "prompt tokens", "completion tokens", "cost"],
+          ...Object.entries(t.byModel).sort(([a], [b]) => a.localeCompare(b)).map(([model, s]) => row(model, s)),
+          row("total", t.overall)
+        ])
+      ]
+      for (const b of budgets) {
+        const amount = b.dimension === "usd" ? usd : formatCount
+        lines.push(
+          `budget (${b.dimension}): ${amount(b.spent)} spent of ${amount(b.limit)} (${
+            (100 * b.spent / b.limit).toFixed(1)
+          }%), ${amount(b.reserved)} reserved`
+        )
+      }
+      return lines.join("\n")
+    })
+
+    return {
+      reserve,
+      record,
+      costOf,
+      totals,
+      budget,
+      report,
+      events: Stream.fromPubSub(eventHub),
+      subscribe: PubSub.subscribe(eventHub),
+      alerts: Stream.fromPubSub(alertHub),
+      subscribeAlerts: PubSub.subscribe(alertHub)
+    }
+  })
 
 /** The metrics of one model, tagged once: tagging builds a new metric key, too much work for every call. */
 interface ModelMetrics {
