@@ -13,6 +13,9 @@
  *
  * The key's runs are hashed once per key (a rolling hash of each of its `RUN`-character windows), so a
  * text is scanned in one pass per decoding level, without building a string per position.
+ *
+ * Written here because no package does this: redaction libraries find secrets by their shape (`sk-…`,
+ * high-entropy strings), not the fragments and encodings of one secret that is known.
  */
 
 /** The shortest run of the key's characters that counts as an echo of it. */
