@@ -5,14 +5,11 @@
  * on the wire than `maxConcurrency`: a slot is given back only once undici has
  * answered the request in full or failed it (an abort closes its connection).
  *
- * What the server counts can lag behind. The simulator, as a server should,
- * frees a slot as soon as it learns that a request is over (its answer written,
- * or the client's end of the connection closed); but it learns of a close only
- * once its event loop reads it, which on a loaded machine (the test and the
- * simulator share one process) can come after a request the client sent later,
- * on another connection. So a few 429s remain possible though the client never
- * had more than its limit on the wire: this test holds the client to its
- * guarantee (requests on the wire) and bounds the 429s (at most 1 in 100 calls).
+ * The server sees the same: the simulator's per-project limit equals
+ * `maxConcurrency`, and not one request is refused with a 429. The simulator,
+ * as a server should, frees a slot as soon as it learns that a request is over
+ * (its answer written, or the client's end of the connection closed), in the
+ * order those events reach it.
  */
 import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
 import * as undici from "@effect/platform-node/Undici"
@@ -167,12 +164,12 @@ describe("interruptions", () => {
             Effect.promise(() => agent.destroy())
           )
           const log = yield* chatLog
-          // Every call ended: interrupted, or done before its interruption came (a 429 is the lagging server's).
+          // Every call ended: interrupted, or done before its interruption came.
           const failures = exits.flatMap((exit) =>
             Exit.isFailure(exit) ? Option.toArray(Cause.failureOption(exit.cause)).map((error) => error._tag) : []
           )
-          assert.deepStrictEqual(failures.filter((tag) => tag !== "RateLimitError"), [], "failures")
-          assert.isAtMost(log.filter((entry) => entry.status === 429).length, CALLS / 100, "429s from the server")
+          assert.deepStrictEqual(failures, [], "failures")
+          assert.deepStrictEqual(log.filter((entry) => entry.status === 429).map((entry) => entry.id), [], "429s")
           assert.isAtMost(agent.peakOnWire, LIMIT, "requests on the wire at once")
           // Each interruption completed after its request was gone: none is left once the calls are over.
           assert.strictEqual(leftOnWire, 0, "requests left on the wire")
