@@ -5,38 +5,10 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as Schema from "effect/Schema"
+import type * as Schema from "effect/Schema"
 import type * as Stream from "effect/Stream"
 import type { ChatCompletion } from "./ChatCompletion.js"
-import { Usage } from "./ChatCompletion.js"
-// internal/chunks.js builds these classes, so the functions below call into it lazily (no import cycle at load).
 import * as internal from "./internal/chunks.js"
-import * as reasoning from "./internal/reasoning.js"
-
-const nullable = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { nullable: true })
-
-const JsonObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
-
-const ToolCallDeltaFields = Schema.Struct({
-  index: Schema.Number,
-  id: nullable(Schema.String),
-  type: nullable(Schema.String),
-  function: nullable(Schema.Struct({
-    name: nullable(Schema.String),
-    arguments: nullable(Schema.String)
-  })),
-  /**
-   * The piece as the server sent it, kept only when it has fields besides
-   * `index`, `id`, `type` and `function`: the pieces of a tool call of a type
-   * other than `"function"`, which the fold merges into an
-   * `UnknownToolCall`'s `raw`.
-   *
-   * @since 0.2.0
-   */
-  raw: Schema.optional(JsonObject)
-})
-
-const KNOWN_PIECE_FIELDS = new Set(["index", "id", "type", "function"])
 
 /**
  * A piece of a tool call. Pieces with the same `index` belong to the same call:
@@ -47,33 +19,13 @@ const KNOWN_PIECE_FIELDS = new Set(["index", "id", "type", "function"])
  * @since 0.1.0
  * @category schemas
  */
-export const ToolCallDelta = Schema.transform(JsonObject, ToolCallDeltaFields, {
-  strict: false,
-  decode: (piece) => Object.keys(piece).some((key) => !KNOWN_PIECE_FIELDS.has(key)) ? { ...piece, raw: piece } : piece,
-  encode: (delta) => delta.raw ?? delta
-})
+export const ToolCallDelta: typeof internal.ToolCallDelta = internal.ToolCallDelta
 
 /**
  * @since 0.1.0
  * @category models
  */
-export type ToolCallDelta = typeof ToolCallDelta.Type
-
-const deltaFields = {
-  role: nullable(Schema.String),
-  content: nullable(Schema.String),
-  tool_calls: nullable(Schema.Array(ToolCallDelta)),
-  refusal: nullable(Schema.String),
-  /**
-   * A piece of the model's thinking, read from the wire's `reasoning` or, failing
-   * that, `reasoning_content`. It is output: a chunk that carries it has content.
-   *
-   * @since 0.2.0
-   */
-  reasoning: nullable(Schema.String),
-  /** The same text as `reasoning`: an alias kept for compatibility. Prefer `reasoning`. */
-  reasoning_content: nullable(Schema.String)
-}
+export type ToolCallDelta = Schema.Schema.Type<typeof ToolCallDelta>
 
 /**
  * What one chunk adds to a choice. A piece of reasoning is held under both
@@ -83,25 +35,32 @@ const deltaFields = {
  * @since 0.1.0
  * @category schemas
  */
-export class Delta extends Schema.Class<Delta>("@effect-inference/client/Delta")(deltaFields) {
-  constructor(
-    props: void | Schema.Simplify<Schema.Struct.Constructor<typeof deltaFields>>,
-    options?: Schema.MakeOptions
-  ) {
-    super(reasoning.mirror(props ?? {}), options)
-  }
-}
+export const Delta: typeof internal.Delta = internal.Delta
 
 /**
+ * An instance of the {@link Delta} schema class, named for use in types.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Delta = internal.Delta
+
+/**
+ * One choice of a chunk: its `index`, what the chunk adds to it (`delta`) and,
+ * in its last chunk, why it ended (`finish_reason`).
+ *
  * @since 0.1.0
  * @category schemas
  */
-export class ChunkChoice extends Schema.Class<ChunkChoice>("@effect-inference/client/ChunkChoice")({
-  index: Schema.Number,
-  delta: Schema.optionalWith(Delta, { nullable: true, default: () => new Delta({}) }),
-  finish_reason: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
-  logprobs: nullable(Schema.Unknown)
-}) {}
+export const ChunkChoice: typeof internal.ChunkChoice = internal.ChunkChoice
+
+/**
+ * An instance of the {@link ChunkChoice} schema class, named for use in types.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ChunkChoice = internal.ChunkChoice
 
 /**
  * One `chat.completion.chunk` event. The last one of a stream may have no
@@ -110,17 +69,15 @@ export class ChunkChoice extends Schema.Class<ChunkChoice>("@effect-inference/cl
  * @since 0.1.0
  * @category schemas
  */
-export class ChatCompletionChunk extends Schema.Class<ChatCompletionChunk>(
-  "@effect-inference/client/ChatCompletionChunk"
-)({
-  id: Schema.String,
-  object: Schema.optionalWith(Schema.String, { nullable: true, default: () => "chat.completion.chunk" }),
-  created: Schema.Number,
-  model: Schema.String,
-  choices: Schema.optionalWith(Schema.Array(ChunkChoice), { nullable: true, default: () => [] }),
-  usage: nullable(Usage),
-  system_fingerprint: nullable(Schema.String)
-}) {}
+export const ChatCompletionChunk: typeof internal.ChatCompletionChunk = internal.ChatCompletionChunk
+
+/**
+ * An instance of the {@link ChatCompletionChunk} schema class, named for use in types.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ChatCompletionChunk = internal.ChatCompletionChunk
 
 /**
  * Whether a chunk carries anything a consumer would show or act on (text,
@@ -130,7 +87,7 @@ export class ChatCompletionChunk extends Schema.Class<ChatCompletionChunk>(
  * @since 0.1.0
  * @category predicates
  */
-export const hasContent = (chunk: ChatCompletionChunk): boolean => internal.hasContent(chunk)
+export const hasContent: (chunk: ChatCompletionChunk) => boolean = internal.hasContent
 
 /**
  * Puts the chunks of one stream back together: text, reasoning and refusals
@@ -154,7 +111,7 @@ export const hasContent = (chunk: ChatCompletionChunk): boolean => internal.hasC
  * @since 0.1.0
  * @category folding
  */
-export const toCompletion = (chunks: Iterable<ChatCompletionChunk>): ChatCompletion => internal.toCompletion(chunks)
+export const toCompletion: (chunks: Iterable<ChatCompletionChunk>) => ChatCompletion = internal.toCompletion
 
 /**
  * The chunks a server would stream for a completion (the inverse of
@@ -182,10 +139,10 @@ export const toCompletion = (chunks: Iterable<ChatCompletionChunk>): ChatComplet
  * @since 0.1.0
  * @category constructors
  */
-export const fromCompletion = (
+export const fromCompletion: (
   completion: ChatCompletion,
   options?: { readonly includeUsage?: boolean | undefined }
-): Array<ChatCompletionChunk> => internal.fromCompletion(completion, options)
+) => Array<ChatCompletionChunk> = internal.fromCompletion
 
 /**
  * Runs a chunk stream to its end and folds it into one `ChatCompletion` (see

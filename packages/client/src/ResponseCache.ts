@@ -13,16 +13,14 @@
  */
 import type * as PlatformError from "@effect/platform/Error"
 import type * as FileSystem from "@effect/platform/FileSystem"
-import type * as KeyValueStore from "@effect/platform/KeyValueStore"
+import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import type * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
-import { ChatCompletion } from "./ChatCompletion.js"
-import { ChatCompletionChunk } from "./ChatCompletionChunk.js"
+import type * as Schema from "effect/Schema"
 import type { InferenceError } from "./InferenceError.js"
 import * as internal from "./internal/responseCache.js"
 
@@ -32,9 +30,15 @@ import * as internal from "./internal/responseCache.js"
  * @since 0.1.0
  * @category models
  */
-export class CachedCompletion extends Schema.TaggedClass<CachedCompletion>(
-  "@effect-inference/client/ResponseCache/CachedCompletion"
-)("CachedCompletion", { completion: ChatCompletion }) {}
+export const CachedCompletion: typeof internal.CachedCompletion = internal.CachedCompletion
+
+/**
+ * An instance of the {@link CachedCompletion} schema class, named for use in types.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CachedCompletion = internal.CachedCompletion
 
 /**
  * The chunks of a stored stream, in the order they came.
@@ -42,9 +46,15 @@ export class CachedCompletion extends Schema.TaggedClass<CachedCompletion>(
  * @since 0.1.0
  * @category models
  */
-export class CachedStream extends Schema.TaggedClass<CachedStream>(
-  "@effect-inference/client/ResponseCache/CachedStream"
-)("CachedStream", { chunks: Schema.Array(ChatCompletionChunk) }) {}
+export const CachedStream: typeof internal.CachedStream = internal.CachedStream
+
+/**
+ * An instance of the {@link CachedStream} schema class, named for use in types.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CachedStream = internal.CachedStream
 
 /**
  * What the cache holds for a key.
@@ -52,7 +62,7 @@ export class CachedStream extends Schema.TaggedClass<CachedStream>(
  * @since 0.1.0
  * @category models
  */
-export const Entry = Schema.Union(CachedCompletion, CachedStream)
+export const Entry: Schema.Union<[typeof CachedCompletion, typeof CachedStream]> = internal.Entry
 
 /**
  * @since 0.1.0
@@ -301,7 +311,7 @@ export const layerFileSystem = (
   directory: string,
   options?: Options
 ): Layer.Layer<ResponseCache, PlatformError.PlatformError, FileSystem.FileSystem | Path.Path> =>
-  internal.layerFileSystem(directory, options)
+  Layer.provide(layerPersistent(options), KeyValueStore.layerFileSystem(directory))
 
 /**
  * Lookups of the cache by the client: counter `inference_cache_lookups_total`,

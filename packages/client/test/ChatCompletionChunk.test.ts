@@ -93,6 +93,27 @@ describe("ChatCompletionChunk", () => {
       assert.isUndefined(ChatCompletionChunk.toCompletion(withoutUsage).usage)
     }))
 
+  it.effect("the chunks fromCompletion builds are the exported classes, and survive encoding and decoding", () =>
+    Effect.sync(() => {
+      const completion = ChatCompletionChunk.toCompletion([
+        chunk({ role: "assistant", content: "Hi" }),
+        chunk({}, "stop")
+      ])
+      const chunks = ChatCompletionChunk.fromCompletion(completion)
+      for (const built of chunks) {
+        assert.instanceOf(built, ChatCompletionChunk.ChatCompletionChunk)
+        for (const choice of built.choices) {
+          assert.instanceOf(choice, ChatCompletionChunk.ChunkChoice)
+          assert.instanceOf(choice.delta, ChatCompletionChunk.Delta)
+        }
+      }
+      const encoded = Schema.encodeSync(Schema.Array(ChatCompletionChunk.ChatCompletionChunk))(chunks)
+      assert.deepStrictEqual(
+        Schema.decodeUnknownSync(Schema.Array(ChatCompletionChunk.ChatCompletionChunk))(encoded),
+        chunks
+      )
+    }))
+
   it.effect("hasContent is false only for chunks with nothing to show", () =>
     Effect.sync(() => {
       assert.isFalse(ChatCompletionChunk.hasContent(chunk({ role: "assistant", content: "" })))

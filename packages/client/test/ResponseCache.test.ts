@@ -4,16 +4,21 @@ import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
+import { ChatCompletion, ChatCompletionRequest, Choice, ResponseMessage } from "../src/ChatCompletion.js"
 import type { ChatCompletionRequestInput } from "../src/ChatCompletion.js"
+import * as ChatCompletionChunk from "../src/ChatCompletionChunk.js"
 import * as InferenceClient from "../src/InferenceClient.js"
+import * as internal from "../src/internal/responseCache.js"
 import * as ResponseCache from "../src/ResponseCache.js"
 import * as UsageTracker from "../src/UsageTracker.js"
 import { hello, layer as clientLayer, MODEL } from "./utils/Client.js"
@@ -126,6 +131,129 @@ describe("ResponseCache", () => {
       ["a negative ttl", { ttl: -5 }, "ttl"],
       ["an unknown policy", { policy: "some" as "all" }, "policy"]
     ])
+  })
+
+  it("entries survive the store's encoding as the exported classes", () => {
+    const completion = new ChatCompletion({
+      id: "chatcmpl-1",
+      created: 0,
+      model: MODEL,
+      choices: [
+        new Choice({ index: 0, message: new ResponseMessage({ content: "Hello there" }), finish_reason: "stop" })
+      ]
+    })
+    const codec = Schema.parseJson(ResponseCache.Entry)
+    const roundTrip = (entry: ResponseCache.Entry) => Schema.decodeSync(codec)(Schema.encodeSync(codec)(entry))
+    const stream = new ResponseCache.CachedStream({ chunks: ChatCompletionChunk.fromCompletion(completion) })
+    const replayed = roundTrip(stream)
+    assert.instanceOf(replayed, ResponseCache.CachedStream)
+    assert.deepStrictEqual(replayed, stream)
+    assert.instanceOf(replayed._tag === "CachedStream" && replayed.chunks[0], ChatCompletionChunk.ChatCompletionChunk)
+    const stored = new ResponseCache.CachedCompletion({ completion })
+    assert.instanceOf(roundTrip(stored), ResponseCache.CachedCompletion)
+    assert.deepStrictEqual(roundTrip(stored), stored)
+  })
+
+  describe("use", () => {
+    const request = (input: Partial<ChatCompletionRequestInput> = {}) =>
+      Schema.decodeSync(ChatCompletionRequest)({ ...hello, ...input })
+    /** The use a call makes of the cache, which must be allowed. */
+    const useOf = (
+      cache: ResponseCache.ResponseCache.Service | undefined,
+      input: Partial<ChatCompletionRequestInput>,
+      directive?: ResponseCache.Directive
+    ) => Either.getOrThrow(internal.use(cache, request(input), directive))
+    /** The path and the issue of a directive that must be refused. */
+    const refusal = (cache: ResponseCache.ResponseCache.Service | undefined, directive: unknown) => {
+      const result = internal.use(cache, request({ temperature: 0 }), directive as ResponseCache.Directive)
+      assert.isTrue(Either.isLeft(result), `${String(directive)} was allowed`)
+      return Either.isLeft(result) ? { path: result.left.path, issue: result.left.issue } : undefined
+    }
+    const memory = (options?: ResponseCache.Options) => ResponseCache.makeMemory({ ttl: "10 minutes", ...options })
+
+    it.effect("under the default policy, only requests with temperature 0 or a seed use the cache", () =>
+      Effect.gen(function*() {
+        const cache = yield* memory()
+        assert.deepStrictEqual(useOf(cache, { temperature: 0 }), { cache, read: true, ttl: Duration.minutes(10) })
+        assert.deepStrictEqual(useOf(cache, { seed: 7, temperature: 0.8 }), {
+          cache,
+          read: true,
+          ttl: Duration.minutes(10)
+        })
+        assert.isUndefined(useOf(cache, {}))
+        assert.isUndefined(useOf(cache, { temperature: 0.2 }))
+      }))
+
+    it.effect("under the \"all\" policy, every request uses the cache", () =>
+      Effect.gen(function*() {
+        const cache = yield* memory({ policy: "all" })
+        assert.deepStrictEqual(useOf(cache, { temperature: 0.9 }), { cache, read: true, ttl: Duration.minutes(10) })
+        assert.deepStrictEqual(useOf(cache, {}), { cache, read: true, ttl: Duration.minutes(10) })
+      }))
+
+    it.effect("{ ttl } uses the cache for that ttl whatever the policy", () =>
+      Effect.gen(function*() {
+        const cache = yield* memory()
+        assert.deepStrictEqual(useOf(cache, { temperature: 0.9 }, { ttl: "1 day" }), {
+          cache,
+          read: true,
+          ttl: Duration.days(1)
+        })
+        assert.deepStrictEqual(useOf(cache, { temperature: 0 }, { ttl: 5000 }), {
+          cache,
+          read: true,
+          ttl: Duration.seconds(5)
+        })
+      }))
+
+    it.effect("\"no-cache\" stores the fresh answer without serving a stored one, where the policy caches", () =>
+      Effect.gen(function*() {
+        const cache = yield* memory()
+        assert.deepStrictEqual(useOf(cache, { temperature: 0 }, "no-cache"), {
+          cache,
+          read: false,
+          ttl: Duration.minutes(10)
+        })
+        assert.isUndefined(useOf(cache, { temperature: 0.9 }, "no-cache"))
+      }))
+
+    it.effect("\"no-store\" leaves the cache alone, even under the \"all\" policy", () =>
+      Effect.gen(function*() {
+        assert.isUndefined(useOf(yield* memory(), { temperature: 0 }, "no-store"))
+        assert.isUndefined(useOf(yield* memory({ policy: "all" }), {}, "no-store"))
+      }))
+
+    it("without a cache, a call leaves the cache alone whatever its directive", () => {
+      assert.isUndefined(useOf(undefined, { temperature: 0 }))
+      assert.isUndefined(useOf(undefined, { temperature: 0 }, { ttl: "1 hour" }))
+      assert.isUndefined(useOf(undefined, { temperature: 0 }, "no-cache"))
+    })
+
+    it.effect("a ttl that is not a positive, finite duration is refused at cache.ttl, with or without a cache", () =>
+      Effect.gen(function*() {
+        const cache = yield* memory()
+        for (const ttl of [0, -1, "soon", Infinity, "Infinity"]) {
+          for (const target of [cache, undefined]) {
+            const refused = refusal(target, { ttl })
+            assert.strictEqual(refused?.path, "cache.ttl")
+            assert.include(refused?.issue, "positive, finite duration")
+          }
+        }
+      }))
+
+    it.effect("a directive that is none of the three is refused at cache, with or without a cache", () =>
+      Effect.gen(function*() {
+        const cache = yield* memory()
+        for (const directive of ["always", "", 10, null]) {
+          for (const target of [cache, undefined]) {
+            const refused = refusal(target, directive)
+            assert.deepStrictEqual(refused, {
+              path: "cache",
+              issue: `must be "no-cache", "no-store" or { ttl }, got ${String(directive)}`
+            })
+          }
+        }
+      }))
   })
 
   describe("with the client", () => {

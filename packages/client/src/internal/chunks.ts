@@ -1,12 +1,108 @@
 /**
- * Where streamed chunks are folded back into one completion.
+ * Where a chunk's schema is defined and where streamed chunks are folded back
+ * into one completion.
+ *
+ * The schemas live here rather than in the public module, which re-exports
+ * them: `fromCompletion` builds chunks, so this module needs the classes as
+ * values, and the public module needs this one's functions. Defined on one side
+ * only, neither module waits on the other to load.
  */
 import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { ChatCompletion, Choice, isFunctionToolCall, ResponseMessage } from "../ChatCompletion.js"
-import type { ResponseToolCall, Usage } from "../ChatCompletion.js"
-import type { ChatCompletionChunk, ToolCallDelta } from "../ChatCompletionChunk.js"
-import { ChatCompletionChunk as ChatCompletionChunkClass, ChunkChoice, Delta } from "../ChatCompletionChunk.js"
+import { ChatCompletion, Choice, isFunctionToolCall, ResponseMessage, Usage } from "../ChatCompletion.js"
+import type { ResponseToolCall } from "../ChatCompletion.js"
+import * as reasoning from "./reasoning.js"
+
+// ---------------------------------------------------------------------------
+// Schemas (documented where the public module re-exports them)
+// ---------------------------------------------------------------------------
+
+const nullable = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { nullable: true })
+
+const JsonObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+
+const ToolCallDeltaFields = Schema.Struct({
+  index: Schema.Number,
+  id: nullable(Schema.String),
+  type: nullable(Schema.String),
+  function: nullable(Schema.Struct({
+    name: nullable(Schema.String),
+    arguments: nullable(Schema.String)
+  })),
+  /**
+   * The piece as the server sent it, kept only when it has fields besides
+   * `index`, `id`, `type` and `function`: the pieces of a tool call of a type
+   * other than `"function"`, which the fold merges into an
+   * `UnknownToolCall`'s `raw`.
+   *
+   * @since 0.2.0
+   */
+  raw: Schema.optional(JsonObject)
+})
+
+const KNOWN_PIECE_FIELDS = new Set(["index", "id", "type", "function"])
+
+/** @internal */
+export const ToolCallDelta = Schema.transform(JsonObject, ToolCallDeltaFields, {
+  strict: false,
+  decode: (piece) => Object.keys(piece).some((key) => !KNOWN_PIECE_FIELDS.has(key)) ? { ...piece, raw: piece } : piece,
+  encode: (delta) => delta.raw ?? delta
+})
+
+/** @internal */
+export type ToolCallDelta = typeof ToolCallDelta.Type
+
+const deltaFields = {
+  role: nullable(Schema.String),
+  content: nullable(Schema.String),
+  tool_calls: nullable(Schema.Array(ToolCallDelta)),
+  refusal: nullable(Schema.String),
+  /**
+   * A piece of the model's thinking, read from the wire's `reasoning` or, failing
+   * that, `reasoning_content`. It is output: a chunk that carries it has content.
+   *
+   * @since 0.2.0
+   */
+  reasoning: nullable(Schema.String),
+  /** The same text as `reasoning`: an alias kept for compatibility. Prefer `reasoning`. */
+  reasoning_content: nullable(Schema.String)
+}
+
+/** @internal */
+export class Delta extends Schema.Class<Delta>("@effect-inference/client/Delta")(deltaFields) {
+  constructor(
+    props: void | Schema.Simplify<Schema.Struct.Constructor<typeof deltaFields>>,
+    options?: Schema.MakeOptions
+  ) {
+    super(reasoning.mirror(props ?? {}), options)
+  }
+}
+
+/** @internal */
+export class ChunkChoice extends Schema.Class<ChunkChoice>("@effect-inference/client/ChunkChoice")({
+  index: Schema.Number,
+  delta: Schema.optionalWith(Delta, { nullable: true, default: () => new Delta({}) }),
+  finish_reason: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  logprobs: nullable(Schema.Unknown)
+}) {}
+
+/** @internal */
+export class ChatCompletionChunk extends Schema.Class<ChatCompletionChunk>(
+  "@effect-inference/client/ChatCompletionChunk"
+)({
+  id: Schema.String,
+  object: Schema.optionalWith(Schema.String, { nullable: true, default: () => "chat.completion.chunk" }),
+  created: Schema.Number,
+  model: Schema.String,
+  choices: Schema.optionalWith(Schema.Array(ChunkChoice), { nullable: true, default: () => [] }),
+  usage: nullable(Usage),
+  system_fingerprint: nullable(Schema.String)
+}) {}
+
+// ---------------------------------------------------------------------------
+// Folding
+// ---------------------------------------------------------------------------
 
 /**
  * Characters of generated text in a chunk, to estimate the completion tokens of
@@ -269,7 +365,7 @@ export const fromCompletion = (
 ): Array<ChatCompletionChunk> => {
   const chunks: Array<ChatCompletionChunk> = []
   const make = (choices: ReadonlyArray<ChunkChoice>, usage?: Usage) =>
-    new ChatCompletionChunkClass({
+    new ChatCompletionChunk({
       id: completion.id,
       object: "chat.completion.chunk",
       created: completion.created,

@@ -8,10 +8,7 @@
  * on, so a lookup never fails: it returns the error as a value, which is then
  * invalidated at once and failed with.
  */
-import type * as PlatformError from "@effect/platform/Error"
-import type * as FileSystem from "@effect/platform/FileSystem"
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
-import type * as Path from "@effect/platform/Path"
 import { sha256 } from "@noble/hashes/sha2.js"
 import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js"
 import * as Cache from "effect/Cache"
@@ -24,18 +21,43 @@ import * as Either from "effect/Either"
 import * as Equal from "effect/Equal"
 import * as Exit from "effect/Exit"
 import * as Hash from "effect/Hash"
-import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
-import type { InferenceError } from "../InferenceError.js"
+import { ChatCompletion } from "../ChatCompletion.js"
+import type { ChatCompletionRequest } from "../ChatCompletion.js"
+import * as InferenceError from "../InferenceError.js"
 import type * as ResponseCache from "../ResponseCache.js"
-import { Entry, ResponseCache as ResponseCacheTag } from "../ResponseCache.js"
+import { ChatCompletionChunk } from "./chunks.js"
 import * as checks from "./options.js"
 import * as validate from "./validate.js"
 
 const DEFAULT_CAPACITY = 1000
 const DEFAULT_TTL = Duration.hours(1)
+
+// ---------------------------------------------------------------------------
+// Entries (documented where the public module re-exports them)
+// ---------------------------------------------------------------------------
+
+// The schemas of what is stored are defined here, not in the public module: the persistent cache encodes and
+// decodes entries, so this module needs them as values, and the public module needs this one's constructors.
+
+/** @internal */
+export class CachedCompletion extends Schema.TaggedClass<CachedCompletion>(
+  "@effect-inference/client/ResponseCache/CachedCompletion"
+)("CachedCompletion", { completion: ChatCompletion }) {}
+
+/** @internal */
+export class CachedStream extends Schema.TaggedClass<CachedStream>(
+  "@effect-inference/client/ResponseCache/CachedStream"
+)("CachedStream", { chunks: Schema.Array(ChatCompletionChunk) }) {}
+
+/** @internal */
+export const Entry = Schema.Union(CachedCompletion, CachedStream)
+
+/** @internal */
+export type Entry = typeof Entry.Type
 
 /** @internal */
 export const metrics = {
@@ -111,15 +133,70 @@ const resolveOptions = (options: ResponseCache.Options): Either.Either<Resolved,
   }))
 
 // ---------------------------------------------------------------------------
+// Policy
+// ---------------------------------------------------------------------------
+
+/**
+ * How one call uses the cache: the cache, whether a stored answer may be
+ * served (`false` for `"no-cache"`, which still stores the fresh one), and how
+ * long the fresh answer is kept.
+ *
+ * @internal
+ */
+export interface CacheUse {
+  readonly cache: ResponseCache.ResponseCache.Service
+  readonly read: boolean
+  readonly ttl: Duration.Duration
+}
+
+/**
+ * How one call uses the cache, from the request and the call's `cache`
+ * directive; `undefined` leaves the cache alone. A directive asking for a
+ * `ttl` caches the call whatever the policy; otherwise the policy decides, and
+ * `"deterministic"` takes only requests whose answer does not change from call
+ * to call (`temperature: 0` or a `seed`). The directive is checked even when
+ * there is no cache, so a mistake in it shows before a cache is added, not after.
+ *
+ * @internal
+ */
+export const use = (
+  cache: ResponseCache.ResponseCache.Service | undefined,
+  request: ChatCompletionRequest,
+  directive: ResponseCache.Directive | undefined
+): Either.Either<CacheUse | undefined, InferenceError.InvalidRequestError> => {
+  let ttl: Duration.Duration | undefined
+  if (Predicate.isRecord(directive)) {
+    const checked = validate.positiveDuration(directive.ttl, true)
+    if (Either.isLeft(checked)) {
+      return Either.left(new InferenceError.InvalidRequestError({ path: "cache.ttl", issue: checked.left }))
+    }
+    ttl = checked.right
+  } else if (directive !== undefined && directive !== "no-cache" && directive !== "no-store") {
+    return Either.left(
+      new InferenceError.InvalidRequestError({
+        path: "cache",
+        issue: `must be "no-cache", "no-store" or { ttl }, got ${String(directive)}`
+      })
+    )
+  }
+  if (cache === undefined || directive === "no-store") return Either.right(undefined)
+  if (ttl !== undefined) return Either.right({ cache, read: true, ttl })
+  const deterministic = request.temperature === 0 || request.seed !== undefined
+  return Either.right(
+    cache.policy === "all" || deterministic ? { cache, read: directive !== "no-cache", ttl: cache.ttl } : undefined
+  )
+}
+
+// ---------------------------------------------------------------------------
 // The cache
 // ---------------------------------------------------------------------------
 
 interface Stored {
-  readonly entry: ResponseCache.Entry
+  readonly entry: Entry
   readonly ttlMillis: number
 }
 
-type Lookup = Either.Either<Stored, InferenceError>
+type Lookup = Either.Either<Stored, InferenceError.InferenceError>
 
 /** A key of the in-memory `Cache`: equal by the key alone, carrying the lookup of whoever asked first. */
 class LookupKey implements Equal.Equal {
@@ -151,9 +228,9 @@ const make = (resolved: Resolved, backing: Backing | undefined): Effect.Effect<R
 
     const getOrCompute = (
       key: string,
-      compute: Effect.Effect<ResponseCache.Entry, InferenceError>,
+      compute: Effect.Effect<Entry, InferenceError.InferenceError>,
       ttl: Duration.Duration
-    ): Effect.Effect<{ readonly entry: ResponseCache.Entry; readonly hit: boolean }, InferenceError> =>
+    ): Effect.Effect<{ readonly entry: Entry; readonly hit: boolean }, InferenceError.InferenceError> =>
       Effect.flatMap(Effect.context<never>(), (context: Context.Context<never>) => {
         let computed = false
         const fromBacking = backing === undefined
@@ -197,7 +274,7 @@ const make = (resolved: Resolved, backing: Backing | undefined): Effect.Effect<R
 
     const keyOf = (key: string) => new LookupKey(key, Effect.dieMessage("ResponseCache: no lookup"))
 
-    const get = (key: string): Effect.Effect<Option.Option<ResponseCache.Entry>> =>
+    const get = (key: string): Effect.Effect<Option.Option<Entry>> =>
       Effect.flatMap(cache.getOption(keyOf(key)), (found) => {
         if (Option.isSome(found)) {
           return Effect.succeed(Either.isRight(found.value) ? Option.some(found.value.right.entry) : Option.none())
@@ -209,7 +286,7 @@ const make = (resolved: Resolved, backing: Backing | undefined): Effect.Effect<R
         )
       })
 
-    const set = (key: string, entry: ResponseCache.Entry, ttl: Duration.Duration): Effect.Effect<void> => {
+    const set = (key: string, entry: Entry, ttl: Duration.Duration): Effect.Effect<void> => {
       const stored: Stored = { entry, ttlMillis: Duration.toMillis(ttl) }
       return Effect.zipRight(
         cache.set(keyOf(key), Either.right(stored)),
@@ -244,13 +321,12 @@ export const makeMemory = (options: ResponseCache.Options = {}): Effect.Effect<R
 // Persistence
 // ---------------------------------------------------------------------------
 
-/** Built on first use: `Entry` is defined by the public module, which loads this one first. */
-const persisted = () =>
-  Schema.parseJson(Schema.Struct({
-    version: Schema.Literal(1),
-    expiresAt: Schema.Number,
-    entry: Entry
-  }))
+/** What the store holds for a key: the entry, when it expires, and a version, so that another layout reads as a miss. */
+const Persisted = Schema.parseJson(Schema.Struct({
+  version: Schema.Literal(1),
+  expiresAt: Schema.Number,
+  entry: Entry
+}))
 
 const logStoreFailure = (operation: string, key: string) => (error: unknown) =>
   Effect.logWarning("Response cache store failed; carrying on without it").pipe(
@@ -267,7 +343,7 @@ export const makePersistent = (
 ): Effect.Effect<ResponseCache.ResponseCache.Service, never, KeyValueStore.KeyValueStore> =>
   Effect.gen(function*() {
     const resolved = yield* resolveOrDie(options)
-    const store = (yield* KeyValueStore.KeyValueStore).forSchema(persisted())
+    const store = (yield* KeyValueStore.KeyValueStore).forSchema(Persisted)
     const backing: Backing = {
       read: (key, now) =>
         store.get(key).pipe(
@@ -299,12 +375,3 @@ export const makePersistent = (
     }
     return yield* make(resolved, backing)
   })
-
-/** @internal */
-export const layerFileSystem = (
-  directory: string,
-  options?: ResponseCache.Options
-): Layer.Layer<ResponseCacheTag, PlatformError.PlatformError, FileSystem.FileSystem | Path.Path> =>
-  Layer.effect(ResponseCacheTag, makePersistent(options)).pipe(
-    Layer.provide(KeyValueStore.layerFileSystem(directory))
-  )

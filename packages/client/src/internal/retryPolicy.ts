@@ -1,3 +1,9 @@
+/**
+ * Where a retry is decided: the default policy (exponential backoff with
+ * jitter, a cap, a number of retries, retryable errors only), the server's
+ * `Retry-After` within a bound, and an attempt retried by a policy with a log
+ * line for every failure.
+ */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -99,36 +105,81 @@ export const make = (options?: Partial<Options>): Schedule.Schedule<Duration.Dur
   )
 }
 
+/** Jittered delays carry nanoseconds; a log line only needs milliseconds. */
+const roundMillis = (duration: Duration.Duration): Duration.Duration =>
+  Duration.millis(Math.round(Duration.toMillis(duration)))
+
 /**
- * Runs `attempt` (given its 1-based number) until it succeeds or the policy
- * gives up, and fails with the last error itself. `onFailure` is told about every
- * failed attempt and the delay before the next one (none when it was the last).
- *
- * `Effect.retry` would hide that delay, which every retry log line must show, so
- * the policy's own `step` is driven here.
+ * The log line of a failed attempt, at Warning: its number, the error's tag,
+ * status and request id, and the delay before the next attempt (none when it
+ * was the last).
  *
  * @internal
  */
-export const retrying = <A, R, R2>(
-  attempt: (n: number) => Effect.Effect<A, InferenceError, R>,
-  policy: Schedule.Schedule<unknown, InferenceError, R2>,
-  onFailure: (error: InferenceError, attempt: number, next: Option.Option<Duration.Duration>) => Effect.Effect<void>
+export const logFailure = (
+  error: InferenceError,
+  attempt: number,
+  next: Option.Option<Duration.Duration>
+): Effect.Effect<void> =>
+  Effect.logWarning(
+    Option.isSome(next) ? "Inference attempt failed; retrying" : "Inference attempt failed; not retrying"
+  ).pipe(
+    Effect.annotateLogs({
+      attempt,
+      tag: error._tag,
+      status: "status" in error && error.status !== undefined ? error.status : "none",
+      requestId: "requestId" in error && error.requestId !== undefined ? error.requestId : "none",
+      retryIn: Option.match(next, { onNone: () => "none", onSome: (d) => Duration.format(roundMillis(d)) }),
+      error: error.message
+    })
+  )
+
+/**
+ * A retry policy that logs every failed attempt it is fed ({@link logFailure}):
+ * `Schedule.onDecision` sees the error (the schedule's input, carried beside its
+ * output), the attempt's number (a count beside it) and the decision, whose
+ * interval starts when the next attempt does. Built once per client; a driver's
+ * state is per call.
+ *
+ * @internal
+ */
+export const logged = <R>(
+  policy: Schedule.Schedule<unknown, InferenceError, R>
+): Schedule.Schedule<unknown, InferenceError, R> =>
+  policy.pipe(
+    Schedule.intersect(Schedule.identity<InferenceError>()),
+    Schedule.intersect(Schedule.count),
+    Schedule.onDecision(([[, error], count], decision) =>
+      ScheduleDecision.isDone(decision)
+        ? logFailure(error, count + 1, Option.none())
+        : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          logFailure(
+            error,
+            count + 1,
+            Option.some(Duration.millis(Math.max(0, Intervals.start(decision.intervals) - now)))
+          ))
+    )
+  )
+
+/**
+ * Retries `self` by `policy` (built by {@link logged}) with `Effect.retry`, and
+ * fails with the last error itself; with no policy, runs it once and logs its
+ * failure as the last.
+ *
+ * @internal
+ */
+export const withRetry: {
+  <R2>(
+    policy: Schedule.Schedule<unknown, InferenceError, R2> | undefined
+  ): <A, R>(self: Effect.Effect<A, InferenceError, R>) => Effect.Effect<A, InferenceError, R | R2>
+  <A, R, R2>(
+    self: Effect.Effect<A, InferenceError, R>,
+    policy: Schedule.Schedule<unknown, InferenceError, R2> | undefined
+  ): Effect.Effect<A, InferenceError, R | R2>
+} = dual(2, <A, R, R2>(
+  self: Effect.Effect<A, InferenceError, R>,
+  policy: Schedule.Schedule<unknown, InferenceError, R2> | undefined
 ): Effect.Effect<A, InferenceError, R | R2> =>
-  Effect.suspend(() => {
-    let state = policy.initial
-    const loop = (n: number): Effect.Effect<A, InferenceError, R | R2> =>
-      Effect.catchAll(attempt(n), (error) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.flatMap(policy.step(now, error, state), ([next, , decision]) => {
-            if (ScheduleDecision.isDone(decision)) {
-              return Effect.zipRight(onFailure(error, n, Option.none()), Effect.fail(error))
-            }
-            state = next
-            const delay = Duration.millis(Math.max(0, Intervals.start(decision.intervals) - now))
-            return onFailure(error, n, Option.some(delay)).pipe(
-              Effect.zipRight(Effect.sleep(delay)),
-              Effect.zipRight(loop(n + 1))
-            )
-          })))
-    return loop(1)
-  })
+  policy === undefined
+    ? Effect.tapError(self, (error) => logFailure(error, 1, Option.none()))
+    : Effect.retry(self, policy))

@@ -1,0 +1,132 @@
+/**
+ * What a client is built from, once, when its layer is built: the checked
+ * options, the shaped `HttpClient`, and the optional services every call uses
+ * (breakers, rate limiter, concurrency slots, usage tracker, response cache).
+ *
+ * Every optional service follows one rule of precedence: `false` turns it off;
+ * options given to the client build the client's own; left out, the service
+ * in context is used, if there is one; otherwise a default (a breaker registry
+ * and a usage tracker with default options; no rate limiter and no cache,
+ * which need options or a layer to mean anything). The stores that keep the
+ * services' state come from context, or are in memory.
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Schedule from "effect/Schedule"
+import * as CircuitBreaker from "../CircuitBreaker.js"
+import type * as InferenceClient from "../InferenceClient.js"
+import type * as InferenceError from "../InferenceError.js"
+import * as RateLimit from "../RateLimit.js"
+import * as ResponseCache from "../ResponseCache.js"
+import * as UsageTracker from "../UsageTracker.js"
+import type * as classify from "./classify.js"
+import * as ClientOptions from "./clientOptions.js"
+import * as RateLimitInternal from "./rateLimit.js"
+import * as request from "./request.js"
+import * as RetryPolicy from "./retryPolicy.js"
+import * as Slots from "./slots.js"
+import * as UsageTrackerInternal from "./usageTracker.js"
+import * as validate from "./validate.js"
+
+/**
+ * A client's environment: what every call of it runs with.
+ *
+ * @internal
+ */
+export interface Environment {
+  readonly options: ClientOptions.Resolved
+  /** The key, to cut out of anything a server sends. */
+  readonly secret: string
+  readonly http: HttpClient.HttpClient
+  /** Whether a tracer that exports is installed (see `request.tracing`). */
+  readonly tracing: boolean
+  /** The retry policy with its log line, or none. */
+  readonly retry: Schedule.Schedule<unknown, InferenceError.InferenceError> | undefined
+  readonly breakers: CircuitBreaker.Registry | undefined
+  readonly limiter: RateLimit.RateLimit | undefined
+  readonly slots: Slots.Slots | undefined
+  readonly tracker: UsageTracker.UsageTracker.Service | undefined
+  readonly cache: ResponseCache.ResponseCache.Service | undefined
+}
+
+/**
+ * How far a call has got: attempts begun over every model, the model of the
+ * last one, the request id of the last response. Written by the attempts,
+ * read by the total timeout's error and the usage record.
+ *
+ * @internal
+ */
+export interface CallState {
+  attempts: number
+  model: string | undefined
+  requestId: string | undefined
+}
+
+/** @internal */
+export const callState = (model: string | undefined): CallState => ({ attempts: 0, model, requestId: undefined })
+
+/**
+ * The context of one attempt (its model and number, the key to scrub), counted
+ * in `call`.
+ *
+ * @internal
+ */
+export const attemptContext = (
+  env: Environment,
+  call: CallState,
+  model: string | undefined,
+  attempt: number
+): classify.CallContext => {
+  call.attempts++
+  call.model = model
+  return { model, attempt, secret: env.secret, baseUrl: env.options.baseUrl }
+}
+
+/**
+ * Builds a client's environment from its options and the `HttpClient` (and
+ * optional services) in context. Invalid options are a defect, with a message
+ * naming the option.
+ *
+ * @internal
+ */
+export const make = (
+  options: InferenceClient.Options
+): Effect.Effect<Environment, never, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const resolved = yield* validate.optionsOrDie("InferenceClient", ClientOptions.resolveOptions(options))
+    const http = request.transport(resolved, yield* HttpClient.HttpClient)
+    const tracing = yield* request.tracing
+    const breakers = resolved.circuitBreaker === undefined
+      ? undefined
+      : options.circuitBreaker === undefined
+      ? Option.getOrUndefined(yield* Effect.serviceOption(CircuitBreaker.Breakers)) ??
+        (yield* CircuitBreaker.makeRegistry(resolved.circuitBreaker))
+      : yield* CircuitBreaker.makeRegistry(resolved.circuitBreaker)
+    const limiter = resolved.rateLimit === undefined
+      ? Option.getOrUndefined(yield* Effect.serviceOption(RateLimit.Limiter))
+      : yield* RateLimitInternal.makeResolved(resolved.rateLimit)
+    // A FIFO queue, not Effect's Semaphore: one release of that resumes every waiter (see slots.ts).
+    const slots = resolved.maxConcurrency === Infinity ? undefined : yield* Slots.make(resolved.maxConcurrency)
+    const usage = resolved.usage
+    const tracker = usage === false
+      ? undefined
+      : usage === undefined
+      ? Option.getOrUndefined(yield* Effect.serviceOption(UsageTracker.UsageTracker)) ?? (yield* UsageTracker.make())
+      : yield* UsageTrackerInternal.makeResolved(usage)
+    const cache = Option.getOrUndefined(yield* Effect.serviceOption(ResponseCache.ResponseCache))
+    const retry = resolved.retry === undefined ? undefined : RetryPolicy.logged(resolved.retry)
+    return {
+      options: resolved,
+      secret: Redacted.value(resolved.apiKey),
+      http,
+      tracing,
+      retry,
+      breakers,
+      limiter,
+      slots,
+      tracker,
+      cache
+    }
+  })
