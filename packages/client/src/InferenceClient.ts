@@ -109,6 +109,16 @@ export declare namespace InferenceClient {
 /**
  * How the client is set up. Only `apiKey` is required.
  *
+ * The optional services (circuit breakers, the rate limiter, the usage
+ * tracker, the response cache, and the stores that keep their state) follow
+ * one rule: `false` turns one off; options given here build the client's own;
+ * left out, the service in context is used, if there is one (a
+ * `CircuitBreaker.layer`, `RateLimit.layer`, `UsageTracker.layer`,
+ * `ResponseCache.layer...`, a store layer), so that several clients share it
+ * and the application can read it; otherwise a default: breakers and a usage
+ * tracker with their default options, no rate limit, no cache, and stores in
+ * memory.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -185,15 +195,17 @@ export interface Options {
    * The circuit breaker in front of each model of this endpoint (see
    * `CircuitBreaker`): `false` to turn it off, or its options. Default on: 5
    * failures in a row or half of the last 20 calls trip it; breaks of 10 s
-   * doubling to 2 minutes; 2 probes. A `CircuitBreaker.layer` in context, if
-   * any, supplies the breakers instead.
+   * doubling to 2 minutes; 2 probes. Left out, a `CircuitBreaker.layer` in
+   * context, if any, supplies the breakers; options given here make the
+   * client's own.
    */
   readonly circuitBreaker?: false | CircuitBreaker.Options | undefined
   /**
    * Client-side limits: at most so many requests and tokens per interval (see
    * `RateLimit`), so that a batch stays under a known quota without 429s. Default
-   * none. A `RateLimit.layer` in context, if any, is used instead, so that
-   * several clients of one project share a quota.
+   * none. Left out, a `RateLimit.layer` in context, if any, is used, so that
+   * several clients of one project share a quota; options given here make the
+   * client's own.
    */
   readonly rateLimit?: RateLimit.Options | undefined
   /**

@@ -6,8 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as CircuitBreaker from "../../src/CircuitBreaker.js"
 import * as InferenceClient from "../../src/InferenceClient.js"
-import { hello, layer, MODEL, withClient } from "../utils/Client.js"
-import { failureOf } from "../utils/Client.js"
+import { failureOf, hello, layer, MODEL, withClient } from "../utils/Client.js"
 import * as Fake from "../utils/FakeTransport.js"
 
 describe("InferenceClient", () => {
