@@ -9,27 +9,30 @@
  * tested deterministically; this one reads Effect's `Clock` lazily, so
  * `TestClock` tests are exact, and backs off repeated trips with a `Schedule`.
  *
+ * A breaker keeps its state in the `CircuitBreakerStore` in context, if there
+ * is one (breakers of the same key over one store are one breaker, across
+ * processes for a store on a server), and otherwise in memory of its own.
+ *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
+import type * as Metric from "effect/Metric"
 import type * as Queue from "effect/Queue"
 import type * as Schedule from "effect/Schedule"
-import * as Schema from "effect/Schema"
+import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { CircuitOpenError, InferenceError } from "./InferenceError.js"
-// The internal module builds this module's classes, so these functions call into it lazily (no import cycle at load).
 import * as internal from "./internal/circuitBreaker.js"
 
 /**
  * @since 0.1.0
  * @category models
  */
-export const State = Schema.Literal("closed", "open", "half-open")
+export const State: Schema.Literal<["closed", "open", "half-open"]> = internal.State
 
 /**
  * @since 0.1.0
@@ -79,17 +82,13 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export class StateChange extends Schema.TaggedClass<StateChange>("@effect-inference/client/CircuitBreaker/StateChange")(
-  "StateChange",
-  {
-    key: Schema.String,
-    from: State,
-    to: State,
-    /** Epoch milliseconds, from Effect's `Clock`. */
-    at: Schema.Number,
-    reason: Schema.String
-  }
-) {}
+export const StateChange: typeof internal.StateChange = internal.StateChange
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type StateChange = internal.StateChange
 
 /**
  * The whole state of a breaker, serialisable with Schema, so that it can be
@@ -98,23 +97,13 @@ export class StateChange extends Schema.TaggedClass<StateChange>("@effect-infere
  * @since 0.1.0
  * @category models
  */
-export class Snapshot extends Schema.Class<Snapshot>("@effect-inference/client/CircuitBreaker/Snapshot")({
-  key: Schema.String,
-  state: State,
-  /** Counted failures in a row. */
-  consecutiveFailures: Schema.Int,
-  /** The outcomes of the last calls, oldest first (`true` for a counted failure). */
-  window: Schema.Array(Schema.Boolean),
-  /** Trips since the breaker last closed: how far the break schedule has stepped. */
-  trips: Schema.Int,
-  /** While open: when it turns half-open, in epoch milliseconds (`null` while isolated). */
-  openUntil: Schema.NullOr(Schema.Number),
-  /** Held open by `isolate` until `reset`. */
-  isolated: Schema.Boolean,
-  /** While half-open: probes let through and probes that succeeded. */
-  probes: Schema.Int,
-  probesSucceeded: Schema.Int
-}) {}
+export const Snapshot: typeof internal.Snapshot = internal.Snapshot
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Snapshot = internal.Snapshot
 
 /**
  * One breaker.
@@ -147,7 +136,8 @@ export interface CircuitBreaker {
 }
 
 /**
- * Makes one breaker.
+ * Makes one breaker, over the `CircuitBreakerStore` in context or else a
+ * memory store of its own.
  *
  * @example
  * ```ts
@@ -189,7 +179,8 @@ export interface Registry {
 }
 
 /**
- * Makes a registry of breakers sharing `options`.
+ * Makes a registry of breakers sharing `options`, over the
+ * `CircuitBreakerStore` in context or else one memory store of its own.
  *
  * @example
  * ```ts
@@ -251,17 +242,11 @@ export const layer = (options?: Options): Layer.Layer<Breakers> => Layer.effect(
  * @since 0.1.0
  * @category metrics
  */
-export const metrics = {
-  transitions: Metric.counter("inference_circuit_breaker_transitions", {
-    description: "Circuit breaker state changes, by breaker and by from/to state"
-  }),
-  rejected: Metric.counter("inference_circuit_breaker_rejected", {
-    description: "Calls failed fast by an open or busy half-open breaker"
-  }),
-  state: Metric.gauge("inference_circuit_breaker_state", {
-    description: "Breaker state: 0 closed, 1 half-open, 2 open"
-  })
-}
+export const metrics: {
+  transitions: Metric.Metric.Counter<number>
+  rejected: Metric.Metric.Counter<number>
+  state: Metric.Metric.Gauge<number>
+} = internal.metrics
 
 /**
  * The key of the breaker for a base URL and a model.

@@ -17,6 +17,22 @@ export * as ChatCompletion from "./ChatCompletion.js"
 export * as ChatCompletionChunk from "./ChatCompletionChunk.js"
 
 /**
+ * Where circuit breakers keep their state: in memory by default, or in a store
+ * shared by several processes.
+ *
+ * @since 0.2.0
+ */
+export * as CircuitBreakerStore from "./CircuitBreakerStore.js"
+
+/**
+ * Where concurrency slots are held, as leases: in memory by default, or in a
+ * store shared by several processes.
+ *
+ * @since 0.2.0
+ */
+export * as ConcurrencyStore from "./ConcurrencyStore.js"
+
+/**
  * A circuit breaker for inference calls, per endpoint and model.
  *
  * @since 0.1.0

@@ -1,17 +1,31 @@
 /**
- * Where a breaker counts a failure and decides its state.
+ * The breaker's shell: it keeps the state in a `CircuitBreakerStore`, asks the
+ * pure core (`circuitBreakerCore.ts`) for every decision, and carries the
+ * decisions out: runs or refuses the call, and announces each change of state
+ * on the breaker's events, its metrics and its log.
  *
- * Every decision is a pure step over the state and the clock's `now`: no timers,
- * so nothing runs between calls and a `TestClock` test sees exact transitions. An
- * open breaker turns half-open when a call (or a read of its state) finds its
- * break over.
+ * A step reads the stored entry, decides, and writes with a compare-and-set;
+ * when another writer came first it reads and decides again. Nothing runs on a
+ * timer, so nothing happens between calls and a `TestClock` test sees exact
+ * transitions: an open breaker turns half-open when a call (or a read of its
+ * state) finds its break over.
  *
- * A step that changes the state's kind (a trip, a probe, a reset) takes a lock,
- * as a `SynchronizedRef` would, so that its announcements keep their order. A
- * call through a closed breaker that does not trip it (nearly every call) needs
- * none of that: it is one synchronous read and write of the same value, taken
- * only while no locked step is under way: two locked steps per call (a
- * semaphore each) cost tens of µs, more than the breaker's decision itself.
+ * A step that announces nothing (nearly every one: a call through a closed
+ * breaker and its outcome, a probe taken) is written at once. A step that
+ * changes the state's kind (a trip, a probe's verdict, a reset) also takes a
+ * lock, so that a breaker's announcements keep their order. With the memory
+ * store (the default) a step that announces nothing is synchronous: a call
+ * through a closed breaker that does not trip it is one synchronous read and
+ * compare-and-set of the stored entry, with no lock and no effect in between;
+ * two locked steps per call (a semaphore each) would cost tens of µs, more
+ * than the breaker's decision itself.
+ *
+ * The break schedule is the one thing a store cannot hold: its state is
+ * whatever the user's `Schedule` keeps. The shell keeps it, as the state after
+ * the breaker's `trips` so far, and steps it when the core asks for a break.
+ * When the stored trips are not the ones it stepped (a restore, or another
+ * process), it replays that many steps from the start, as a restore always
+ * has.
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -28,12 +42,62 @@ import * as Intervals from "effect/ScheduleIntervals"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type * as CB from "../CircuitBreaker.js"
-import { metrics, Snapshot, StateChange } from "../CircuitBreaker.js"
+import type * as Api from "../CircuitBreakerStore.js"
 import { CircuitOpenError } from "../InferenceError.js"
 import type { InferenceError } from "../InferenceError.js"
+import * as Core from "./circuitBreakerCore.js"
+import * as Store from "./circuitBreakerStore.js"
 import * as checks from "./options.js"
 import * as Slots from "./slots.js"
 import { optionsOrDie } from "./validate.js"
+
+/** @internal */
+export const State = Schema.Literal(...Core.kinds)
+
+/** @internal */
+export class StateChange extends Schema.TaggedClass<StateChange>("@effect-inference/client/CircuitBreaker/StateChange")(
+  "StateChange",
+  {
+    key: Schema.String,
+    from: State,
+    to: State,
+    /** Epoch milliseconds, from Effect's `Clock`. */
+    at: Schema.Number,
+    reason: Schema.String
+  }
+) {}
+
+/** @internal */
+export class Snapshot extends Schema.Class<Snapshot>("@effect-inference/client/CircuitBreaker/Snapshot")({
+  key: Schema.String,
+  state: State,
+  /** Counted failures in a row. */
+  consecutiveFailures: Schema.Int,
+  /** The outcomes of the last calls, oldest first (`true` for a counted failure). */
+  window: Schema.Array(Schema.Boolean),
+  /** Trips since the breaker last closed: how far the break schedule has stepped. */
+  trips: Schema.Int,
+  /** While open: when it turns half-open, in epoch milliseconds (`null` while isolated). */
+  openUntil: Schema.NullOr(Schema.Number),
+  /** Held open by `isolate` until `reset`. */
+  isolated: Schema.Boolean,
+  /** While half-open: probes let through and probes that succeeded. */
+  probes: Schema.Int,
+  probesSucceeded: Schema.Int
+}) {}
+
+/** @internal */
+export const metrics = {
+  transitions: Metric.counter("inference_circuit_breaker_transitions", {
+    description: "Circuit breaker state changes, by breaker and by from/to state"
+  }),
+  rejected: Metric.counter("inference_circuit_breaker_rejected", {
+    description: "Calls failed fast by an open or busy half-open breaker"
+  }),
+  state: Metric.gauge("inference_circuit_breaker_state", {
+    description: "Breaker state: 0 closed, 1 half-open, 2 open"
+  })
+}
 
 /**
  * The one place that says which failures count against a breaker by default.
@@ -56,13 +120,9 @@ export const isServiceFailure = (error: InferenceError): boolean => {
   }
 }
 
-const stateValue: Record<CB.State, number> = { closed: 0, "half-open": 1, open: 2 }
-
 interface Resolved {
-  readonly consecutiveFailures: number
-  readonly rate: { readonly threshold: number; readonly window: number; readonly minimumCalls: number } | undefined
+  readonly core: Core.Options
   readonly breakDuration: Schedule.Schedule<unknown, unknown>
-  readonly halfOpenProbes: number
   readonly isFailure: (error: InferenceError) => boolean
 }
 
@@ -71,40 +131,20 @@ const DEFAULT_BREAK = Schedule.exponential("10 seconds", 2).pipe(
 )
 
 const resolve = (options: CB.Options = {}): Resolved => ({
-  consecutiveFailures: options.consecutiveFailures === false ? Infinity : options.consecutiveFailures ?? 5,
-  rate: options.failureRate === false
-    ? undefined
-    : options.failureRate ?? { threshold: 0.5, window: 20, minimumCalls: 10 },
+  core: {
+    consecutiveFailures: options.consecutiveFailures === false ? Infinity : options.consecutiveFailures ?? 5,
+    rate: options.failureRate === false
+      ? undefined
+      : options.failureRate ?? { threshold: 0.5, window: 20, minimumCalls: 10 },
+    halfOpenProbes: options.halfOpenProbes ?? 2
+  },
   breakDuration: options.breakDuration === undefined
     ? DEFAULT_BREAK
     : Schedule.isSchedule(options.breakDuration)
     ? options.breakDuration
     : Schedule.spaced(options.breakDuration),
-  halfOpenProbes: options.halfOpenProbes ?? 2,
   isFailure: options.isFailure ?? isServiceFailure
 })
-
-/** The state, with the break schedule's own state and a generation that tells stale outcomes apart. */
-interface Internal {
-  readonly state: CB.State
-  readonly consecutiveFailures: number
-  readonly window: ReadonlyArray<boolean>
-  readonly trips: number
-  readonly openUntil: number | null
-  /** When it last opened, to repeat that break if the schedule has finished. */
-  readonly openedAt: number | null
-  readonly isolated: boolean
-  readonly probes: number
-  readonly probesSucceeded: number
-  readonly generation: number
-  readonly scheduleState: unknown
-}
-
-type Permit =
-  | { readonly _tag: "Allowed"; readonly generation: number; readonly probe: boolean }
-  | { readonly _tag: "Rejected"; readonly state: "open" | "half-open"; readonly retryAfter: number | undefined }
-
-type Outcome = "success" | "failure" | "ignored"
 
 const FailureRate = Schema.Struct({
   threshold: checks.check(
@@ -151,186 +191,206 @@ export const validate = (input: CB.Options): Either.Either<CB.Options, string> =
 const resolveOrDie = (options: CB.Options | undefined): Effect.Effect<Resolved> =>
   Effect.map(optionsOrDie("CircuitBreaker", validate(options ?? {})), resolve)
 
+/** The store in context, or else a memory store of the caller's own. */
+const storeOrMemory: Effect.Effect<Api.CircuitBreakerStore.Service> = Effect.map(
+  Effect.serviceOption(Store.CircuitBreakerStore),
+  Option.getOrElse(Store.unsafeMakeMemory)
+)
+
 /** @internal */
 export const make = (key: string, options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
-  Effect.flatMap(resolveOrDie(options), (o) => build(key, o, undefined))
+  Effect.flatMap(
+    resolveOrDie(options),
+    (o) => Effect.flatMap(storeOrMemory, (store) => build(key, o, undefined, store))
+  )
 
-/** A breaker of checked options; for a registry's breakers, its events go to `shared` as well. */
-const build = (key: string, o: Resolved, shared: PubSub.PubSub<StateChange> | undefined) =>
+const gaugeValue: Record<Core.Kind, number> = { closed: 0, "half-open": 1, open: 2 }
+
+/** A key never written: a closed breaker with no history. */
+const fresh: Api.Entry = { version: 0, state: Core.initial }
+
+/** The decision on a call: the last of a `Call` step's decisions. */
+const verdictOf = (decisions: ReadonlyArray<Core.Decision>) => {
+  const last = decisions[decisions.length - 1]
+  return last !== undefined && (last._tag === "Admit" || last._tag === "Refuse") ? last : undefined
+}
+
+const storeFailed = (key: string, error: Api.CircuitBreakerStoreError, consequence: string) =>
+  Effect.logWarning(`Circuit breaker store failed: ${consequence}`).pipe(
+    Effect.annotateLogs({ breaker: key, error: error.message })
+  )
+
+/**
+ * A breaker of checked options over `store`; for a registry's breakers, its
+ * events go to `shared` as well.
+ */
+const build = (
+  key: string,
+  o: Resolved,
+  shared: PubSub.PubSub<StateChange> | undefined,
+  store: Api.CircuitBreakerStore.Service
+) =>
   Effect.gen(function*() {
     // Its own events, and (for a registry's breakers) the registry's too.
     const pubsub = yield* PubSub.sliding<StateChange>(1024)
-    const initial = (): Internal => ({
-      state: "closed",
-      consecutiveFailures: 0,
-      window: [],
-      trips: 0,
-      openUntil: null,
-      openedAt: null,
-      isolated: false,
-      probes: 0,
-      probesSucceeded: 0,
-      generation: 0,
-      scheduleState: o.breakDuration.initial
-    })
-    let cell = initial()
-    /** A locked step is under way: a synchronous step must wait for it, or it would be overwritten. */
-    let busy = false
-    // A FIFO queue, not Effect's Semaphore: with the breaker open or half-open every call takes this lock, and
+    const memory = Store.isMemory(store) ? store : undefined
+    // A FIFO queue, not Effect's Semaphore: while the breaker changes state many calls may wait for this lock, and
     // one release of a Semaphore resumes every fiber waiting for it (see slots.ts).
     const lock = yield* Slots.make(1)
-    /** One locked step: `f` decides from the state, and its new state is kept when it succeeds. */
-    const modify = <B>(f: (s: Internal) => Effect.Effect<readonly [B, Internal]>): Effect.Effect<B> =>
-      lock.withPermit(
-        Effect.suspend(() => {
-          busy = true
-          return f(cell)
-        }).pipe(
-          Effect.map(([b, next]) => {
-            cell = next
-            return b
-          }),
-          Effect.ensuring(Effect.sync(() => {
-            busy = false
-          }))
-        )
-      )
     // Tagged once per breaker, not per call.
     const gauge = Metric.tagged(metrics.state, "breaker", key)
     const rejectedCount = Metric.tagged(metrics.rejected, "breaker", key)
     const transitionCount = Metric.tagged(metrics.transitions, "breaker", key)
     yield* Metric.set(gauge, 0)
 
-    const announce = (from: CB.State, to: CB.State, now: number, reason: string) =>
-      Effect.all([
-        Effect.suspend(() => {
-          const event = new StateChange({ key, from, to, at: now, reason })
-          return shared === undefined
-            ? PubSub.publish(pubsub, event)
-            : Effect.zipRight(PubSub.publish(pubsub, event), PubSub.publish(shared, event))
-        }),
-        Metric.increment(Metric.tagged(Metric.tagged(transitionCount, "from", from), "to", to)),
-        Metric.set(gauge, stateValue[to]),
-        Effect.logDebug(`Circuit ${from} -> ${to}`).pipe(Effect.annotateLogs({ breaker: key, reason }))
-      ], { discard: true })
+    /** The break schedule's state after `trips` trips in a row (see the module's doc). */
+    let schedule: { readonly trips: number; readonly state: unknown } = { trips: 0, state: o.breakDuration.initial }
 
-    /** Open (again): the break is the next step of the schedule; a finished schedule keeps its last break. */
-    const trip = (s: Internal, now: number, reason: string) =>
-      Effect.map(
-        o.breakDuration.step(now, undefined, s.scheduleState),
-        ([scheduleState, , decision]): readonly [Internal, Effect.Effect<void>] => {
-          const previous = s.openUntil !== null && s.openedAt !== null ? s.openUntil - s.openedAt : 0
-          const delay = ScheduleDecision.isDone(decision)
-            ? previous
-            : Math.max(0, Intervals.start(decision.intervals) - now)
-          return [{
-            ...s,
-            state: "open",
-            openUntil: now + delay,
-            openedAt: now,
-            trips: s.trips + 1,
-            probes: 0,
-            probesSucceeded: 0,
-            generation: s.generation + 1,
-            scheduleState: ScheduleDecision.isDone(decision) ? s.scheduleState : scheduleState
-          }, announce(s.state, "open", now, reason)]
-        }
+    const replay = (trips: number, now: number): Effect.Effect<unknown> =>
+      Effect.reduce(
+        Array.from({ length: trips }),
+        o.breakDuration.initial,
+        (state) => Effect.map(o.breakDuration.step(now, undefined, state), ([next]) => next)
       )
 
-    /** An open breaker whose break is over is half-open. */
-    const current = (s: Internal, now: number): readonly [Internal, Effect.Effect<void>] =>
-      s.state === "open" && !s.isolated && s.openUntil !== null && now >= s.openUntil
-        ? [
-          { ...s, state: "half-open", probes: 0, probesSucceeded: 0, generation: s.generation + 1 },
-          announce("open", "half-open", now, "break over")
-        ]
-        : [s, Effect.void]
+    /** The break after `trips` trips, and the schedule's state after it; a finished schedule repeats the last. */
+    const nextBreak = (trips: number, now: number): Effect.Effect<readonly [Core.Break, unknown]> =>
+      Effect.flatMap(
+        trips === 0
+          ? Effect.succeed(o.breakDuration.initial)
+          : trips === schedule.trips
+          ? Effect.succeed(schedule.state)
+          : replay(trips, now),
+        (state) =>
+          Effect.map(
+            o.breakDuration.step(now, undefined, state),
+            ([next, , decision]): readonly [Core.Break, unknown] =>
+              ScheduleDecision.isDone(decision)
+                ? ["repeat", state]
+                : [Math.max(0, Intervals.start(decision.intervals) - now), next]
+          )
+      )
 
-    const acquire = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      modify((before) => {
-        const [s, announced] = current(before, now)
-        let permit: Permit
-        let next = s
-        if (s.state === "closed") permit = { _tag: "Allowed", generation: s.generation, probe: false }
-        else if (s.state === "open") {
-          permit = {
-            _tag: "Rejected",
-            state: "open",
-            retryAfter: s.openUntil === null ? undefined : Math.max(0, s.openUntil - now)
-          }
-        } else if (s.probes < o.halfOpenProbes) {
-          permit = { _tag: "Allowed", generation: s.generation, probe: true }
-          next = { ...s, probes: s.probes + 1 }
-        } else permit = { _tag: "Rejected", state: "half-open", retryAfter: undefined }
-        return Effect.as(announced, [permit, next] as const)
-      }))
+    const announce = (decisions: ReadonlyArray<Core.Decision>, now: number) =>
+      Effect.forEach(decisions, (decision) => {
+        if (decision._tag !== "Transition") return Effect.void
+        const { from, reason, to } = decision
+        return Effect.all([
+          Effect.suspend(() => {
+            const event = new StateChange({ key, from, to, at: now, reason })
+            return shared === undefined
+              ? PubSub.publish(pubsub, event)
+              : Effect.zipRight(PubSub.publish(pubsub, event), PubSub.publish(shared, event))
+          }),
+          Metric.increment(Metric.tagged(Metric.tagged(transitionCount, "from", from), "to", to)),
+          Metric.set(gauge, gaugeValue[to]),
+          Effect.logDebug(`Circuit ${from} -> ${to}`).pipe(Effect.annotateLogs({ breaker: key, reason }))
+        ], { discard: true })
+      }, { discard: true })
 
-    /** A closed breaker after one more outcome, and why it trips, if it does. */
-    const counted = (s: Internal, outcome: Exclude<Outcome, "ignored">): readonly [Internal, string | undefined] => {
-      const failed = outcome === "failure"
-      const consecutiveFailures = failed ? s.consecutiveFailures + 1 : 0
-      const size = o.rate?.window ?? 0
-      const window = size === 0 ? s.window : [...s.window, failed].slice(-size)
-      const next = { ...s, consecutiveFailures, window }
-      if (consecutiveFailures >= o.consecutiveFailures) return [next, `${consecutiveFailures} failures in a row`]
-      if (o.rate !== undefined && failed && window.length >= o.rate.minimumCalls) {
-        const failures = window.filter(Boolean).length
-        if (failures / window.length >= o.rate.threshold) {
-          return [next, `${failures} of the last ${window.length} calls failed`]
-        }
+    const read: Effect.Effect<Api.Entry, Api.CircuitBreakerStoreError> = Effect.map(
+      store.get(key),
+      Option.getOrElse(() => fresh)
+    )
+
+    /** A step decided, and the break schedule's state after it if it stepped the schedule (a trip). */
+    type Decided = readonly [Core.Step, { readonly schedule: unknown } | undefined]
+
+    /** Decides `event` from `entry`, with the next break if the core asks for one. */
+    const decideWithBreak = (entry: Api.Entry, event: Core.Event, now: number): Effect.Effect<Decided> => {
+      const first = Core.step(entry.state, event, now, o.core)
+      if (event._tag !== "Outcome" || !first[1].some((decision) => decision._tag === "NeedsBreak")) {
+        return Effect.succeed([first, undefined])
       }
-      return [next, undefined]
+      return Effect.map(nextBreak(entry.state.trips, now), ([after, schedule]): Decided => {
+        const decided = Core.step(entry.state, { ...event, nextBreak: after }, now, o.core)
+        return [decided, { schedule }]
+      })
     }
 
-    const recordLocked = (permit: Extract<Permit, { _tag: "Allowed" }>, outcome: Outcome) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        modify((before): Effect.Effect<readonly [void, Internal]> => {
-          const [s, announced] = current(before, now)
-          // A call that started before the last change of state says nothing about the new one.
-          if (s.generation !== permit.generation) {
-            return Effect.as(announced, [undefined, s] as const)
-          }
-          const done = (next: Internal, effect: Effect.Effect<void> = Effect.void) =>
-            Effect.as(Effect.zipRight(announced, effect), [undefined, next] as const)
-          if (s.state === "half-open") {
-            if (outcome === "ignored") {
-              return done({ ...s, probes: Math.max(0, s.probes - 1) })
+    /**
+     * One step under the lock: read, decide, compare-and-set, and announce what
+     * changed; read and decide again if another writer came first.
+     */
+    const commit = (event: Core.Event, now: number): Effect.Effect<Core.Step, Api.CircuitBreakerStoreError> =>
+      Effect.flatMap(read, (entry) =>
+        Effect.flatMap(decideWithBreak(entry, event, now), ([[next, decisions], stepped]) =>
+          Effect.flatMap(
+            next === entry.state ? Effect.succeed(true) : store.compareAndSet(key, entry.version, next),
+            (written): Effect.Effect<Core.Step, Api.CircuitBreakerStoreError> => {
+              if (!written) {
+                return commit(event, now)
+              }
+              if (stepped !== undefined) {
+                schedule = { trips: next.trips, state: stepped.schedule }
+              }
+              return Effect.as(announce(decisions, now), [next, decisions] as const)
             }
-            if (outcome === "failure") {
-              return Effect.flatMap(
-                trip(s, now, "a probe failed"),
-                ([next, announce]) => done(next, announce)
-              )
-            }
-            const succeeded = s.probesSucceeded + 1
-            if (succeeded < o.halfOpenProbes) return done({ ...s, probesSucceeded: succeeded })
-            return done(
-              { ...initial(), generation: s.generation + 1 },
-              announce("half-open", "closed", now, `${succeeded} probes succeeded`)
-            )
-          }
-          if (s.state !== "closed" || outcome === "ignored") return done(s)
-          const [next, reason] = counted(s, outcome)
-          return reason === undefined
-            ? done(next)
-            : Effect.flatMap(trip(next, now, reason), ([tripped, announce]) => done(tripped, announce))
-        }))
+          )))
 
-    const record = (permit: Extract<Permit, { _tag: "Allowed" }>, outcome: Outcome): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        // Counted in one synchronous step unless it trips the breaker or a locked step is under way.
-        if (!busy && cell.state === "closed" && cell.generation === permit.generation) {
-          if (outcome === "ignored") return Effect.void
-          const [next, reason] = counted(cell, outcome)
-          if (reason === undefined) {
-            cell = next
+    /**
+     * One step. One that announces nothing is written at once (synchronously,
+     * with the memory store); one that announces a change goes through the lock.
+     */
+    const decide = (event: Core.Event, now: number): Effect.Effect<Core.Step, Api.CircuitBreakerStoreError> => {
+      if (memory !== undefined) {
+        return Effect.suspend(() => {
+          const entry = memory.unsafeGet(key) ?? fresh
+          const result = Core.step(entry.state, event, now, o.core)
+          if (!Core.isQuiet(result[1])) {
+            return lock.withPermit(commit(event, now))
+          }
+          // Nothing ran since the read: this write cannot miss.
+          if (result[0] !== entry.state) {
+            memory.unsafeCompareAndSet(key, entry.version, result[0])
+          }
+          return Effect.succeed(result)
+        })
+      }
+      const optimistic: Effect.Effect<Core.Step, Api.CircuitBreakerStoreError> = Effect.flatMap(read, (entry) => {
+        const result = Core.step(entry.state, event, now, o.core)
+        if (!Core.isQuiet(result[1])) {
+          return lock.withPermit(commit(event, now))
+        }
+        if (result[0] === entry.state) {
+          return Effect.succeed(result)
+        }
+        return Effect.flatMap(
+          store.compareAndSet(key, entry.version, result[0]),
+          (written) =>
+            written ? Effect.succeed(result) : optimistic
+        )
+      })
+      return optimistic
+    }
+
+    /**
+     * A step whose caller has no error channel for the store (`state`,
+     * `snapshot`, `isolate`, `reset`, `restore`): a store that cannot answer is
+     * a defect there (see the store's contract).
+     */
+    const decideOrDie = (event: Core.Event) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.orDie(decide(event, now)))
+
+    /** Counts a call's outcome; one the store cannot take is dropped (the breaker fails open). */
+    const record = (generation: number, outcome: Core.Outcome): Effect.Effect<void> =>
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        const event: Core.Event = { _tag: "Outcome", generation, outcome }
+        // The common case, spelt out as one synchronous step: `decide` would take it too, at the cost of an effect.
+        if (memory !== undefined) {
+          const entry = memory.unsafeGet(key) ?? fresh
+          const [next, decisions] = Core.step(entry.state, event, now, o.core)
+          if (Core.isQuiet(decisions)) {
+            if (next !== entry.state) memory.unsafeCompareAndSet(key, entry.version, next)
             return Effect.void
           }
         }
-        return recordLocked(permit, outcome)
+        return Effect.catchAll(decide(event, now), (error) => storeFailed(key, error, "an outcome was not counted"))
       })
 
-    const outcomeOf = (exit: Exit.Exit<unknown, InferenceError>): Outcome =>
+    const outcomeOf = (exit: Exit.Exit<unknown, InferenceError>): Core.Outcome =>
       Exit.isSuccess(exit)
         ? "success"
         : Exit.isInterrupted(exit)
@@ -340,109 +400,76 @@ const build = (key: string, o: Resolved, shared: PubSub.PubSub<StateChange> | un
           onSome: (error) => (o.isFailure(error) ? "failure" : "ignored")
         })
 
+    const call: Effect.Effect<Core.Step, Api.CircuitBreakerStoreError> = Effect.flatMap(
+      Clock.currentTimeMillis,
+      (now) => decide({ _tag: "Call" }, now)
+    )
+
     const withBreaker = <A, E extends InferenceError, R>(
       effect: Effect.Effect<A, E, R>
     ): Effect.Effect<A, E | CircuitOpenError, R> =>
       Effect.suspend(() => {
-        // A closed breaker lets every call through and holds no slot for it: no lock, and nothing to lose to an
+        // A closed breaker lets every call through and holds no slot for it: no step, and nothing to lose to an
         // interruption before the outcome is counted.
-        if (!busy && cell.state === "closed") {
-          const permit = { _tag: "Allowed", generation: cell.generation, probe: false } as const
-          return Effect.onExit(effect, (exit) => record(permit, outcomeOf(exit)))
+        if (memory !== undefined) {
+          const state = (memory.unsafeGet(key) ?? fresh).state
+          if (Core.admitsAll(state)) {
+            const generation = state.generation
+            return Effect.onExit(effect, (exit) => record(generation, outcomeOf(exit)))
+          }
         }
-        // Masked: a permit taken must reach onExit, or an interruption in between would keep a probe slot forever.
+        // Masked: a probe admitted must reach onExit, or an interruption in between would keep its slot forever.
         return Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(acquire, (permit): Effect.Effect<A, E | CircuitOpenError, R> =>
-            permit._tag === "Rejected"
-              ? Effect.zipRight(
-                Metric.increment(rejectedCount),
-                Effect.fail(
-                  new CircuitOpenError({
-                    breaker: key,
-                    state: permit.state,
-                    retryAfter: permit.retryAfter === undefined
-                      ? Option.none()
-                      : Option.some(Duration.millis(permit.retryAfter))
-                  })
-                )
+          Effect.flatMap(Effect.either(call), (decided): Effect.Effect<A, E | CircuitOpenError, R> => {
+            if (Either.isLeft(decided)) {
+              // The store could not answer: the call goes through (the breaker fails open), and is not counted.
+              return Effect.zipRight(storeFailed(key, decided.left, "a call went through unguarded"), restore(effect))
+            }
+            // A `Call` step always ends with its verdict.
+            const verdict = verdictOf(decided.right[1])
+            if (verdict === undefined) return restore(effect)
+            if (verdict._tag === "Admit") {
+              return Effect.onExit(restore(effect), (exit) => record(verdict.generation, outcomeOf(exit)))
+            }
+            return Effect.zipRight(
+              Metric.increment(rejectedCount),
+              Effect.fail(
+                new CircuitOpenError({
+                  breaker: key,
+                  state: verdict.state,
+                  retryAfter: verdict.retryAfter === undefined
+                    ? Option.none()
+                    : Option.some(Duration.millis(verdict.retryAfter))
+                })
               )
-              : Effect.onExit(restore(effect), (exit) => record(permit, outcomeOf(exit))))
+            )
+          })
         )
       })
 
-    const state = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      modify((before) => {
-        const [s, announced] = current(before, now)
-        return Effect.as(announced, [s.state, s] as const)
-      }))
+    const state = Effect.map(decideOrDie({ _tag: "Read" }), ([s]) => s.state)
 
-    const snapshot = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      modify((before) => {
-        const [s, announced] = current(before, now)
-        return Effect.as(
-          announced,
-          [
-            new Snapshot({
-              key,
-              state: s.state,
-              consecutiveFailures: s.consecutiveFailures,
-              window: s.window,
-              trips: s.trips,
-              openUntil: s.openUntil,
-              isolated: s.isolated,
-              probes: s.probes,
-              probesSucceeded: s.probesSucceeded
-            }),
-            s
-          ] as const
-        )
+    const snapshot = Effect.map(decideOrDie({ _tag: "Read" }), ([s]) =>
+      new Snapshot({
+        key,
+        state: s.state,
+        consecutiveFailures: s.consecutiveFailures,
+        window: s.window,
+        trips: s.trips,
+        openUntil: s.openUntil,
+        isolated: s.isolated,
+        probes: s.probes,
+        probesSucceeded: s.probesSucceeded
       }))
 
     const restore = (saved: Snapshot) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        modify((s) => {
-          // The schedule's own state cannot be saved; replaying its steps gives the same breaks.
-          const replay = Effect.reduce(
-            Array.from({ length: saved.trips }),
-            o.breakDuration.initial,
-            (state) => Effect.map(o.breakDuration.step(now, undefined, state), ([next]) => next)
-          )
-          return Effect.flatMap(replay, (scheduleState) => {
-            const next: Internal = {
-              state: saved.state,
-              consecutiveFailures: saved.consecutiveFailures,
-              window: saved.window,
-              trips: saved.trips,
-              openUntil: saved.openUntil,
-              openedAt: saved.state === "open" ? now : null,
-              isolated: saved.isolated,
-              probes: saved.probes,
-              probesSucceeded: saved.probesSucceeded,
-              generation: s.generation + 1,
-              scheduleState
-            }
-            return Effect.as(
-              s.state === saved.state ? Effect.void : announce(s.state, saved.state, now, "restored"),
-              [undefined, next] as const
-            )
-          })
-        }))
-
-    const isolate = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      modify((s) =>
-        Effect.as(
-          s.state === "open" ? Effect.void : announce(s.state, "open", now, "isolated"),
-          [undefined, { ...s, state: "open", isolated: true, openUntil: null, generation: s.generation + 1 }] as const
-        )
-      ))
-
-    const reset = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      modify((s) =>
-        Effect.as(
-          s.state === "closed" ? Effect.void : announce(s.state, "closed", now, "reset"),
-          [undefined, { ...initial(), generation: s.generation + 1 }] as const
-        )
-      ))
+        // The schedule's own state cannot be saved; replaying its steps gives the same breaks.
+        Effect.flatMap(replay(saved.trips, now), (scheduleState) =>
+          Effect.flatMap(Effect.orDie(decide({ _tag: "Restore", saved }, now)), () =>
+            Effect.sync(() => {
+              schedule = { trips: saved.trips, state: scheduleState }
+            }))))
 
     return {
       key,
@@ -450,8 +477,8 @@ const build = (key: string, o: Resolved, shared: PubSub.PubSub<StateChange> | un
       state,
       snapshot,
       restore,
-      isolate,
-      reset,
+      isolate: Effect.asVoid(decideOrDie({ _tag: "Isolate" })),
+      reset: Effect.asVoid(decideOrDie({ _tag: "Reset" })),
       events: Stream.fromPubSub(pubsub),
       subscribe: PubSub.subscribe(pubsub)
     } satisfies CB.CircuitBreaker
@@ -461,6 +488,7 @@ const build = (key: string, o: Resolved, shared: PubSub.PubSub<StateChange> | un
 export const makeRegistry = (options?: CB.Options): Effect.Effect<CB.Registry> =>
   Effect.gen(function*() {
     const o = yield* resolveOrDie(options)
+    const store = yield* storeOrMemory
     const pubsub = yield* PubSub.sliding<StateChange>(4096)
     const breakers = new Map<string, CB.CircuitBreaker>()
     const lock = yield* Slots.make(1)
@@ -471,7 +499,7 @@ export const makeRegistry = (options?: CB.Options): Effect.Effect<CB.Registry> =
         return lock.withPermit(Effect.suspend(() => {
           const raced = breakers.get(key)
           if (raced !== undefined) return Effect.succeed(raced)
-          return Effect.tap(build(key, o, pubsub), (breaker) => Effect.sync(() => breakers.set(key, breaker)))
+          return Effect.tap(build(key, o, pubsub, store), (breaker) => Effect.sync(() => breakers.set(key, breaker)))
         }))
       })
     return {

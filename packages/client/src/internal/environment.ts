@@ -23,6 +23,7 @@ import * as ResponseCache from "../ResponseCache.js"
 import * as UsageTracker from "../UsageTracker.js"
 import type * as classify from "./classify.js"
 import * as ClientOptions from "./clientOptions.js"
+import * as ConcurrencyStoreInternal from "./concurrencyStore.js"
 import * as RateLimitInternal from "./rateLimit.js"
 import * as request from "./request.js"
 import * as RetryPolicy from "./retryPolicy.js"
@@ -46,7 +47,7 @@ export interface Environment {
   readonly retry: Schedule.Schedule<unknown, InferenceError.InferenceError> | undefined
   readonly breakers: CircuitBreaker.Registry | undefined
   readonly limiter: RateLimit.RateLimit | undefined
-  readonly slots: Slots.Slots | undefined
+  readonly slots: Slots.Permits | undefined
   readonly tracker: UsageTracker.UsageTracker.Service | undefined
   readonly cache: ResponseCache.ResponseCache.Service | undefined
 }
@@ -107,8 +108,19 @@ export const make = (
     const limiter = resolved.rateLimit === undefined
       ? Option.getOrUndefined(yield* Effect.serviceOption(RateLimit.Limiter))
       : yield* RateLimitInternal.makeResolved(resolved.rateLimit)
-    // A FIFO queue, not Effect's Semaphore: one release of that resumes every waiter (see slots.ts).
-    const slots = resolved.maxConcurrency === Infinity ? undefined : yield* Slots.make(resolved.maxConcurrency)
+    // A FIFO queue, not Effect's Semaphore: one release of that resumes every waiter (see slots.ts). With a
+    // ConcurrencyStore in context, the slots are leases in it, shared by every client of the same endpoint and
+    // project (the provider's limit is per project), in front of which this client keeps its own FIFO line.
+    const store = yield* Effect.serviceOption(ConcurrencyStoreInternal.ConcurrencyStore)
+    const slots: Slots.Permits | undefined = resolved.maxConcurrency === Infinity
+      ? undefined
+      : Option.isNone(store)
+      ? yield* Slots.make(resolved.maxConcurrency)
+      : yield* Slots.makeWithStore({
+        limit: resolved.maxConcurrency,
+        key: `${resolved.baseUrl} ${resolved.project ?? "(default project)"}`,
+        store: store.value
+      })
     const usage = resolved.usage
     const tracker = usage === false
       ? undefined

@@ -57,11 +57,11 @@ import * as timeout from "./timeout.js"
  * @internal
  */
 export const withSlot: {
-  (slots: Slots.Slots | undefined): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R | Scope.Scope>
-  <A, E, R>(self: Effect.Effect<A, E, R>, slots: Slots.Slots | undefined): Effect.Effect<A, E, R | Scope.Scope>
+  (slots: Slots.Permits | undefined): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R | Scope.Scope>
+  <A, E, R>(self: Effect.Effect<A, E, R>, slots: Slots.Permits | undefined): Effect.Effect<A, E, R | Scope.Scope>
 } = dual(
   2,
-  <A, E, R>(self: Effect.Effect<A, E, R>, slots: Slots.Slots | undefined): Effect.Effect<A, E, R | Scope.Scope> =>
+  <A, E, R>(self: Effect.Effect<A, E, R>, slots: Slots.Permits | undefined): Effect.Effect<A, E, R | Scope.Scope> =>
     slots === undefined ? self : Effect.zipRight(slots.takeScoped, self)
 )
 

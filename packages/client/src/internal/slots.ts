@@ -34,9 +34,15 @@
  * `restore(take)` could still be lost to an interruption between the wait and
  * the caller's next step, and so `takeScoped` puts it in the scope in the same
  * uninterruptible step.
+ *
+ * `makeWithStore` puts such a line in front of a `ConcurrencyStore`, for a
+ * limit shared by several processes: see `StoreSlots` below.
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import type * as Scope from "effect/Scope"
+import type * as ConcurrencyStore from "../ConcurrencyStore.js"
 
 /** Makes an effect interruptible again inside `Effect.uninterruptibleMask`. */
 export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
@@ -52,11 +58,28 @@ interface Waiter {
 }
 
 /**
+ * What a call needs of a concurrency limit: to run holding a slot, or to hold
+ * one for a scope. `Slots` keeps the limit in this process alone;
+ * `StoreSlots` in a store that other processes share.
+ *
+ * @internal
+ */
+export interface Permits {
+  /**
+   * Runs `self` holding a slot, given back when `self` ends, however it ends.
+   * The wait is interruptible; `self` runs with the caller's interruptibility.
+   */
+  readonly withPermit: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Takes a slot for the current scope, given back when the scope closes. */
+  readonly takeScoped: Effect.Effect<void, never, Scope.Scope>
+}
+
+/**
  * A FIFO queue of `permits` permits.
  *
  * @internal
  */
-export class Slots {
+export class Slots implements Permits {
   private free: number
   private head: Waiter | undefined = undefined
   private tail: Waiter | undefined = undefined
@@ -188,3 +211,213 @@ export const unsafeMake = (permits: number): Slots => new Slots(permits)
  * @internal
  */
 export const make = (permits: number): Effect.Effect<Slots> => Effect.sync(() => new Slots(permits))
+
+/** A slot taken through a store: its lease id, and whether the store holds it (not when it could not answer). */
+interface Lease {
+  readonly id: string
+  readonly stored: boolean
+}
+
+/**
+ * A concurrency limit kept in a `ConcurrencyStore`, behind a FIFO line of
+ * this process.
+ *
+ * A store cannot wake a waiter, and a thousand waiters polling it would be a
+ * thousand requests per poll, so the waiters wait in a `Slots` line of one
+ * permit: whoever holds that permit is the head of the line, and only the
+ * head asks the store. When the store says no, the head waits for a call of
+ * this line to end (a release here wakes it at once) or, if this line holds
+ * fewer than `limit` slots (other processes hold the rest), for a poll
+ * interval at most, and asks again. Once it has a slot it gives the head
+ * permit to the next in line. So the order within the process is FIFO, a
+ * release or an interrupted waiter costs O(1) whatever the number waiting,
+ * and the store sees one request at a time from this line.
+ *
+ * While a call runs, its lease is renewed every third of the lease time, so
+ * two renewals can fail before it expires. A renewal that finds the lease
+ * expired (the process stalled longer than the lease) logs a warning: the
+ * slot may be someone else's by then, and the call goes on regardless.
+ *
+ * When the store cannot answer, the line lets a call through unleased if it
+ * holds fewer than `limit` slots itself: each process keeps to the limit on
+ * its own until the store is back, rather than stop every call.
+ *
+ * @internal
+ */
+export class StoreSlots implements Permits {
+  /** Its holder is the head of the line, the one waiter that asks the store. */
+  private readonly line = new Slots(1)
+  /** Slots held by this line's calls. */
+  private holding = 0
+  /** Counts the releases here, so that the head, between asking and waiting, never misses one. */
+  private releases = 0
+  /** Wakes the head, while it waits. */
+  private wake: (() => void) | undefined = undefined
+  private leases = 0
+  /** Unique to this line, so that lease ids are unique across processes. */
+  private readonly prefix = globalThis.crypto.randomUUID()
+
+  constructor(
+    readonly limit: number,
+    readonly key: string,
+    private readonly store: ConcurrencyStore.ConcurrencyStore.Service,
+    readonly leaseMillis: number,
+    readonly pollMillis: number
+  ) {}
+
+  /** Slots held by this line's calls. */
+  get held(): number {
+    return this.holding
+  }
+
+  /** Calls waiting for a slot, the head among them. */
+  get waiting(): number {
+    return this.line.waiting + (this.line.available === 0 ? 1 : 0)
+  }
+
+  private failed(error: ConcurrencyStore.ConcurrencyStoreError, consequence: string): Effect.Effect<void> {
+    return Effect.logWarning(`Concurrency store failed: ${consequence}`).pipe(
+      Effect.annotateLogs({ key: this.key, error: error.message })
+    )
+  }
+
+  /** Waits until a release here after the `seen`-th, or for a poll interval at most when `poll`. */
+  private released(seen: number, poll: boolean): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.releases !== seen) return Effect.void
+      const signal = Effect.async<void>((resume) => {
+        this.wake = () => resume(Effect.void)
+        return Effect.sync(() => {
+          this.wake = undefined
+        })
+      })
+      return poll ? Effect.race(signal, Effect.sleep(this.pollMillis)) : signal
+    })
+  }
+
+  /**
+   * Asks the store for a slot for a new lease id. The request is
+   * interruptible; an interruption releases the id, as the store may have
+   * granted it just then (a release is idempotent).
+   */
+  private tryAcquire(restore: Restore): Effect.Effect<Lease | undefined> {
+    return Effect.suspend(() => {
+      const id = `${this.prefix}:${this.leases++}`
+      return restore(
+        this.store.tryAcquire({ key: this.key, leaseId: id, limit: this.limit, leaseMillis: this.leaseMillis })
+      ).pipe(
+        Effect.onInterrupt(() => Effect.ignore(this.store.release({ key: this.key, leaseId: id }))),
+        Effect.map((granted): Lease | undefined => granted ? { id, stored: true } : undefined),
+        Effect.catchAll((error) => Effect.as(this.failed(error, "a call went through unleased"), { id, stored: false }))
+      )
+    })
+  }
+
+  /** The head's turn: asks the store until it has a slot; the waits are interruptible. */
+  private ask(restore: Restore): Effect.Effect<Lease> {
+    return Effect.suspend(() => {
+      const seen = this.releases
+      // This line holds every slot: only one of its own releases can free one, and the store need not be asked.
+      if (this.holding >= this.limit) return Effect.zipRight(restore(this.released(seen, false)), this.ask(restore))
+      return Effect.flatMap(this.tryAcquire(restore), (lease) => {
+        if (lease === undefined) return Effect.zipRight(restore(this.released(seen, true)), this.ask(restore))
+        this.holding++
+        return Effect.succeed(lease)
+      })
+    })
+  }
+
+  /** Takes a slot, to be called in an uninterruptible region (see `Slots.take`); the caller must release it. */
+  private take(restore: Restore): Effect.Effect<Lease> {
+    return Effect.zipRight(this.line.take(restore), Effect.ensuring(this.ask(restore), this.line.release))
+  }
+
+  private release(lease: Lease): Effect.Effect<void> {
+    return Effect.ensuring(
+      lease.stored
+        ? Effect.catchAll(
+          this.store.release({ key: this.key, leaseId: lease.id }),
+          (error) => this.failed(error, "a slot was not given back; its lease will expire")
+        )
+        : Effect.void,
+      Effect.sync(() => {
+        this.holding--
+        this.releases++
+        const wake = this.wake
+        this.wake = undefined
+        wake?.()
+      })
+    )
+  }
+
+  /** Renews the lease every third of its time, until it is lost; interrupted when the call ends. */
+  private keepAlive(lease: Lease): Effect.Effect<void> {
+    const renew = Effect.catchAll(
+      this.store.renew({ key: this.key, leaseId: lease.id, leaseMillis: this.leaseMillis }),
+      (error) => Effect.as(this.failed(error, "a lease was not renewed"), true)
+    )
+    return Effect.zipRight(
+      Effect.repeat(Effect.zipRight(Effect.sleep(this.leaseMillis / 3), renew), { while: (renewed) => renewed }),
+      Effect.logWarning("Concurrency lease expired before its call ended; the call goes on").pipe(
+        Effect.annotateLogs({ key: this.key, lease: lease.id })
+      )
+    )
+  }
+
+  withPermit<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(this.take(restore), (lease) => {
+        if (!lease.stored) return Effect.ensuring(restore(self), this.release(lease))
+        return Effect.flatMap(
+          Effect.fork(Effect.interruptible(this.keepAlive(lease))),
+          (renewal) => Effect.ensuring(restore(self), Effect.zipRight(Fiber.interrupt(renewal), this.release(lease)))
+        )
+      })
+    )
+  }
+
+  readonly takeScoped: Effect.Effect<void, never, Scope.Scope> = Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(this.take(restore), (lease) =>
+      Effect.zipRight(
+        Effect.addFinalizer(() => this.release(lease)),
+        // Closed before the release above: finalizers run in reverse.
+        lease.stored ? Effect.asVoid(Effect.forkScoped(Effect.interruptible(this.keepAlive(lease)))) : Effect.void
+      ))
+  )
+}
+
+/**
+ * What `makeWithStore` needs.
+ *
+ * @internal
+ */
+export interface StoreOptions {
+  /** Slots in all, across every process using `key`: a whole number >= 1. */
+  readonly limit: number
+  readonly key: string
+  readonly store: ConcurrencyStore.ConcurrencyStore.Service
+  /**
+   * How long a slot stays taken without a renewal: the longest a crashed
+   * process's slot stays lost. Renewed every third of it. Default 30 seconds.
+   */
+  readonly lease?: Duration.DurationInput | undefined
+  /** How long the head of the line waits before asking again while other processes hold the slots. Default 100 ms. */
+  readonly pollInterval?: Duration.DurationInput | undefined
+}
+
+/**
+ * A limit of `limit` slots kept in `store` under `key`, behind a FIFO line of
+ * this process (see `StoreSlots`).
+ *
+ * @internal
+ */
+export const makeWithStore = (options: StoreOptions): Effect.Effect<StoreSlots> =>
+  Effect.sync(() =>
+    new StoreSlots(
+      options.limit,
+      options.key,
+      options.store,
+      Math.max(1, Math.round(Duration.toMillis(options.lease ?? Duration.seconds(30)))),
+      Duration.toMillis(options.pollInterval ?? Duration.millis(100))
+    )
+  )

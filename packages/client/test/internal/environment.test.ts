@@ -8,6 +8,7 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as CircuitBreaker from "../../src/CircuitBreaker.js"
+import * as ConcurrencyStore from "../../src/ConcurrencyStore.js"
 import * as InferenceClient from "../../src/InferenceClient.js"
 import * as RateLimit from "../../src/RateLimit.js"
 import * as UsageTracker from "../../src/UsageTracker.js"
@@ -84,6 +85,33 @@ describe("InferenceClient", () => {
         yield* twoCalls(Fake.make([Fake.completion(), Fake.completion()]), { usage: { logLevel: "None" } }, inContext)
         yield* twoCalls(Fake.make([Fake.completion(), Fake.completion()]), { usage: false }, inContext)
         assert.strictEqual((yield* tracker.totals).overall.calls, 2)
+      }))
+  })
+
+  describe("stores", () => {
+    it.effect("a ConcurrencyStore in context holds the slots of every client of one project", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => Fake.delayed("1 second", () => Fake.completion()))
+        const client = InferenceClient.InferenceClient.pipe(Effect.provide(layer(fake, { maxConcurrency: 2 })))
+        const calls = Effect.gen(function*() {
+          const [a, b] = yield* Effect.all([client, client])
+          yield* Effect.forEach(
+            [a, b, a, b, a, b],
+            (c) => c.chatCompletion(hello),
+            { concurrency: "unbounded" }
+          )
+        })
+        // Each client alone would have 2 in flight, 4 together; the store holds both to the one limit.
+        yield* Fake.runWithClock(Effect.provide(calls, ConcurrencyStore.layerMemory))
+        assert.strictEqual(fake.maxInFlight(), 2)
+        assert.strictEqual(fake.requests.length, 6)
+        const alone = Fake.make(() => Fake.delayed("1 second", () => Fake.completion()))
+        const own = InferenceClient.InferenceClient.pipe(Effect.provide(layer(alone, { maxConcurrency: 2 })))
+        yield* Fake.runWithClock(Effect.gen(function*() {
+          const [a, b] = yield* Effect.all([own, own])
+          yield* Effect.forEach([a, b, a, b], (c) => c.chatCompletion(hello), { concurrency: "unbounded" })
+        }))
+        assert.strictEqual(alone.maxInFlight(), 4)
       }))
   })
 })
