@@ -26,6 +26,10 @@
  * When the stored trips are not the ones it stepped (a restore, or another
  * process), it replays that many steps from the start, as a restore always
  * has.
+ *
+ * Past 400 lines because it is the whole of a breaker's surface in one place:
+ * the step loop, the announcements (events, metrics, log), snapshots and
+ * restore, and the registry of breakers by key.
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"

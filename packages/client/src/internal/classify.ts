@@ -1,6 +1,12 @@
 /**
  * Where a status, a transport failure or a bad body becomes an `InferenceError`.
  * Every method of the client maps its failures here, and nowhere else.
+ *
+ * It is long because it is the one table of the error model: every status,
+ * every body shape W&B and vLLM are seen to send, every SSE error frame and
+ * every transport failure, each with its retry facts and hint. Split, the rules
+ * that read the same body (status, then code, then type, then message) would
+ * be read in several places.
  */
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"

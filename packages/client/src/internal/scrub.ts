@@ -11,6 +11,9 @@
  * it was written in, becomes `<redacted>`. A key shorter than `RUN` is looked for whole; one shorter than
  * `MIN_KEY` not at all.
  *
+ * Its length is the decoders of those escapes, written here so that each form is matched exactly as the
+ * scrubber finds it (a general HTML decoder would not say where in the text a decoded character came from).
+ *
  * The key's runs are hashed once per key (a rolling hash of each of its `RUN`-character windows), so a
  * text is scanned in one pass per decoding level, without building a string per position.
  *

@@ -23,6 +23,10 @@
  * at that moment; `@effect/experimental`'s `RateLimiter` limits a rate, not
  * what is in flight.
  *
+ * Two lines live here, past 400 lines together: `Slots`, in memory, and
+ * `StoreSlots`, the same FIFO line in front of a `ConcurrencyStore`; they share
+ * the waiter list and its rules for interrupted waiters.
+ *
  * Here a waiter is a node of a doubly linked list. A release hands its permit
  * to the oldest waiter directly (the waiter holds it from that instant, before
  * its fiber runs), so a release wakes one fiber, and an interrupted waiter

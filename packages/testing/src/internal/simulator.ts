@@ -6,6 +6,9 @@
  * send half a body, destroy a connection mid-stream. Those need the raw socket
  * and response objects, which a well-behaved server framework rightly hides. The
  * public module wraps this class in Effect (a scoped resource and a service).
+ * Its length is one request's life on the server (limits, faults, the answer,
+ * the stream, the log); the request checks, replies and generated text live in
+ * modules of their own.
  */
 import * as http from "node:http"
 import type { Socket } from "node:net"
