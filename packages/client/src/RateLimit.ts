@@ -20,6 +20,10 @@
  * from Effect's `Clock` and `Deferred` and a FIFO queue: a waiting caller sleeps in
  * its own fiber, nothing runs in the background, and `TestClock` tests are exact.
  *
+ * The logs live in a `RateLimitStore`: by default one in memory for each
+ * limiter; a limiter made where one is provided keeps them there (a store
+ * shared by several processes keeps one quota across all of them).
+ *
  * @since 0.1.0
  */
 import type * as Cause from "effect/Cause"

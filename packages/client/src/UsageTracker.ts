@@ -7,7 +7,10 @@
  * with {@link layer}, which is how an application reads totals, events and
  * alerts). A budget reserves each call's upper estimate before it is sent and
  * settles it from the `usage` the server reports, so calls in flight at the
- * same time cannot spend past the limit together.
+ * same time cannot spend past the limit together. The budget lives in a
+ * `BudgetStore`: by default one in memory for each tracker; a tracker made
+ * where one is provided keeps its budget there (a store shared by several
+ * processes, and kept across restarts, keeps one budget for all of them).
  *
  * @since 0.1.0
  */
@@ -17,12 +20,13 @@ import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as LogLevel from "effect/LogLevel"
 import type * as Queue from "effect/Queue"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { ChatCompletionRequestInput, Usage } from "./ChatCompletion.js"
-import type { BudgetExceededError, InferenceError, InvalidRequestError } from "./InferenceError.js"
-import { BudgetDimension } from "./InferenceError.js"
+import type { BudgetDimension, BudgetExceededError, InferenceError, InvalidRequestError } from "./InferenceError.js"
+import * as pricing from "./internal/pricing.js"
+import * as events from "./internal/usageEvents.js"
+import * as usageMetrics from "./internal/usageMetrics.js"
 import * as internal from "./internal/usageTracker.js"
 
 /**
@@ -62,7 +66,7 @@ export interface Price {
  * @since 0.1.0
  * @category constants
  */
-export const DEFAULT_PRICES: Readonly<Record<string, Price>> = internal.DEFAULT_PRICES
+export const DEFAULT_PRICES: Readonly<Record<string, Price>> = pricing.DEFAULT_PRICES
 
 /**
  * A spending limit. Give `usd`, `tokens` or both; each is watched on its own.
@@ -120,13 +124,13 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export const UsageSource = Schema.Literal("reported", "estimated", "none")
+export const UsageSource: typeof events.UsageSource = events.UsageSource
 
 /**
  * @since 0.1.0
  * @category models
  */
-export type UsageSource = typeof UsageSource.Type
+export type UsageSource = events.UsageSource
 
 /**
  * What one call used, published on `events` and
@@ -135,79 +139,61 @@ export type UsageSource = typeof UsageSource.Type
  * `"Defect"`. `timestamp` is in milliseconds since the epoch, from the
  * `Clock`.
  *
+ * A `Schema.Class` with the fields `timestamp`, `model`, `stream`, `cached`,
+ * `outcome`, `attempts`, `promptTokens`, `completionTokens`, `totalTokens`,
+ * `cachedTokens` (the prompt tokens the server read from its prefix cache,
+ * part of `promptTokens` and priced at `cachedInput`; 0 when it reports none;
+ * since 0.2.0), `reasoningTokens` (the completion tokens the model spent
+ * thinking, part of `completionTokens`; 0 when the server reports none; since
+ * 0.2.0), `usage` (a {@link UsageSource}), `costUsd`, `priced` (`false` when
+ * the model has no price, so its cost counts as 0), `latencyMillis` and
+ * `requestId` (optional).
+ *
  * @since 0.1.0
  * @category models
  */
-export class UsageEvent extends Schema.Class<UsageEvent>("@effect-inference/client/UsageTracker/UsageEvent")({
-  timestamp: Schema.Number,
-  model: Schema.String,
-  stream: Schema.Boolean,
-  cached: Schema.Boolean,
-  outcome: Schema.String,
-  attempts: Schema.Int,
-  promptTokens: Schema.Int,
-  completionTokens: Schema.Int,
-  totalTokens: Schema.Int,
-  /**
-   * The prompt tokens the server read from its prefix cache (part of
-   * `promptTokens`, priced at `cachedInput`); 0 when it reports none.
-   *
-   * @since 0.2.0
-   */
-  cachedTokens: Schema.optionalWith(Schema.Int, { default: () => 0 }),
-  /**
-   * The completion tokens the model spent thinking (part of
-   * `completionTokens`); 0 when the server reports none.
-   *
-   * @since 0.2.0
-   */
-  reasoningTokens: Schema.optionalWith(Schema.Int, { default: () => 0 }),
-  usage: UsageSource,
-  costUsd: Schema.Number,
-  /** `false` when the model has no price, so its cost counts as 0. */
-  priced: Schema.Boolean,
-  latencyMillis: Schema.Number,
-  requestId: Schema.optional(Schema.String)
-}) {}
+export const UsageEvent: typeof events.UsageEvent = events.UsageEvent
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type UsageEvent = events.UsageEvent
 
 /**
  * Spending crossed a threshold of a budget (published once per threshold and
- * period).
+ * period): a `Schema.TaggedClass` with the fields `dimension`, `threshold`
+ * (the fraction of the limit crossed, for example `0.8`), `spent`, `limit`,
+ * `periodStart` (when the budget's period started, in milliseconds since the
+ * epoch) and `model` (of the call that crossed it).
  *
  * @since 0.1.0
  * @category models
  */
-export class BudgetAlert extends Schema.TaggedClass<BudgetAlert>("@effect-inference/client/UsageTracker/BudgetAlert")(
-  "BudgetAlert",
-  {
-    dimension: BudgetDimension,
-    /** The fraction of the limit crossed, for example `0.8`. */
-    threshold: Schema.Number,
-    spent: Schema.Number,
-    limit: Schema.Number,
-    /** When the budget's period started, in milliseconds since the epoch. */
-    periodStart: Schema.Number,
-    /** The model of the call that crossed it. */
-    model: Schema.String
-  }
-) {}
+export const BudgetAlert: typeof events.BudgetAlert = events.BudgetAlert
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type BudgetAlert = events.BudgetAlert
 
 /**
  * The server said the account is out of credits or at its spending cap (a
- * `QuotaExceededError`: 402, or a 429 about quota). Published every time.
+ * `QuotaExceededError`: 402, or a 429 about quota). Published every time. A
+ * `Schema.TaggedClass` with the fields `model`, `status` (optional),
+ * `requestId` (optional) and `message`.
  *
  * @since 0.1.0
  * @category models
  */
-export class QuotaAlert extends Schema.TaggedClass<QuotaAlert>("@effect-inference/client/UsageTracker/QuotaAlert")(
-  "QuotaAlert",
-  {
-    model: Schema.String,
-    status: Schema.optional(Schema.Int),
-    requestId: Schema.optional(Schema.String),
-    message: Schema.String
-  }
-) {}
+export const QuotaAlert: typeof events.QuotaAlert = events.QuotaAlert
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type QuotaAlert = events.QuotaAlert
 
 /**
  * An alert, published on `alerts` and logged as a
@@ -216,13 +202,13 @@ export class QuotaAlert extends Schema.TaggedClass<QuotaAlert>("@effect-inferenc
  * @since 0.1.0
  * @category models
  */
-export const Alert = Schema.Union(BudgetAlert, QuotaAlert)
+export const Alert: typeof events.Alert = events.Alert
 
 /**
  * @since 0.1.0
  * @category models
  */
-export type Alert = typeof Alert.Type
+export type Alert = events.Alert
 
 /**
  * Totals over a set of calls.
@@ -347,7 +333,7 @@ export interface CallUsage {
  * @since 0.2.0
  * @category constructors
  */
-export const callUsage: (usage: Usage) => CallUsage = internal.callUsage
+export const callUsage: (usage: Usage) => CallUsage = events.callUsage
 
 /**
  * What the client reports about a finished call to
@@ -522,4 +508,4 @@ export const layer = (options?: Options): Layer.Layer<UsageTracker> => Layer.eff
  * @since 0.1.0
  * @category metrics
  */
-export const metrics = internal.metrics
+export const metrics = usageMetrics.metrics

@@ -17,6 +17,14 @@ export * as ChatCompletion from "./ChatCompletion.js"
 export * as ChatCompletionChunk from "./ChatCompletionChunk.js"
 
 /**
+ * Where budgets keep their spending: in memory by default, or in a store that
+ * outlives the process and is shared by several.
+ *
+ * @since 0.2.0
+ */
+export * as BudgetStore from "./BudgetStore.js"
+
+/**
  * Where circuit breakers keep their state: in memory by default, or in a store
  * shared by several processes.
  *
@@ -66,6 +74,14 @@ export * as Model from "./Model.js"
  * @since 0.1.0
  */
 export * as RateLimit from "./RateLimit.js"
+
+/**
+ * Where rate limits keep their windows: in memory by default, or in a store
+ * shared by several processes.
+ *
+ * @since 0.2.0
+ */
+export * as RateLimitStore from "./RateLimitStore.js"
 
 /**
  * A cache of successful responses, in memory or persistent.

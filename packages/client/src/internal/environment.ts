@@ -105,9 +105,12 @@ export const make = (
       ? Option.getOrUndefined(yield* Effect.serviceOption(CircuitBreaker.Breakers)) ??
         (yield* CircuitBreaker.makeRegistry(resolved.circuitBreaker))
       : yield* CircuitBreaker.makeRegistry(resolved.circuitBreaker)
+    // The client's own limiter and tracker keep their state under keys of this endpoint and project, so that
+    // clients of different projects sharing a store do not share a quota or a budget.
+    const scope = `${resolved.baseUrl} ${resolved.project ?? "(default project)"}`
     const limiter = resolved.rateLimit === undefined
       ? Option.getOrUndefined(yield* Effect.serviceOption(RateLimit.Limiter))
-      : yield* RateLimitInternal.makeResolved(resolved.rateLimit)
+      : yield* RateLimitInternal.makeResolved(resolved.rateLimit, { key: `rate-limit ${scope}` })
     // A FIFO queue, not Effect's Semaphore: one release of that resumes every waiter (see slots.ts). With a
     // ConcurrencyStore in context, the slots are leases in it, shared by every client of the same endpoint and
     // project (the provider's limit is per project), in front of which this client keeps its own FIFO line.
@@ -118,7 +121,7 @@ export const make = (
       ? yield* Slots.make(resolved.maxConcurrency)
       : yield* Slots.makeWithStore({
         limit: resolved.maxConcurrency,
-        key: `${resolved.baseUrl} ${resolved.project ?? "(default project)"}`,
+        key: `concurrency ${scope}`,
         store: store.value
       })
     const usage = resolved.usage
@@ -126,7 +129,7 @@ export const make = (
       ? undefined
       : usage === undefined
       ? Option.getOrUndefined(yield* Effect.serviceOption(UsageTracker.UsageTracker)) ?? (yield* UsageTracker.make())
-      : yield* UsageTrackerInternal.makeResolved(usage)
+      : yield* UsageTrackerInternal.makeResolved(usage, { key: `budget ${scope}` })
     const cache = Option.getOrUndefined(yield* Effect.serviceOption(ResponseCache.ResponseCache))
     const retry = resolved.retry === undefined ? undefined : RetryPolicy.logged(resolved.retry)
     return {

@@ -2,26 +2,30 @@
  * Where a call waits for room in the rate limits, and where its tokens are
  * reserved, charged and given back.
  *
- * Each limit is a log of charges over a sliding window: a call fits if what was
- * charged in the last `interval`, with what calls in flight have reserved,
- * leaves room for it. (Why not Effect's `RateLimiter`: see `RateLimit.ts`.)
- * Every decision is one synchronous step over the logs and the clock's `now`,
- * so no other fiber sees a half-made change; a caller that finds no room sleeps
- * in its own fiber until the oldest charge in the way expires, or until a
- * settlement may have made room, whichever comes first. Nothing runs between
- * calls.
+ * The limiter decides nothing itself: the rule (a log of charges over a
+ * sliding window per limit) is the pure core in `rateLimitCore.ts`, and the
+ * windows live in a `RateLimitStore`, whose every operation is atomic, so no
+ * other fiber (or process, with a shared store) sees a half-made change. (Why
+ * not Effect's `RateLimiter`: see `RateLimit.ts`.) What stays here is the
+ * waiting: a caller that finds no room sleeps in its own fiber until the store
+ * says the oldest charge in the way expires, or until a settlement may have
+ * made room, whichever comes first, and callers wait in line, one at a time.
+ * Nothing runs between calls.
  */
-import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as RateLimit from "../RateLimit.js"
+import type * as RateLimitStore from "../RateLimitStore.js"
 import * as checks from "./options.js"
+import * as core from "./rateLimitCore.js"
+import * as store from "./rateLimitStore.js"
 import * as Slots from "./slots.js"
 import * as tokenCounts from "./tokens.js"
 import * as validate from "./validate.js"
@@ -30,17 +34,19 @@ import * as validate from "./validate.js"
 // Options
 // ---------------------------------------------------------------------------
 
-/** @internal */
-export interface ResolvedLimit {
-  readonly limit: number
-  readonly intervalMillis: number
-}
+/**
+ * One limit, checked: the store's `Window`.
+ *
+ * @internal
+ */
+export type ResolvedLimit = RateLimitStore.Window
 
-/** @internal */
-export interface Resolved {
-  readonly requests: ResolvedLimit | undefined
-  readonly tokens: ResolvedLimit | undefined
-}
+/**
+ * The limits, checked: the store's `Limits`, given with each of its operations.
+ *
+ * @internal
+ */
+export type Resolved = RateLimitStore.Limits
 
 const Limit = Schema.Struct({ limit: checks.wholeNumber(1), interval: checks.duration({ finite: true }) })
 
@@ -68,86 +74,6 @@ export const resolveOptions = (options: RateLimit.Options): Either.Either<Resolv
   }))
 
 // ---------------------------------------------------------------------------
-// One limit
-// ---------------------------------------------------------------------------
-
-interface Charge {
-  /** Epoch milliseconds; the charge counts until `at + interval` (excluded). */
-  readonly at: number
-  readonly amount: number
-}
-
-/**
- * One limit's log. It is changed only inside a synchronous step of an Effect,
- * so each change is atomic.
- */
-class Window {
-  /**
-   * Charges oldest first, appended at the clock's time (which only moves
-   * forward); those before `start` have expired. Dropped in bulk rather than
-   * one `shift` at a time, as a busy window holds thousands.
-   */
-  private log: Array<Charge> = []
-  private start = 0
-  /** The sum of the charges still counting. */
-  private charged = 0
-  /** Held by calls in flight; it does not expire, as the call may still be using it. */
-  private reserved = 0
-
-  constructor(readonly limit: number, readonly intervalMillis: number) {}
-
-  private expire(now: number): void {
-    while (this.start < this.log.length && this.log[this.start].at + this.intervalMillis <= now) {
-      this.charged -= this.log[this.start].amount
-      this.start++
-    }
-    // An empty log has nothing charged: whatever the sums left behind in the last bits goes with it.
-    if (this.start === this.log.length) this.charged = 0
-    if (this.start > 1024 && this.start * 2 > this.log.length) {
-      this.log = this.log.slice(this.start)
-      this.start = 0
-    }
-  }
-
-  /**
-   * The earliest time, from `now` on, at which `amount` more fits as far as the
-   * log can tell: `now` if it fits already, when enough of the oldest charges
-   * will have expired otherwise, and `Infinity` if only reservations stand in
-   * the way (a settlement has to free them first).
-   */
-  fitsAt(now: number, amount: number): number {
-    this.expire(now)
-    let used = this.reserved + this.charged
-    if (used + amount <= this.limit) return now
-    for (let i = this.start; i < this.log.length; i++) {
-      used -= this.log[i].amount
-      if (used + amount <= this.limit) return this.log[i].at + this.intervalMillis
-    }
-    return Infinity
-  }
-
-  /**
-   * Charges at most the whole limit: more would keep the window full no longer (the charge expires after one
-   * interval either way), and only makes the sums lose their last bits.
-   */
-  charge(now: number, amount: number): void {
-    if (amount > 0) {
-      const charged = Math.min(amount, this.limit)
-      this.log.push({ at: now, amount: charged })
-      this.charged += charged
-    }
-  }
-
-  reserve(amount: number): void {
-    this.reserved += amount
-  }
-
-  release(amount: number): void {
-    this.reserved = Math.max(0, this.reserved - amount)
-  }
-}
-
-// ---------------------------------------------------------------------------
 // The limiter
 // ---------------------------------------------------------------------------
 
@@ -160,78 +86,117 @@ type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, 
 const tokensOf = (actual: number | undefined, reserved: number): number =>
   tokenCounts.isTokenCount(actual) ? actual : reserved
 
+/**
+ * Where a limiter keeps its windows: a store given explicitly, else the one in
+ * context, else a memory store of its own.
+ *
+ * @internal
+ */
+export interface StoreOptions {
+  readonly store?: RateLimitStore.RateLimitStore.Service | undefined
+  /** Default `"rate-limit"`. */
+  readonly key?: string | undefined
+}
+
 const fromResolved = (
-  resolved: Resolved,
+  limits: Resolved,
+  windows: RateLimitStore.RateLimitStore.Service,
+  key: string,
   gate: Slots.Slots,
   firstChange: Deferred.Deferred<void>
 ): RateLimit.RateLimit => {
-  const requests = resolved.requests === undefined
-    ? undefined
-    : new Window(resolved.requests.limit, resolved.requests.intervalMillis)
-  const tokens = resolved.tokens === undefined
-    ? undefined
-    : new Window(resolved.tokens.limit, resolved.tokens.intervalMillis)
+  const unlimited = limits.requests === undefined && limits.tokens === undefined
   /**
    * Completed, and replaced by a fresh one, whenever a settlement may have made
-   * room. A waiter takes the current one in the same step in which it finds no
-   * room, so a settlement cannot slip between its check and its wait.
+   * room. A waiter takes the current one before it asks the store, so a
+   * settlement that lands between the store's answer and the wait has
+   * completed it already and cannot be missed.
    */
   let changed = firstChange
 
-  const permit = (reservedTokens: number): RateLimit.Permit => {
-    let settled = false
+  /** Wakes the waiter, if any: it asks the store again. */
+  const wake = Effect.flatMap(Deferred.make<void>(), (next) =>
+    Effect.suspend(() => {
+      const woken = changed
+      changed = next
+      return Deferred.succeed(woken, undefined)
+    }))
+
+  /**
+   * A store that could not answer is worked around, not passed on: a limiter
+   * has no error channel, and an outage of its store must not become an
+   * outage of inference (see the store's contract).
+   */
+  const storeFailed = (error: RateLimitStore.RateLimitStoreError, consequence: string) =>
+    Effect.logWarning(`Rate limit store failed: ${consequence}`).pipe(
+      Effect.annotateLogs({ key, error: error.message })
+    )
+
+  /**
+   * `id`: the reservation the store holds for the call; `undefined` for a call
+   * let through without one (no token limit, or a store that could not answer).
+   */
+  const permit = (reservedTokens: number, id: number | undefined): RateLimit.Permit => {
+    let settled = id === undefined || limits.tokens === undefined
     return {
       tokens: reservedTokens,
+      // Uninterruptible: a settlement marked done but never made would hold its reservation for good.
       settle: (actualTokens) =>
-        Effect.flatMap(
-          Effect.zip(Deferred.make<void>(), Clock.currentTimeMillis),
-          ([next, now]) =>
-            Effect.suspend(() => {
-              if (settled || tokens === undefined) return Effect.void
-              settled = true
-              tokens.release(reservedTokens)
-              tokens.charge(now, tokensOf(actualTokens, reservedTokens))
-              const woken = changed
-              changed = next
-              return Deferred.succeed(woken, undefined)
-            })
-        )
+        Effect.uninterruptible(Effect.suspend(() => {
+          if (settled || id === undefined) return Effect.void
+          settled = true
+          return Effect.zipRight(
+            Effect.catchAll(
+              windows.settle({ key, id, used: tokensOf(actualTokens, reservedTokens), limits }),
+              (error) => storeFailed(error, "the reservation stays held in the store")
+            ),
+            wake
+          )
+        }))
     }
   }
 
   /**
    * Waits for room and takes it. Only the waits are interruptible (`restore`);
-   * the check and the charge are one step, so an interrupted caller has taken
-   * nothing and a caller that got through holds its permit. The gate lets one
-   * caller at a time wait for room, in the order they came, so that a large
-   * call is not passed over forever by small ones. (A FIFO queue rather than
-   * Effect's Semaphore, whose every release resumes all the callers queued at
-   * the gate: see slots.ts.)
+   * the store's check and charge are one atomic operation, run
+   * uninterruptibly, so an interrupted caller has taken nothing and a caller
+   * that got through holds its permit. The gate lets one caller at a time wait
+   * for room, in the order they came, so that a large call is not passed over
+   * forever by small ones. (A FIFO queue rather than Effect's Semaphore, whose
+   * every release resumes all the callers queued at the gate: see slots.ts.)
    */
   const admit = (reservedTokens: number, restore: Restore): Effect.Effect<RateLimit.Permit> => {
-    const attempt: Effect.Effect<RateLimit.Permit> = Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const at = Math.max(
-        requests === undefined ? now : requests.fitsAt(now, 1),
-        tokens === undefined ? now : tokens.fitsAt(now, reservedTokens)
-      )
-      if (at <= now) {
-        requests?.charge(now, 1)
-        tokens?.reserve(reservedTokens)
-        return Effect.succeed(permit(reservedTokens))
-      }
-      const wake = Deferred.await(changed)
-      return Effect.zipRight(
-        restore(at === Infinity ? wake : Effect.race(Effect.sleep(Duration.millis(at - now)), wake)),
-        attempt
-      )
+    const attempt: Effect.Effect<RateLimit.Permit> = Effect.suspend(() => {
+      const settlement = Deferred.await(changed)
+      return Effect.matchEffect(windows.admit({ key, tokens: reservedTokens, limits }), {
+        onFailure: (error) =>
+          Effect.as(storeFailed(error, "the call goes through uncounted"), permit(reservedTokens, undefined)),
+        onSuccess: (admission): Effect.Effect<RateLimit.Permit> => {
+          switch (admission._tag) {
+            case "Admitted":
+              return Effect.succeed(permit(reservedTokens, admission.id))
+            case "Wait":
+              return Effect.zipRight(
+                restore(Effect.race(Effect.sleep(Duration.millis(admission.millis)), settlement)),
+                attempt
+              )
+            case "WaitForSettlement":
+              return Effect.zipRight(restore(settlement), attempt)
+          }
+        }
+      })
     })
-    return Effect.zipRight(gate.take(restore), Effect.ensuring(attempt, gate.release))
+    return unlimited
+      ? Effect.succeed(permit(reservedTokens, undefined))
+      : Effect.zipRight(gate.take(restore), Effect.ensuring(attempt, gate.release))
   }
 
-  const reservation = (estimatedTokens: number): Effect.Effect<number> =>
-    Number.isFinite(estimatedTokens) && estimatedTokens >= 0
-      ? Effect.succeed(Math.min(Math.ceil(estimatedTokens), tokens === undefined ? Infinity : tokens.limit))
-      : Effect.dieMessage(`RateLimit: estimatedTokens must be a finite number >= 0, got ${estimatedTokens}`)
+  const reservation = (estimatedTokens: number): Effect.Effect<number> => {
+    const reserved = core.reservation(estimatedTokens, limits)
+    return reserved === undefined
+      ? Effect.dieMessage(`RateLimit: estimatedTokens must be a finite number >= 0, got ${estimatedTokens}`)
+      : Effect.succeed(reserved)
+  }
 
   const acquire = (estimatedTokens: number): Effect.Effect<RateLimit.Permit, never, Scope.Scope> =>
     Effect.flatMap(
@@ -264,16 +229,23 @@ const fromResolved = (
 
 /** @internal */
 export const make = (options: RateLimit.Options): Effect.Effect<RateLimit.RateLimit> =>
-  Effect.flatMap(validate.optionsOrDie("RateLimit", resolveOptions(options)), makeResolved)
+  Effect.flatMap(validate.optionsOrDie("RateLimit", resolveOptions(options)), (resolved) => makeResolved(resolved))
 
 /**
  * A limiter of options checked already (by `resolveOptions`, as the client
- * checks its own `rateLimit` option with the rest of its options).
+ * checks its own `rateLimit` option with the rest of its options). Its windows
+ * live in `options.store`, else in the `RateLimitStore` in context, else in a
+ * memory store of its own, under `options.key` (default `"rate-limit"`).
  *
  * @internal
  */
-export const makeResolved = (resolved: Resolved): Effect.Effect<RateLimit.RateLimit> =>
-  Effect.map(
-    Effect.zip(Slots.make(1), Deferred.make<void>()),
-    ([gate, firstChange]) => fromResolved(resolved, gate, firstChange)
-  )
+export const makeResolved = (resolved: Resolved, options?: StoreOptions): Effect.Effect<RateLimit.RateLimit> =>
+  Effect.gen(function*() {
+    const windows = options?.store ?? Option.getOrElse(
+      yield* Effect.serviceOption(store.RateLimitStore),
+      store.unsafeMakeMemory
+    )
+    const gate = yield* Slots.make(1)
+    const firstChange = yield* Deferred.make<void>()
+    return fromResolved(resolved, windows, options?.key ?? store.DEFAULT_KEY, gate, firstChange)
+  })

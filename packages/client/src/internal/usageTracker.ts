@@ -1,10 +1,21 @@
 /**
- * Where a call's usage is priced, counted, logged and charged to the budget.
+ * Where a call's usage is counted, logged and charged to the budget: the
+ * tracker itself, built from the parts that stand alone (`pricing.ts`: what
+ * tokens cost; `usageEvents.ts`: what a call used, and the events and alerts;
+ * `usageMetrics.ts`; `usageReport.ts`: the totals and the report; `budget.ts`:
+ * the budget's rule).
  *
- * Every change to the budget is one synchronous step over plain state, so no
- * other fiber sees a half-made reservation: `reserve` checks and holds in the
- * same step, `record` releases and charges in the same step. Effects (metrics,
- * log lines, publishing) run after the step, from what it decided.
+ * The budget's state lives in a `BudgetStore`, whose every operation is
+ * atomic: `reserve` checks and holds in one step, `record` gives the hold back
+ * and spends in one step, so no other fiber (or process, with a shared store)
+ * sees a half-made reservation. The totals are one synchronous step over plain
+ * state. Effects (log lines, publishing) run after the steps, from what they
+ * decided.
+ *
+ * It is past 400 lines because it holds the tracker's options and their
+ * checks, how the budget's store is reached and worked around when it cannot
+ * answer, and the one step that records a call, which read the same options
+ * and state; each part that reads none of them has a module of its own.
  */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -12,148 +23,32 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
 import * as LogLevel from "effect/LogLevel"
-import * as Metric from "effect/Metric"
-import * as MetricBoundaries from "effect/MetricBoundaries"
-import * as MetricLabel from "effect/MetricLabel"
+import type * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as PubSub from "effect/PubSub"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import type { ChatCompletionRequestInput, Usage } from "../ChatCompletion.js"
+import type * as BudgetStore from "../BudgetStore.js"
+import type { ChatCompletionRequestInput } from "../ChatCompletion.js"
 import * as InferenceError from "../InferenceError.js"
 import type * as UsageTracker from "../UsageTracker.js"
-import { BudgetAlert, QuotaAlert, UsageEvent } from "../UsageTracker.js"
+import * as budgetStore from "./budgetStore.js"
 import * as checks from "./options.js"
+import * as pricing from "./pricing.js"
 import * as tokens from "./tokens.js"
+import type { Alert, UsageEvent, Used } from "./usageEvents.js"
+import { BudgetAlert, eventOf, QuotaAlert, usageOf } from "./usageEvents.js"
+import { observe } from "./usageMetrics.js"
+import type { MutableSummary } from "./usageReport.js"
+import { addTo, emptySummary, formatReport } from "./usageReport.js"
 import * as validate from "./validate.js"
 
-/**
- * Example prices (USD per million tokens) for W&B's catalogue as of late 2026:
- * made up to be plausible, with cached input at about a quarter of input. Not
- * W&B's prices; users pass their own.
- *
- * @internal
- */
-export const DEFAULT_PRICES: Readonly<Record<string, UsageTracker.Price>> = {
-  "deepseek-ai/DeepSeek-V4.1-Flash": { input: 0.2, cachedInput: 0.05, output: 0.8 },
-  "deepseek-ai/DeepSeek-V4-Flash-0731": { input: 0.2, cachedInput: 0.05, output: 0.8 },
-  "deepseek-ai/DeepSeek-V4-Pro-0813": { input: 0.6, cachedInput: 0.15, output: 2.2 },
-  "deepseek-ai/DeepSeek-V3.1": { input: 0.55, cachedInput: 0.14, output: 1.65 },
-  "google/gemma-4-31B-it": { input: 0.15, cachedInput: 0.04, output: 0.45 },
-  "google/gemma-4-26B-A4B-it": { input: 0.08, cachedInput: 0.02, output: 0.3 },
-  "moonshotai/Kimi-K2.6": { input: 0.6, cachedInput: 0.15, output: 2.5 },
-  "moonshotai/Kimi-K2.7-Code": { input: 0.6, cachedInput: 0.15, output: 2.5 },
-  "zai-org/GLM-5.2": { input: 0.55, cachedInput: 0.11, output: 2 },
-  "MiniMaxAI/MiniMax-M3": { input: 0.3, cachedInput: 0.06, output: 1.2 },
-  "openai/gpt-oss-120b": { input: 0.15, cachedInput: 0.04, output: 0.6 },
-  "openai/gpt-oss-20b": { input: 0.05, cachedInput: 0.01, output: 0.2 },
-  "Qwen/Qwen3.6-35B-A3B": { input: 0.1, cachedInput: 0.025, output: 0.4 },
-  "ibm-granite/granite-4.2-8b": { input: 0.03, cachedInput: 0.01, output: 0.1 },
-  "nvidia/NVIDIA-Nemotron-3-Ultra-550B-A55B": { input: 0.9, cachedInput: 0.225, output: 3 },
-  "meta-llama/Llama-3.3-70B-Instruct": { input: 0.71, cachedInput: 0.18, output: 0.71 },
-  "meta-llama/Llama-3.1-8B-Instruct": { input: 0.22, cachedInput: 0.055, output: 0.22 }
-}
-
-/** @internal */
-export const callUsage = (usage: Usage): UsageTracker.CallUsage => {
-  const counts = {
-    promptTokens: usage.prompt_tokens,
-    completionTokens: usage.completion_tokens,
-    cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0,
-    reasoningTokens: usage.completion_tokens_details?.reasoning_tokens ?? 0
-  }
-  const invalid = tokens.usageProblem(usage)
-  return invalid === undefined ? counts : { ...counts, invalid }
-}
-
-/**
- * The first count of a {@link UsageTracker.CallUsage} that is not a token count, by the name of the `usage`
- * field it stands for; or the one `callUsage` found.
- */
-const callUsageProblem = (usage: UsageTracker.CallUsage): string | undefined =>
-  usage.invalid !== undefined
-    ? usage.invalid
-    : !tokens.isTokenCount(usage.promptTokens)
-    ? "prompt_tokens"
-    : !tokens.isTokenCount(usage.completionTokens)
-    ? "completion_tokens"
-    : !tokens.isTokenCount(usage.cachedTokens ?? 0)
-    ? "prompt_tokens_details.cached_tokens"
-    : !tokens.isTokenCount(usage.reasoningTokens ?? 0)
-    ? "completion_tokens_details.reasoning_tokens"
-    : undefined
-
-/**
- * An amount that may be added to a budget's spending: nothing for `NaN` or less than nothing, the largest
- * number for more than a number holds (a price of 1e300 per million tokens). Spending that became `NaN` or
- * `Infinity` would refuse every call for good, a new period included.
- */
-const addable = (amount: number): number => amount > 0 ? Math.min(amount, Number.MAX_VALUE) : 0
-
-/**
- * The cost of a call by a price: cached prompt tokens (at most the prompt) at
- * `cachedInput`, the rest of the prompt at `input`, the completion at `output`.
- *
- * @internal
- */
-export const priceTokens = (
-  price: UsageTracker.Price,
-  promptTokens: number,
-  completionTokens: number,
-  cachedTokens = 0
-): number => {
-  const cached = Math.min(Math.max(0, cachedTokens), promptTokens)
-  return ((promptTokens - cached) * price.input + cached * (price.cachedInput ?? price.input) +
-    completionTokens * price.output) / 1_000_000
-}
-
 const DEFAULT_THRESHOLDS = [0.5, 0.8, 1]
-
-/** Sums of dollar amounts drift in the last bits: a budget of exactly ten calls' cost still holds ten. */
-const EPSILON = 1e-9
-
-// ---------------------------------------------------------------------------
-// Metrics
-// ---------------------------------------------------------------------------
-
-/** @internal */
-export const metrics = {
-  calls: Metric.counter("inference_calls_total", {
-    description: "Inference calls, by model and outcome (success or the error's tag)",
-    incremental: true
-  }),
-  attempts: Metric.counter("inference_attempts_total", {
-    description: "HTTP attempts made by inference calls, retries included",
-    incremental: true
-  }),
-  tokens: Metric.counter("inference_tokens_total", {
-    description:
-      "Tokens used by inference calls, by model and kind: prompt or completion, and cached (part of prompt) or reasoning (part of completion)",
-    incremental: true
-  }),
-  latency: Metric.histogram(
-    "inference_call_duration_ms",
-    MetricBoundaries.exponential({ start: 5, factor: 2, count: 16 }),
-    "Duration of inference calls in milliseconds, retries and waits included"
-  ),
-  cost: Metric.gauge("inference_cost_usd", {
-    description: "Estimated cost of inference calls in US dollars, running total by model"
-  })
-}
 
 // ---------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------
-
-interface Limit {
-  readonly dimension: InferenceError.BudgetDimension
-  readonly limit: number
-  spent: number
-  reserved: number
-  /** Thresholds already alerted in this period. */
-  readonly fired: Set<number>
-}
 
 /** @internal */
 export interface Resolved {
@@ -202,7 +97,7 @@ const decodeOptions = checks.decoder(
 export const resolveOptions = (input: UsageTracker.Options): Either.Either<Resolved, string> =>
   Either.gen(function*() {
     const options = yield* decodeOptions(input)
-    const prices = { ...DEFAULT_PRICES, ...options.prices }
+    const prices = { ...pricing.DEFAULT_PRICES, ...options.prices }
     for (const [model, price] of Object.entries(prices)) {
       const valid = (n: unknown) => typeof n === "number" && Number.isFinite(n) && n >= 0
       if (!valid(price?.input) || !valid(price?.output)) {
@@ -231,141 +126,198 @@ export const resolveOptions = (input: UsageTracker.Options): Either.Either<Resol
   })
 
 // ---------------------------------------------------------------------------
-// Totals
+// The budget
 // ---------------------------------------------------------------------------
 
-type MutableSummary = { -readonly [K in keyof UsageTracker.Summary]: UsageTracker.Summary[K] }
-
-const emptySummary = (): MutableSummary => ({
-  calls: 0,
-  succeeded: 0,
-  failed: 0,
-  cacheHits: 0,
-  attempts: 0,
-  promptTokens: 0,
-  completionTokens: 0,
-  totalTokens: 0,
-  cachedTokens: 0,
-  reasoningTokens: 0,
-  costUsd: 0
-})
-
-const addTo = (summary: MutableSummary, event: UsageEvent): void => {
-  summary.calls++
-  if (event.outcome === "success") summary.succeeded++
-  else summary.failed++
-  if (event.cached) summary.cacheHits++
-  summary.attempts += event.attempts
-  summary.promptTokens += event.promptTokens
-  summary.completionTokens += event.completionTokens
-  summary.totalTokens += event.totalTokens
-  summary.cachedTokens += event.cachedTokens
-  summary.reasoningTokens += event.reasoningTokens
-  summary.costUsd += event.costUsd
+/**
+ * A tracker's budget: its store, its key there, its terms, and the hold id of
+ * each reservation still held (a reservation is given back once, by the first
+ * record of it).
+ */
+interface Budget {
+  readonly store: BudgetStore.BudgetStore.Service
+  readonly key: string
+  readonly limits: BudgetStore.Limits
+  readonly holds: WeakMap<UsageTracker.Reservation, number>
 }
 
-const usd = (amount: number): string => `$${amount.toFixed(6)}`
-const formatCount = (n: number): string => n.toLocaleString("en-US")
-
-/** What a call is counted as having used, and why. */
-interface Used {
-  readonly source: UsageTracker.UsageSource
-  readonly promptTokens: number
-  readonly completionTokens: number
-  readonly cachedTokens: number
-  readonly reasoningTokens: number
-  /** The usage field that was not a token count, when the usage given was not believed. */
-  readonly invalid?: string | undefined
-}
-
-const NOTHING: Used = {
-  source: "none",
-  promptTokens: 0,
-  completionTokens: 0,
-  cachedTokens: 0,
-  reasoningTokens: 0
-}
-
-const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)))
-  return rows.map((row) =>
-    row.map((cell, i) => i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)).join("  ")
+/**
+ * A store that could not answer is worked around, not passed on (see the
+ * store's contract): an outage of the store must not become an outage of
+ * inference.
+ */
+const storeFailed = (budget: Budget, error: BudgetStore.BudgetStoreError, consequence: string) =>
+  Effect.logWarning(`Budget store failed: ${consequence}`).pipe(
+    Effect.annotateLogs({ key: budget.key, error: error.message })
   )
-    .join("\n")
+
+/**
+ * Holds a reservation against the budget, or fails with `BudgetExceededError`.
+ * Uninterruptible: a hold the store made must reach `holds`, or it would never
+ * be given back.
+ */
+const hold = (
+  budget: Budget,
+  reservation: UsageTracker.Reservation
+): Effect.Effect<UsageTracker.Reservation, InferenceError.BudgetExceededError> =>
+  Effect.uninterruptible(Effect.matchEffect(
+    budget.store.reserve({
+      key: budget.key,
+      amount: { usd: reservation.usd, tokens: reservation.promptTokens + reservation.completionTokens },
+      limits: budget.limits
+    }),
+    {
+      onFailure: (error) => Effect.as(storeFailed(budget, error, "the call goes ahead without a hold"), reservation),
+      onSuccess: (decision) => {
+        if (decision._tag === "Held") {
+          budget.holds.set(reservation, decision.id)
+          return Effect.succeed(reservation)
+        }
+        return Effect.fail(
+          new InferenceError.BudgetExceededError({
+            model: reservation.model,
+            dimension: decision.dimension,
+            limit: decision.limit,
+            spent: decision.spent,
+            reserved: decision.reserved,
+            requested: decision.requested,
+            resetsIn: decision.resetsInMillis === undefined
+              ? Option.none()
+              : Option.some(Duration.millis(decision.resetsInMillis))
+          })
+        )
+      }
+    }
+  ))
+
+/** Gives back the call's hold, if it is still held, spends what it used, and returns the alerts it crossed. */
+const spend = (
+  budget: Budget,
+  call: UsageTracker.CallRecord,
+  event: UsageEvent
+): Effect.Effect<ReadonlyArray<BudgetAlert>> => {
+  const reservation = call.reservation
+  const id = reservation === undefined ? undefined : budget.holds.get(reservation)
+  if (reservation !== undefined && id !== undefined) budget.holds.delete(reservation)
+  return Effect.matchEffect(
+    budget.store.settle({
+      key: budget.key,
+      id,
+      used: { usd: event.costUsd, tokens: event.totalTokens },
+      limits: budget.limits
+    }),
+    {
+      onFailure: (error) => Effect.as(storeFailed(budget, error, "the call is not counted in the budget"), []),
+      onSuccess: (crossed) => Effect.succeed(crossed.map((c) => new BudgetAlert({ ...c, model: call.model })))
+    }
+  )
 }
+
+// ---------------------------------------------------------------------------
+// Log lines and alerts
+// ---------------------------------------------------------------------------
+
+const logUsage = (resolved: Resolved, event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
+  resolved.logLevel._tag === "None" ? Effect.void : FiberRef.getWith(
+    FiberRef.currentMinimumLogLevel,
+    // Below the minimum level the line would be dropped anyway: skip building its annotations.
+    (minimum) => LogLevel.lessThan(resolved.logLevel, minimum) ? Effect.void : logLine(resolved, event, call)
+  )
+
+const logLine = (resolved: Resolved, event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
+  Effect.logWithLevel(resolved.logLevel, "Inference usage").pipe(
+    Effect.annotateLogs({
+      model: event.model,
+      outcome: event.outcome,
+      attempts: event.attempts,
+      promptTokens: event.promptTokens,
+      completionTokens: event.completionTokens,
+      totalTokens: event.totalTokens,
+      cachedTokens: event.cachedTokens,
+      reasoningTokens: event.reasoningTokens,
+      usage: event.usage,
+      costUsd: event.costUsd,
+      latencyMs: Math.round(event.latencyMillis),
+      cached: event.cached,
+      stream: event.stream,
+      requestId: event.requestId ?? "none",
+      ...(resolved.logPrompt && call.messages !== undefined ? { prompt: safeJson(call.messages) } : {})
+    })
+  )
+
+const logAlert = (alert: Alert): Effect.Effect<void> =>
+  alert._tag === "BudgetAlert"
+    ? Effect.logWarning("Inference budget threshold reached").pipe(
+      Effect.annotateLogs({
+        dimension: alert.dimension,
+        threshold: `${Math.round(alert.threshold * 100)}%`,
+        spent: alert.spent,
+        limit: alert.limit,
+        model: alert.model
+      })
+    )
+    : Effect.logWarning("Inference quota exhausted").pipe(
+      Effect.annotateLogs({
+        model: alert.model,
+        status: alert.status ?? "none",
+        requestId: alert.requestId ?? "none"
+      })
+    )
 
 // ---------------------------------------------------------------------------
 // The tracker
 // ---------------------------------------------------------------------------
 
-/** @internal */
-export const make = (options: UsageTracker.Options = {}): Effect.Effect<UsageTracker.UsageTracker.Service> =>
-  Effect.flatMap(validate.optionsOrDie("UsageTracker", resolveOptions(options)), makeResolved)
-
 /**
- * A tracker of options checked already (by `resolveOptions`, as the client
- * checks its own `usage` option with the rest of its options).
+ * Where a tracker keeps its budget: a store given explicitly, else the one in
+ * context, else a memory store of its own.
  *
  * @internal
  */
-export const makeResolved = (resolved: Resolved): Effect.Effect<UsageTracker.UsageTracker.Service> =>
+export interface StoreOptions {
+  readonly store?: BudgetStore.BudgetStore.Service | undefined
+  /** Default `"budget"`. */
+  readonly key?: string | undefined
+}
+
+/** @internal */
+export const make = (options: UsageTracker.Options = {}): Effect.Effect<UsageTracker.UsageTracker.Service> =>
+  Effect.flatMap(validate.optionsOrDie("UsageTracker", resolveOptions(options)), (resolved) => makeResolved(resolved))
+
+/**
+ * A tracker of options checked already (by `resolveOptions`, as the client
+ * checks its own `usage` option with the rest of its options). Its budget
+ * lives in `options.store`, else in the `BudgetStore` in context, else in a
+ * memory store of its own, under `options.key` (default `"budget"`).
+ *
+ * @internal
+ */
+export const makeResolved = (
+  resolved: Resolved,
+  options?: StoreOptions
+): Effect.Effect<UsageTracker.UsageTracker.Service> =>
   Effect.gen(function*() {
     const origin = yield* Clock.currentTimeMillis
     const eventHub = yield* PubSub.sliding<UsageEvent>(4096)
-    const alertHub = yield* PubSub.sliding<UsageTracker.Alert>(1024)
-    const limits: Array<Limit> = []
-    if (resolved.usd !== undefined) {
-      limits.push({ dimension: "usd", limit: resolved.usd, spent: 0, reserved: 0, fired: new Set() })
-    }
-    if (resolved.tokens !== undefined) {
-      limits.push({ dimension: "tokens", limit: resolved.tokens, spent: 0, reserved: 0, fired: new Set() })
-    }
-    let periodIndex = 0
+    const alertHub = yield* PubSub.sliding<Alert>(1024)
+    const budget: Budget | undefined = resolved.usd === undefined && resolved.tokens === undefined
+      ? undefined
+      : {
+        store: options?.store ??
+          Option.getOrElse(yield* Effect.serviceOption(budgetStore.BudgetStore), budgetStore.unsafeMakeMemory),
+        key: options?.key ?? budgetStore.DEFAULT_KEY,
+        limits: {
+          usd: resolved.usd,
+          tokens: resolved.tokens,
+          periodMillis: resolved.period,
+          origin,
+          thresholds: resolved.thresholds
+        },
+        holds: new WeakMap()
+      }
     const overall = emptySummary()
     const byModel = new Map<string, MutableSummary>()
     const unpricedWarned = new Set<string>()
-    /** Reservations still held: each is released once, by the first record of it. */
-    const held = new WeakSet<UsageTracker.Reservation>()
-    let holding = 0
-    const amount = (limit: Limit, r: UsageTracker.Reservation) =>
-      limit.dimension === "usd" ? r.usd : r.promptTokens + r.completionTokens
-
-    const periodStart = () => resolved.period === undefined ? origin : origin + periodIndex * resolved.period
-    const periodEnd = () => resolved.period === undefined ? undefined : periodStart() + resolved.period
-    /** Starts a new period if one is due: spending starts again, reservations in flight stay held. */
-    const roll = (now: number): void => {
-      if (resolved.period === undefined) return
-      const index = Math.floor((now - origin) / resolved.period)
-      if (index === periodIndex) return
-      periodIndex = index
-      for (const limit of limits) {
-        limit.spent = 0
-        limit.fired.clear()
-      }
-    }
-
-    const priceOf = (model: string): UsageTracker.Price | undefined =>
-      Object.hasOwn(resolved.prices, model) ? resolved.prices[model] : undefined
-    const costOf = (
-      model: string,
-      promptTokens: number,
-      completionTokens: number,
-      cachedTokens?: number
-    ): number | undefined => {
-      const price = priceOf(model)
-      return price === undefined ? undefined : priceTokens(price, promptTokens, completionTokens, cachedTokens)
-    }
-    /** The most a call can cost: its whole prompt at the dearer of the two input rates. */
-    const upperCostOf = (model: string, promptTokens: number, completionTokens: number): number | undefined => {
-      const price = priceOf(model)
-      return price === undefined
-        ? undefined
-        : priceTokens(
-          { input: Math.max(price.input, price.cachedInput ?? price.input), output: price.output },
-          promptTokens,
-          completionTokens
-        )
-    }
 
     const reserve = (
       request: ChatCompletionRequestInput,
@@ -374,7 +326,7 @@ export const makeResolved = (resolved: Resolved): Effect.Effect<UsageTracker.Usa
       UsageTracker.Reservation,
       InferenceError.BudgetExceededError | InferenceError.InvalidRequestError
     > =>
-      Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<
+      Effect.suspend((): Effect.Effect<
         UsageTracker.Reservation,
         InferenceError.BudgetExceededError | InferenceError.InvalidRequestError
       > => {
@@ -382,7 +334,7 @@ export const makeResolved = (resolved: Resolved): Effect.Effect<UsageTracker.Usa
         const completionTokens = tokens.estimateCompletionTokens(request)
         let cost = 0
         for (const model of models ?? [request.model]) {
-          const price = upperCostOf(model, promptTokens, completionTokens)
+          const price = pricing.upperCostOf(resolved.prices, model, promptTokens, completionTokens)
           if (price === undefined) {
             if (resolved.usd === undefined) continue
             return Effect.fail(
@@ -401,142 +353,46 @@ export const makeResolved = (resolved: Resolved): Effect.Effect<UsageTracker.Usa
           completionTokens,
           usd: cost
         }
-        if (limits.length === 0) return Effect.succeed(reservation)
-        roll(now)
-        for (const limit of limits) {
-          const requested = amount(limit, reservation)
-          // Written so that a NaN anywhere refuses the call rather than holds it.
-          if (!(limit.spent + limit.reserved + requested <= limit.limit * (1 + EPSILON))) {
-            const end = periodEnd()
-            return Effect.fail(
-              new InferenceError.BudgetExceededError({
-                model: request.model,
-                dimension: limit.dimension,
-                limit: limit.limit,
-                spent: limit.spent,
-                reserved: limit.reserved,
-                requested,
-                resetsIn: end === undefined ? Option.none() : Option.some(Duration.millis(end - now))
-              })
-            )
-          }
-        }
-        for (const limit of limits) limit.reserved += amount(limit, reservation)
-        held.add(reservation)
-        holding++
-        return Effect.succeed(reservation)
+        return budget === undefined ? Effect.succeed(reservation) : hold(budget, reservation)
       })
 
-    /**
-     * What the call used: reported, estimated, or nothing. This is where a failed call's cost is decided: with
-     * no usage reported, a failure that generated nothing (`tokens.generatedNothing`: refused with an error
-     * status, or never sent, as a `ConnectionError` with `sent: false`) costs nothing and its reservation is
-     * released; any other ending is charged the reservation's estimate. A usage with a count that is not a
-     * token count is not believed: the call is charged its reservation's estimate, whatever its ending (the
-     * server answered, so it may well have billed), and the count is named for a warning.
-     */
-    const usageOf = (call: UsageTracker.CallRecord): Used => {
-      if (call.cached === true) return NOTHING
-      const estimate: Used = call.reservation === undefined ? NOTHING : {
-        source: "estimated",
-        promptTokens: call.reservation.promptTokens,
-        completionTokens: call.reservation.completionTokens,
-        cachedTokens: 0,
-        reasoningTokens: 0
-      }
-      if (call.usage !== undefined) {
-        const invalid = callUsageProblem(call.usage)
-        if (invalid !== undefined) return { ...estimate, invalid }
-        const { completionTokens, promptTokens } = call.usage
-        return {
-          source: call.usage.estimated === true ? "estimated" : "reported",
-          promptTokens,
-          completionTokens,
-          cachedTokens: Math.min(call.usage.cachedTokens ?? 0, promptTokens),
-          reasoningTokens: Math.min(call.usage.reasoningTokens ?? 0, completionTokens)
-        }
-      }
-      const ended = call.error !== undefined || call.interrupted === true || call.defect === true
-      const nothing = call.error !== undefined && tokens.generatedNothing(call.error)
-      return !ended || nothing ? NOTHING : estimate
-    }
-
     const record = (call: UsageTracker.CallRecord): Effect.Effect<UsageEvent> =>
-      // The clock and the metric labels read once, and everything but the log line and the publishing in one
-      // synchronous step: this runs after every call.
+      // The clock and the metric labels read once: this runs after every call.
       Effect.clockWith((clock) =>
         FiberRef.getWith(
           FiberRef.currentMetricLabels,
-          (labels) => recordAt(call, clock.unsafeCurrentTimeMillis(), labels)
+          (labels) => {
+            const used = usageOf(call)
+            const cost = pricing.costOf(
+              resolved.prices,
+              call.model,
+              used.promptTokens,
+              used.completionTokens,
+              used.cachedTokens
+            )
+            const event = eventOf(call, used, cost, clock.unsafeCurrentTimeMillis())
+            // Uninterruptible from the budget's settlement to the totals: a call is counted in both or in neither.
+            return budget === undefined
+              ? count(call, event, used, [], labels)
+              : Effect.flatten(Effect.uninterruptible(
+                Effect.map(spend(budget, call, event), (alerts) => count(call, event, used, alerts, labels))
+              ))
+          }
         )
       )
 
-    const recordAt = (
+    /**
+     * Adds the call to the totals and the metrics in one synchronous step, and
+     * returns what is left to do: the log lines and the publishing.
+     */
+    const count = (
       call: UsageTracker.CallRecord,
-      now: number,
+      event: UsageEvent,
+      used: Used,
+      budgetAlerts: ReadonlyArray<BudgetAlert>,
       labels: ReadonlyArray<MetricLabel.MetricLabel>
     ): Effect.Effect<UsageEvent> => {
-      const used = usageOf(call)
-      const cost = costOf(call.model, used.promptTokens, used.completionTokens, used.cachedTokens)
-      const event = new UsageEvent({
-        timestamp: now,
-        model: call.model,
-        stream: call.stream === true,
-        cached: call.cached === true,
-        outcome: call.error !== undefined
-          ? call.error._tag
-          : call.interrupted === true
-          ? "Interrupted"
-          : call.defect === true
-          ? "Defect"
-          : "success",
-        attempts: call.attempts,
-        promptTokens: used.promptTokens,
-        completionTokens: used.completionTokens,
-        totalTokens: used.promptTokens + used.completionTokens,
-        cachedTokens: used.cachedTokens,
-        reasoningTokens: used.reasoningTokens,
-        usage: used.source,
-        costUsd: cost ?? 0,
-        priced: cost !== undefined,
-        latencyMillis: Math.max(0, Duration.toMillis(Duration.decode(call.latency))),
-        requestId: call.requestId
-      }, true) // built from checked numbers: the schema's check would only cost time on every call
-      // One synchronous step: release the hold, charge the use, see which thresholds it crossed.
-      roll(now)
-      const alerts: Array<UsageTracker.Alert> = []
-      const reservation = call.reservation
-      const release = reservation !== undefined && held.delete(reservation)
-      if (release) holding--
-      for (const limit of limits) {
-        // With nothing in flight nothing is reserved: no rounding residue is left to hold. (`!(left > 0)` is
-        // also true of NaN.)
-        if (release) {
-          const left = limit.reserved - amount(limit, reservation)
-          limit.reserved = holding === 0 || !(left > 0) ? 0 : left
-        }
-        // Clamped, so that no single report can push the spending out of the numbers: a new period always
-        // starts it again from 0.
-        limit.spent = Math.min(
-          limit.spent + addable(limit.dimension === "usd" ? event.costUsd : event.totalTokens),
-          Number.MAX_VALUE
-        )
-        for (const threshold of resolved.thresholds) {
-          if (limit.spent >= threshold * limit.limit * (1 - EPSILON) && !limit.fired.has(threshold)) {
-            limit.fired.add(threshold)
-            alerts.push(
-              new BudgetAlert({
-                dimension: limit.dimension,
-                threshold,
-                spent: limit.spent,
-                limit: limit.limit,
-                periodStart: periodStart(),
-                model: call.model
-              })
-            )
-          }
-        }
-      }
+      const alerts: Array<Alert> = [...budgetAlerts]
       addTo(overall, event)
       let summary = byModel.get(call.model)
       if (summary === undefined) byModel.set(call.model, summary = emptySummary())
@@ -552,7 +408,10 @@ export const makeResolved = (resolved: Resolved): Effect.Effect<UsageTracker.Usa
         )
       }
       observe(event, labels)
-      let after: Effect.Effect<unknown> = Effect.zipRight(logUsage(event, call), PubSub.publish(eventHub, event))
+      let after: Effect.Effect<unknown> = Effect.zipRight(
+        logUsage(resolved, event, call),
+        PubSub.publish(eventHub, event)
+      )
       if (used.invalid !== undefined) {
         // Once per call: a call is recorded once. Only names go in: the field is ours, the request id checked.
         after = Effect.zipRight(
@@ -568,7 +427,7 @@ export const makeResolved = (resolved: Resolved): Effect.Effect<UsageTracker.Usa
           after
         )
       }
-      if (cost === undefined && event.totalTokens > 0 && !unpricedWarned.has(call.model)) {
+      if (!event.priced && event.totalTokens > 0 && !unpricedWarned.has(call.model)) {
         unpricedWarned.add(call.model)
         after = Effect.zipRight(
           after,
@@ -581,172 +440,33 @@ export const makeResolved = (resolved: Resolved): Effect.Effect<UsageTracker.Usa
       return Effect.as(after, event)
     }
 
-    const logUsage = (event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
-      resolved.logLevel._tag === "None" ? Effect.void : FiberRef.getWith(
-        FiberRef.currentMinimumLogLevel,
-        // Below the minimum level the line would be dropped anyway: skip building its annotations.
-        (minimum) => LogLevel.lessThan(resolved.logLevel, minimum) ? Effect.void : logLine(event, call)
-      )
-
-    const logLine = (event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
-      Effect.logWithLevel(resolved.logLevel, "Inference usage").pipe(
-        Effect.annotateLogs({
-          model: event.model,
-          outcome: event.outcome,
-          attempts: event.attempts,
-          promptTokens: event.promptTokens,
-          completionTokens: event.completionTokens,
-          totalTokens: event.totalTokens,
-          cachedTokens: event.cachedTokens,
-          reasoningTokens: event.reasoningTokens,
-          usage: event.usage,
-          costUsd: event.costUsd,
-          latencyMs: Math.round(event.latencyMillis),
-          cached: event.cached,
-          stream: event.stream,
-          requestId: event.requestId ?? "none",
-          ...(resolved.logPrompt && call.messages !== undefined ? { prompt: safeJson(call.messages) } : {})
-        })
-      )
-
-    const publishAlert = (alert: UsageTracker.Alert): Effect.Effect<void> =>
-      Effect.zipRight(
-        alert._tag === "BudgetAlert"
-          ? Effect.logWarning("Inference budget threshold reached").pipe(
-            Effect.annotateLogs({
-              dimension: alert.dimension,
-              threshold: `${Math.round(alert.threshold * 100)}%`,
-              spent: alert.spent,
-              limit: alert.limit,
-              model: alert.model
-            })
-          )
-          : Effect.logWarning("Inference quota exhausted").pipe(
-            Effect.annotateLogs({
-              model: alert.model,
-              status: alert.status ?? "none",
-              requestId: alert.requestId ?? "none"
-            })
-          ),
-        PubSub.publish(alertHub, alert)
-      )
+    const publishAlert = (alert: Alert): Effect.Effect<void> =>
+      Effect.zipRight(logAlert(alert), PubSub.publish(alertHub, alert))
 
     const summaryCopy = (s: MutableSummary): UsageTracker.Summary => ({ ...s })
     const totals = Effect.sync((): UsageTracker.Totals => ({
       overall: summaryCopy(overall),
       byModel: Object.fromEntries([...byModel].map(([model, s]) => [model, summaryCopy(s)]))
     }))
-    const budget = Effect.map(Clock.currentTimeMillis, (now): ReadonlyArray<UsageTracker.BudgetStatus> => {
-      roll(now)
-      return limits.map((limit) => ({
-        dimension: limit.dimension,
-        limit: limit.limit,
-        spent: limit.spent,
-        reserved: limit.reserved,
-        remaining: Math.max(0, limit.limit - limit.spent - limit.reserved),
-        periodStart: periodStart(),
-        periodEnd: periodEnd()
-      }))
-    })
-    const report = Effect.map(Effect.zip(totals, budget), ([t, budgets]) => {
-      const row = (name: string, s: UsageTracker.Summary) => [
-        name,
-        formatCount(s.calls),
-        formatCount(s.succeeded),
-        formatCount(s.failed),
-        formatCount(s.cacheHits),
-        formatCount(s.attempts),
-        formatCount(s.promptTokens),
-        formatCount(s.completionTokens),
-        usd(s.costUsd)
-      ]
-      const lines = [
-        table([
-          ["model", "calls", "ok", "failed", "cached", "attempts", "prompt tokens", "completion tokens", "cost"],
-          ...Object.entries(t.byModel).sort(([a], [b]) => a.localeCompare(b)).map(([model, s]) => row(model, s)),
-          row("total", t.overall)
-        ])
-      ]
-      for (const b of budgets) {
-        const amount = b.dimension === "usd" ? usd : formatCount
-        lines.push(
-          `budget (${b.dimension}): ${amount(b.spent)} spent of ${amount(b.limit)} (${
-            (100 * b.spent / b.limit).toFixed(1)
-          }%), ${amount(b.reserved)} reserved`
-        )
-      }
-      return lines.join("\n")
-    })
+    // `budget` and `report` have no error channel: a store that cannot say where the budget stands is a defect.
+    const budgetStatus: Effect.Effect<ReadonlyArray<UsageTracker.BudgetStatus>> = budget === undefined
+      ? Effect.succeed([])
+      : Effect.orDie(budget.store.status({ key: budget.key, limits: budget.limits }))
 
     return {
       reserve,
       record,
-      costOf,
+      costOf: (model, promptTokens, completionTokens, cachedTokens) =>
+        pricing.costOf(resolved.prices, model, promptTokens, completionTokens, cachedTokens),
       totals,
-      budget,
-      report,
+      budget: budgetStatus,
+      report: Effect.map(Effect.zip(totals, budgetStatus), ([t, budgets]) => formatReport(t, budgets)),
       events: Stream.fromPubSub(eventHub),
       subscribe: PubSub.subscribe(eventHub),
       alerts: Stream.fromPubSub(alertHub),
       subscribeAlerts: PubSub.subscribe(alertHub)
     }
   })
-
-/** The metrics of one model, tagged once: tagging builds a new metric key, too much work for every call. */
-interface ModelMetrics {
-  readonly calls: Map<string, Metric.Metric.Counter<number>>
-  readonly attempts: Metric.Metric.Counter<number>
-  readonly promptTokens: Metric.Metric.Counter<number>
-  readonly completionTokens: Metric.Metric.Counter<number>
-  readonly cachedTokens: Metric.Metric.Counter<number>
-  readonly reasoningTokens: Metric.Metric.Counter<number>
-  readonly latency: Metric.Metric.Histogram<number>
-  readonly cost: Metric.Metric.Gauge<number>
-}
-
-const metricsByModel = new Map<string, ModelMetrics>()
-
-const metricsOf = (model: string): ModelMetrics => {
-  let found = metricsByModel.get(model)
-  if (found === undefined) {
-    const tokens = (kind: string) =>
-      Metric.taggedWithLabels(metrics.tokens, [MetricLabel.make("model", model), MetricLabel.make("kind", kind)])
-    found = {
-      calls: new Map(),
-      attempts: Metric.tagged(metrics.attempts, "model", model),
-      promptTokens: tokens("prompt"),
-      completionTokens: tokens("completion"),
-      cachedTokens: tokens("cached"),
-      reasoningTokens: tokens("reasoning"),
-      latency: Metric.tagged(metrics.latency, "model", model),
-      cost: Metric.tagged(metrics.cost, "model", model)
-    }
-    metricsByModel.set(model, found)
-  }
-  return found
-}
-
-/** Updates the metrics for one call, with the metric labels of the fiber (`Effect.tagMetrics`) as `Metric.update` does. */
-const observe = (event: UsageEvent, labels: ReadonlyArray<MetricLabel.MetricLabel>): void => {
-  const m = metricsOf(event.model)
-  let calls = m.calls.get(event.outcome)
-  if (calls === undefined) {
-    calls = Metric.taggedWithLabels(metrics.calls, [
-      MetricLabel.make("model", event.model),
-      MetricLabel.make("outcome", event.outcome)
-    ])
-    m.calls.set(event.outcome, calls)
-  }
-  calls.unsafeUpdate(1, labels)
-  if (event.attempts > 0) m.attempts.unsafeUpdate(event.attempts, labels)
-  if (event.promptTokens > 0) m.promptTokens.unsafeUpdate(event.promptTokens, labels)
-  if (event.completionTokens > 0) m.completionTokens.unsafeUpdate(event.completionTokens, labels)
-  if (event.cachedTokens > 0) m.cachedTokens.unsafeUpdate(event.cachedTokens, labels)
-  if (event.reasoningTokens > 0) m.reasoningTokens.unsafeUpdate(event.reasoningTokens, labels)
-  m.latency.unsafeUpdate(event.latencyMillis, labels)
-  // A gauge's update sets it; modify adds to it, as `Metric.incrementBy` does for a gauge.
-  if (event.costUsd > 0) m.cost.unsafeModify(event.costUsd, labels)
-}
 
 const safeJson = (value: unknown): string => {
   try {
