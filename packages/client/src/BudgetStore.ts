@@ -50,9 +50,10 @@
  *   the price of spending it cannot check), counts a call it could not settle
  *   in its totals but not in the budget, and dies in `budget` and `report`,
  *   whose types have no error channel.
- * - **Keys scope the budgets.** A tracker keeps its budget under one key, the
- *   same for every tracker made where the store is provided: that is how they
- *   share one budget. A store shared by several applications puts its own
+ * - **Keys scope the budgets.** A tracker keeps its budget under one key: the
+ *   same for every `UsageTracker.make`/`layer` made where the store is
+ *   provided (that is how they share one budget), and one of its endpoint and
+ *   project for a client's own tracker (its `usage` option). A store shared by several applications puts its own
  *   prefix before the key.
  *
  * @since 0.2.0

@@ -42,8 +42,9 @@
  *   failed) do not hold room for good; the memory store's reservations die
  *   with its process.
  * - **Keys scope the windows.** A limiter uses one key for both of its
- *   windows, the same for every limiter made where the store is provided: that
- *   is how they share one quota. A store shared by several applications puts
+ *   windows: the same for every `RateLimit.make`/`layer` made where the store
+ *   is provided (that is how they share one quota), and one of its endpoint
+ *   and project for a client's own limiter (its `rateLimit` option). A store shared by several applications puts
  *   its own prefix before the key. The limits come with each operation, not
  *   with the key, so a limit changed on restart applies to the charges already
  *   made.

@@ -24,11 +24,14 @@ import { batch, Client as QuotaClient } from "../examples/docs/rate-limits.js"
 import { program as readme } from "../examples/docs/readme.js"
 import { quickAnswer, showThinking } from "../examples/docs/reasoning.js"
 import { bounded, only503 } from "../examples/docs/retry-policy.js"
+import { App, Chat, Summariser } from "../examples/docs/stores.js"
 import { printAnswer, wholeAnswer } from "../examples/docs/streaming.js"
 import { tagged } from "../examples/docs/transform-client.js"
 import { checkSetup } from "../examples/docs/troubleshooting-check.js"
 import { LoudClient, LoudUsage, withDebugLogs } from "../examples/docs/troubleshooting-logs.js"
 import { ask, Client as UsageClient, report, watchAlerts } from "../examples/docs/usage-budget.js"
+import * as BudgetStore from "../src/BudgetStore.js"
+import * as ConcurrencyStore from "../src/ConcurrencyStore.js"
 import * as InferenceClient from "../src/InferenceClient.js"
 import * as UsageTracker from "../src/UsageTracker.js"
 import * as Capture from "./utils/Capture.js"
@@ -466,6 +469,55 @@ describe("docs", () => {
           withDebugLogs(call.pipe(Effect.provide(clientLayer(Fake.make([Fake.completion()])))))
         )
         assert.deepStrictEqual(usageLines(capture), ["DEBUG"])
+      }))
+  })
+
+  describe("stores", () => {
+    it.effect("two clients of one project share its limit in flight through the stores", () =>
+      Effect.gen(function*() {
+        const fake = Fake.make(() => Fake.delayed("1 second", () => Fake.json(200, completionOf("Hi"))))
+        yield* Fake.runWithClock(
+          Effect.gen(function*() {
+            const chat = yield* Chat
+            const summariser = yield* Summariser
+            yield* Effect.forEach(
+              Array.from({ length: 10 }, (_, i) => i % 2 === 0 ? chat : summariser),
+              (client) => client.chatCompletion(hello),
+              { concurrency: "unbounded" }
+            )
+          }).pipe(Effect.provide(App.pipe(Layer.provide(fake.layer))))
+        )
+        // Five calls each, each client allowed 8: without the store, all ten would be in flight at once.
+        assert.strictEqual(fake.maxInFlight(), 8)
+        assert.strictEqual(fake.requests.length, 10)
+      }))
+
+    it.effect("and their budgets are one, under one key of the store", () =>
+      Effect.gen(function*() {
+        const keys = new Set<string>()
+        const spy = Layer.effect(
+          BudgetStore.BudgetStore,
+          Effect.map(BudgetStore.makeMemory, (store) => ({
+            ...store,
+            reserve: (request: Parameters<typeof store.reserve>[0]) => {
+              keys.add(request.key)
+              return store.reserve(request)
+            }
+          }))
+        )
+        const fake = Fake.make(() => Fake.json(200, completionOf("Hi")))
+        yield* Effect.gen(function*() {
+          yield* (yield* Chat).chatCompletion(hello)
+          yield* (yield* Summariser).chatCompletion(hello)
+        }).pipe(
+          Effect.provide(
+            Layer.mergeAll(Chat.Default, Summariser.Default).pipe(
+              Layer.provide(Layer.merge(ConcurrencyStore.layerMemory, spy)),
+              Layer.provide(fake.layer)
+            )
+          )
+        )
+        assert.strictEqual(keys.size, 1)
       }))
   })
 })
