@@ -5,7 +5,8 @@
  * docs/benchmarks.md.
  *
  *   tsx src/bench.ts [--rounds 3] [--requests 10000] [--requests-256 10000] [--stream-requests 200]
- *     [--foreach-requests 10000] [--quick] [--no-profile] [--only <substring>] [--scenario <substring>] [--write]
+ *     [--short-stream-requests 4000] [--foreach-requests 10000] [--quick] [--no-profile] [--only <substring>]
+ *     [--scenario <substring>] [--write]
  *
  * Without `--write` nothing is written. `--write` is refused with `--quick`,
  * `--only` or `--scenario`, before anything runs: their rougher or fewer figures
@@ -76,6 +77,7 @@ const known = new Set([
   "--requests",
   "--requests-256",
   "--stream-requests",
+  "--short-stream-requests",
   "--foreach-requests",
   "--quick",
   "--profile",
@@ -91,6 +93,7 @@ argv.forEach((arg, i) => {
     "--requests",
     "--requests-256",
     "--stream-requests",
+    "--short-stream-requests",
     "--foreach-requests",
     "--only",
     "--scenario"
@@ -100,8 +103,23 @@ argv.forEach((arg, i) => {
 
 /** The defaults, and those of `--quick`, a smoke run. */
 // The plain-call defaults are 10000 rather than 20000 requests a run to keep a default run short on a 2-core machine.
-const defaults = { rounds: 3, requests64: 10_000, requests256: 10_000, streamRequests: 200, forEachRequests: 10_000 }
-const quickDefaults = { rounds: 1, requests64: 3_000, requests256: 3_000, streamRequests: 40, forEachRequests: 3_000 }
+// A short stream costs about a fiftieth of a long one: twenty times as many make a run long enough to time.
+const defaults = {
+  rounds: 3,
+  requests64: 10_000,
+  requests256: 10_000,
+  streamRequests: 200,
+  shortStreamRequests: 4_000,
+  forEachRequests: 10_000
+}
+const quickDefaults = {
+  rounds: 1,
+  requests64: 3_000,
+  requests256: 3_000,
+  streamRequests: 40,
+  shortStreamRequests: 1_000,
+  forEachRequests: 3_000
+}
 
 const quick = argv.includes("--quick")
 const base = quick ? quickDefaults : defaults
@@ -109,6 +127,7 @@ const rounds = count("rounds", base.rounds)
 const requests64 = count("requests", base.requests64)
 const requests256 = count("requests-256", base.requests256)
 const streamRequests = count("stream-requests", base.streamRequests)
+const shortStreamRequests = count("short-stream-requests", base.shortStreamRequests)
 const forEachRequests = count("foreach-requests", base.forEachRequests)
 const profile = !argv.includes("--no-profile")
 const only = option("only")
@@ -192,14 +211,16 @@ interface RunOptions {
   readonly requests: number
   readonly stream: boolean
   readonly drive?: "workers" | "forEach"
-  readonly nodeFlags?: ReadonlyArray<string>
+  /** Calls before the measured ones (the runner's default: a fifth of them, at most 2000). */
+  readonly warmup?: number
+  /** A file for a CPU profile of the measured calls. */
+  readonly cpuProfile?: string
 }
 
 /** One measured run in a fresh process. */
 const run = (options: RunOptions): Promise<Result> =>
   new Promise((resolve) => {
     const args = [
-      ...(options.nodeFlags ?? []),
       "--conditions=@effect-inference/source",
       "--expose-gc",
       "--import",
@@ -214,7 +235,9 @@ const run = (options: RunOptions): Promise<Result> =>
       "--requests",
       String(options.requests),
       ...(options.stream ? ["--stream"] : []),
-      ...(options.drive === undefined ? [] : ["--drive", options.drive])
+      ...(options.drive === undefined ? [] : ["--drive", options.drive]),
+      ...(options.warmup === undefined ? [] : ["--warmup", String(options.warmup)]),
+      ...(options.cpuProfile === undefined ? [] : ["--cpu-profile", options.cpuProfile])
     ]
     const child = spawn(process.execPath, args, { cwd: packageDir, stdio: ["ignore", "pipe", "inherit"] })
     current = child
@@ -253,13 +276,19 @@ interface Scenario {
   readonly concurrency: number
   readonly requests: number
   readonly stream: boolean
+  /**
+   * What a figure is the CPU of: a request, a streamed chunk (a long stream, where the cost per chunk is what
+   * grows with the answer) or a whole stream (a short one, where the fixed cost of a stream dominates).
+   */
+  readonly per: "request" | "chunk" | "stream"
+  readonly warmup?: number
 }
 
 const streamingClients = clients.filter((client) => ["undici", "openai", "client"].includes(client))
 // The cost of each feature shows at C = 64; at C = 256 the clients alone, which keeps a default run within ten minutes.
 const clients256 = clients.filter((client) => !client.startsWith("client:"))
 
-const scenarios: ReadonlyArray<Scenario> = [
+const allScenarios: ReadonlyArray<Scenario> = [
   {
     title: "Plain calls, C = 64",
     tag: "plain C=64",
@@ -267,7 +296,8 @@ const scenarios: ReadonlyArray<Scenario> = [
     clients: clients.filter(selected),
     concurrency: 64,
     requests: requests64,
-    stream: false
+    stream: false,
+    per: "request"
   },
   {
     title: "Plain calls, C = 256",
@@ -276,7 +306,8 @@ const scenarios: ReadonlyArray<Scenario> = [
     clients: clients256.filter(selected),
     concurrency: 256,
     requests: requests256,
-    stream: false
+    stream: false,
+    per: "request"
   },
   {
     title: "Streaming, 500 chunks, burst",
@@ -285,7 +316,8 @@ const scenarios: ReadonlyArray<Scenario> = [
     clients: streamingClients.filter(selected),
     concurrency: 16,
     requests: streamRequests,
-    stream: true
+    stream: true,
+    per: "chunk"
   },
   {
     title: "Streaming, 500 chunks, token-paced (1 ms a token)",
@@ -294,17 +326,35 @@ const scenarios: ReadonlyArray<Scenario> = [
     clients: streamingClients.filter(selected),
     concurrency: 64,
     requests: streamRequests,
-    stream: true
+    stream: true,
+    per: "chunk"
+  },
+  {
+    // 10 tokens (13 chunks with the role, the finish and the usage) as fast as the server writes them: what a
+    // stream costs besides its chunks (its request, its setup and its end) is most of it.
+    title: "Streaming, 10 chunks",
+    tag: "stream short",
+    server: "stream-short",
+    clients: streamingClients.filter(selected),
+    concurrency: 16,
+    requests: shortStreamRequests,
+    stream: true,
+    per: "stream",
+    // The cost of a short stream, most of it the code around the request, still falls after the runner's usual
+    // warm-up (a fifth of the run) as V8 compiles that code, for every client: 2000 streams first settle it.
+    warmup: Math.min(2_000, shortStreamRequests)
   }
-].filter((scenario) =>
+]
+
+const scenarios = allScenarios.filter((scenario) =>
   // With --only, a scenario none of whose clients match has nothing to compare with undici.
   (only === undefined || scenario.clients.some((client) => client.includes(only))) &&
   (scenarioFilter === undefined || scenario.tag.includes(scenarioFilter))
 )
 
-/** The cost the tables compare: CPU per request, or per chunk when streaming. */
+/** The cost the tables compare: CPU per request (or stream), or per chunk. */
 const cost = (scenario: Scenario, result: Result) =>
-  result.cpuMicros / (scenario.stream ? Math.max(1, result.chunks) : Math.max(1, result.requests))
+  result.cpuMicros / Math.max(1, scenario.per === "chunk" ? result.chunks : result.requests)
 
 interface Row {
   readonly client: ClientName
@@ -328,12 +378,11 @@ const spread = (values: ReadonlyArray<number>, digits: number) => {
 }
 
 const table = (scenario: Scenario, rows: ReadonlyArray<Row>) => {
-  const unit = scenario.stream ? "chunk" : "request"
   const allCosts = rows.flatMap((row) => row.costs)
-  const digits = scenario.stream ? (median(allCosts) < 10 ? 2 : 1) : 0
+  const digits = scenario.per === "chunk" ? (median(allCosts) < 10 ? 2 : 1) : 0
   const range = rounds > 1 ? " median (min–max)" : ""
   return [
-    `| client | CPU µs per ${unit}${range} | × undici${range} | req/s median | peak RSS MB median | heap after GC MB median |`,
+    `| client | CPU µs per ${scenario.per}${range} | × undici${range} | req/s median | peak RSS MB median | heap after GC MB median |`,
     "|---|--:|--:|--:|--:|--:|",
     ...rows.map((row) =>
       [
@@ -363,7 +412,8 @@ const runScenario = async (scenario: Scenario, urls: ReadonlyMap<string, string>
         url: urls.get(scenario.server)!,
         concurrency: scenario.concurrency,
         requests: scenario.requests,
-        stream: scenario.stream
+        stream: scenario.stream,
+        ...(scenario.warmup === undefined ? {} : { warmup: scenario.warmup })
       })
       const c = cost(scenario, result)
       costs.set(client, c)
@@ -373,9 +423,9 @@ const runScenario = async (scenario: Scenario, urls: ReadonlyMap<string, string>
       row.rss.push(result.peakRssMb)
       row.heap.push(result.heapAfterGcMb)
       process.stderr.write(
-        `[${scenario.tag}] round ${round}/${rounds} ${client.padEnd(30)} ${c.toFixed(scenario.stream ? 2 : 0)} µs/${
-          scenario.stream ? "chunk" : "request"
-        }  (${((Date.now() - started) / 1000).toFixed(1)} s)\n`
+        `[${scenario.tag}] round ${round}/${rounds} ${client.padEnd(30)} ${
+          c.toFixed(scenario.per === "chunk" ? 2 : 0)
+        } µs/${scenario.per}  (${((Date.now() - started) / 1000).toFixed(1)} s)\n`
       )
     }
     // Ratios within the round: both runs saw the same machine at about the same time.
@@ -459,24 +509,36 @@ const forEachScenario = async (url: string): Promise<string> => {
 // Profile
 // ---------------------------------------------------------------------------
 
-const profileClient = async (url: string): Promise<string> => {
+/** A profile of one run of `client`, for the docs: what was run, and the tables of `profile.ts`. */
+interface Profiled {
+  readonly title: string
+  readonly what: string
+  readonly summary: string
+}
+
+/**
+ * Profiles one run of `client` (`runner.ts --cpu-profile`: the measured calls only, not the start-up or the
+ * warm-up), with each share also in µs of CPU per `per` (a request, a chunk or a stream) of that run.
+ */
+const profileClient = async (
+  title: string,
+  what: string,
+  options: Omit<RunOptions, "client">,
+  per: Scenario["per"]
+): Promise<Profiled> => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-profile-"))
   try {
-    process.stderr.write(`[profile] client, plain C=64, ${requests64} requests\n`)
-    await run({
-      client: "client",
-      url,
-      concurrency: 64,
-      requests: requests64,
-      stream: false,
-      nodeFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`]
+    process.stderr.write(`[profile] client, ${what}\n`)
+    const file = path.join(dir, "client.cpuprofile")
+    const result = await run({ ...options, client: "client", cpuProfile: file })
+    if (!fs.existsSync(file)) fail(`no CPU profile written to ${file}`)
+    const units = per === "chunk" ? result.chunks : result.requests
+    const summary = summarise(JSON.parse(fs.readFileSync(file, "utf8")) as Parameters<typeof summarise>[0], 20, {
+      unit: per,
+      micros: result.cpuMicros / Math.max(1, units)
     })
-    const files = fs.readdirSync(dir)
-      .filter((file) => file.endsWith(".cpuprofile"))
-      .map((file) => path.join(dir, file))
-      .sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)
-    const largest = files[0] ?? fail(`no .cpuprofile written in ${dir}`)
-    return summarise(JSON.parse(fs.readFileSync(largest, "utf8")) as Parameters<typeof summarise>[0], 20)
+    process.stdout.write(`## ${title}\n\n${summary}\n\n`)
+    return { title, what, summary }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
@@ -552,11 +614,12 @@ const quote = (arg: string) => /^[\w@%+=:,./-]+$/.test(arg) ? arg : `"${arg.repl
 
 const commandLine = () => ["pnpm bench", ...argv.map(quote)].join(" ")
 
-const document = (started: Date, tables: ReadonlyArray<string>, profileSummary: string | undefined) =>
+const document = (started: Date, tables: ReadonlyArray<string>, profiles: ReadonlyArray<Profiled>) =>
   [
     "# Benchmarks",
     "",
-    "Each figure is the CPU time (user + system) of the client's own process per request, or per streamed chunk, " +
+    "Each figure is the CPU time (user + system) of the client's own process per request, per streamed chunk, " +
+    "or per short stream, " +
     "measured after a warm-up while the OpenAI-compatible simulator answers from a separate process; " +
     "every run is a fresh process, the clients run one after another in interleaved rounds, and the " +
     "\"× undici\" ratios compare each run with the undici run of the same round before taking the median " +
@@ -573,10 +636,11 @@ const document = (started: Date, tables: ReadonlyArray<string>, profileSummary: 
     "its tables and writes nothing; `--write` is refused with `--quick`, `--only` or `--scenario`). " +
     `Options: \`--rounds R\` (${defaults.rounds}), ` +
     `\`--requests N\` for C = 64 (${defaults.requests64}), \`--requests-256 N\` for C = 256 (${defaults.requests256}), ` +
-    `\`--stream-requests N\` (${defaults.streamRequests}), \`--foreach-requests N\` for the forEach rows ` +
+    `\`--stream-requests N\` (${defaults.streamRequests}), \`--short-stream-requests N\` for the 10-chunk streams ` +
+    `(${defaults.shortStreamRequests}), \`--foreach-requests N\` for the forEach rows ` +
     `(${defaults.forEachRequests}), \`--only <substring>\` (those clients and undici), \`--scenario <substring>\` ` +
     "(the scenarios whose tag has it: `plain C=64`, `plain C=256`, `plain forEach`, `stream burst`, " +
-    "`stream paced`), `--no-profile`, `--quick` for a smoke run. " +
+    "`stream paced`, `stream short`), `--no-profile`, `--quick` for a smoke run. " +
     `The plain-call defaults are ${defaults.requests64} requests a run (rather than 20000), and C = 256 runs the ` +
     "clients without the feature-off variants, to keep a default run within ten minutes on a 2-core machine; " +
     "pass larger counts for tighter ranges. " +
@@ -587,16 +651,18 @@ const document = (started: Date, tables: ReadonlyArray<string>, profileSummary: 
     machine(),
     `- Date: ${started.toISOString()}`,
     `- Rounds: ${rounds}; requests per run: ${requests64} (plain, C = 64), ${requests256} (plain, C = 256), ` +
-    `${streamRequests} (streaming, 500 chunks each), ${forEachRequests} (plain, Effect.forEach)`,
+    `${streamRequests} (streaming, 500 chunks each), ${shortStreamRequests} (streaming, 10 chunks each), ` +
+    `${forEachRequests} (plain, Effect.forEach)`,
     "",
     ...tables.flatMap((t) => [t, ""]),
-    ...(profileSummary === undefined ? [] : [
-      "## Where the client's time goes",
+    ...profiles.flatMap((profiled) => [
+      `## ${profiled.title}`,
       "",
-      `Self time in a CPU profile (\`node --cpu-prof\`) of one run of \`client\`, plain calls, C = 64, ` +
-      `${requests64} requests (warm-up included).`,
+      `Self time in a CPU profile of one run of \`client\`, ${profiled.what}: the measured calls only, after ` +
+      "the warm-up (`runner.ts --cpu-profile`); shares of the CPU time (idle left out), and the same in µs of " +
+      "that run's CPU time.",
       "",
-      profileSummary,
+      profiled.summary,
       ""
     ]),
     keptAnalysis()
@@ -619,16 +685,18 @@ const forEachSection = async (url: string): Promise<string> => {
 
 const main = async () => {
   const started = new Date()
-  const [burst, streamBurst, streamPaced] = await Promise.all([
+  const running = await Promise.all([
     startServer("burst", 20, 0),
     startServer("stream-burst", 500, 0),
-    startServer("stream-paced", 500, 1)
+    startServer("stream-paced", 500, 1),
+    startServer("stream-short", 10, 0)
   ])
-  const urls = new Map([burst, streamBurst, streamPaced].map((server) => [server.name, server.url]))
+  const burst = running[0]!
+  const urls = new Map(running.map((server) => [server.name, server.url]))
   process.stderr.write(
     `bench: ${rounds} round${
       rounds === 1 ? "" : "s"
-    }; ${requests64} / ${requests256} plain requests, ${streamRequests} streamed\n`
+    }; ${requests64} / ${requests256} plain requests, ${streamRequests} streamed, ${shortStreamRequests} short streams\n`
   )
 
   const tables: Array<string> = []
@@ -646,10 +714,38 @@ const main = async () => {
     tables.push(await forEachSection(burst.url))
   }
 
-  let profileSummary: string | undefined
-  if (profile && scenarios.some((scenario) => scenario.tag === "plain C=64")) {
-    profileSummary = await profileClient(burst.url)
-    process.stdout.write(`## Where the client's time goes\n\n${profileSummary}\n\n`)
+  const profiles: Array<Profiled> = []
+  const ran = (tag: string) => profile && scenarios.some((scenario) => scenario.tag === tag)
+  if (ran("plain C=64")) {
+    profiles.push(
+      await profileClient("Where the client's time goes", `plain calls, C = 64, ${requests64} requests`, {
+        url: burst.url,
+        concurrency: 64,
+        requests: requests64,
+        stream: false
+      }, "request")
+    )
+  }
+  // What is left per chunk of a stream paced token by token, and per short stream: the figures the streaming rows
+  // compare with the official SDK.
+  for (
+    const scenario of scenarios.filter((scenario) => scenario.tag === "stream paced" || scenario.tag === "stream short")
+  ) {
+    if (!ran(scenario.tag) || !scenario.clients.includes("client")) continue
+    profiles.push(
+      await profileClient(
+        `Where the client's time goes: ${scenario.title.toLowerCase()}`,
+        `${scenario.title.toLowerCase()}, ${scenario.concurrency} concurrent, ${scenario.requests} streams`,
+        {
+          url: urls.get(scenario.server)!,
+          concurrency: scenario.concurrency,
+          requests: scenario.requests,
+          stream: true,
+          ...(scenario.warmup === undefined ? {} : { warmup: scenario.warmup })
+        },
+        scenario.per
+      )
+    )
   }
 
   stopping = true
@@ -658,7 +754,7 @@ const main = async () => {
   if (!write) process.stderr.write("bench: docs/benchmarks.md left as it is (a full run with --write rewrites it)\n")
   if (write) {
     fs.mkdirSync(path.dirname(docsFile), { recursive: true })
-    fs.writeFileSync(docsFile, document(started, tables, profileSummary))
+    fs.writeFileSync(docsFile, document(started, tables, profiles))
     process.stderr.write(`bench: wrote ${path.relative(repoDir, docsFile)}\n`)
   }
   process.stderr.write(`bench: done in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s\n`)

@@ -1,6 +1,7 @@
 /**
- * Summarises a V8 CPU profile (`node --cpu-prof`): the frames with the most
- * self time, and self time by package, as Markdown tables.
+ * Summarises a V8 CPU profile (`node --cpu-prof`, or `runner.ts --cpu-profile`):
+ * the frames with the most self time, and self time by package, as Markdown
+ * tables. Shares are of the CPU time: the time V8 was idle is left out.
  *
  *   tsx src/profile.ts <file.cpuprofile> [top]
  */
@@ -41,11 +42,21 @@ export const fileOf = (url: string): string => {
   return url.replace(/^file:\/\//, "")
 }
 
-/** Self time per frame and per package, in percent of all samples. */
-export const summarise = (profile: Profile, top: number) => {
+/** The CPU time of the profiled run per unit of work (a request, a chunk), to give each share in µs too. */
+export interface PerUnit {
+  readonly unit: string
+  readonly micros: number
+}
+
+/** Self time per frame and per package, in percent of the CPU time (and in µs per unit, given `perUnit`). */
+export const summarise = (profile: Profile, top: number, perUnit?: PerUnit) => {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]))
   const self = new Map<number, number>()
   profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)))
+  // Idle is waiting, not work: a stream paced by its server spends most of its wall time there.
+  for (const [id, node] of byId) {
+    if (node.callFrame.functionName === "(idle)" && node.callFrame.url === "") self.delete(id)
+  }
   let total = 0
   for (const t of self.values()) total += t
   const frames = new Map<string, number>()
@@ -58,17 +69,16 @@ export const summarise = (profile: Profile, top: number) => {
     const pkg = packageOf(frame.url)
     packages.set(pkg, (packages.get(pkg) ?? 0) + time)
   }
+  const micros = (t: number) => perUnit === undefined ? "" : ` ${(perUnit.micros * t / total).toFixed(2)} |`
   const rows = (map: Map<string, number>) =>
-    [...map].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, t]) => `| ${k} | ${(100 * t / total).toFixed(1)}% |`)
-  return [
-    "| frame (self time) | share |",
-    "|---|---|",
-    ...rows(frames),
-    "",
-    "| package (self time) | share |",
-    "|---|---|",
-    ...rows(packages)
-  ].join("\n")
+    [...map].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, t]) =>
+      `| ${k} | ${(100 * t / total).toFixed(1)}% |${micros(t)}`
+    )
+  const head = (what: string) =>
+    perUnit === undefined
+      ? [`| ${what} (self time) | share |`, "|---|---|"]
+      : [`| ${what} (self time) | share | µs per ${perUnit.unit} |`, "|---|---|--:|"]
+  return [...head("frame"), ...rows(frames), "", ...head("package"), ...rows(packages)].join("\n")
 }
 
 if (process.argv[1]?.endsWith("profile.ts")) {

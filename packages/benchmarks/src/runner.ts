@@ -5,12 +5,13 @@
  * and the heap retained after a full GC.
  *
  *   node --expose-gc --import tsx src/runner.ts --client undici --url http://127.0.0.1:8787/v1 \
- *     --concurrency 64 --requests 20000 [--stream] [--drive workers|forEach]
+ *     --concurrency 64 --requests 20000 [--stream] [--drive workers|forEach] [--warmup N] [--cpu-profile <file>]
  *
  * `--drive workers` (the default) has `concurrency` long-lived workers take the
  * calls one after another; `--drive forEach` hands all of them to
  * `Effect.forEach(…, { concurrency })`, a fiber a call, as most callers write it
- * (Effect clients only).
+ * (Effect clients only). `--cpu-profile <file>` writes a V8 CPU profile of the
+ * measured calls only (not the start-up, not the warm-up) to `file`.
  */
 import { ChatCompletion, InferenceClient } from "@effect-inference/client"
 import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
@@ -24,6 +25,8 @@ import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import { createParser } from "eventsource-parser"
+import * as fs from "node:fs"
+import * as inspector from "node:inspector/promises"
 import OpenAI from "openai"
 import * as undici from "undici"
 import { type ClientName, clients, type Result, variants } from "./clients.js"
@@ -46,6 +49,7 @@ const requests = Number(arg("requests") ?? 20_000)
 const stream = process.argv.includes("--stream")
 const drive = arg("drive") ?? "workers"
 const warmup = Number(arg("warmup") ?? Math.min(2_000, Math.ceil(requests / 5)))
+const cpuProfile = arg("cpu-profile")
 const API_KEY = "bench-key"
 const MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
@@ -199,14 +203,52 @@ const loadEffect = (call: Effect.Effect<number, unknown>, total: number): Effect
 
 const gc = () => (globalThis as { gc?: () => void }).gc?.()
 
+/**
+ * Profiles this process until `stop`, which writes the profile to `file`. Starting the profiler takes a while of
+ * its own (V8 lists the code compiled so far), sampled inside the inspector's `dispatch` as if it were the calls'
+ * work: those samples are left out.
+ */
+const profiler = async (file: string) => {
+  const session = new inspector.Session()
+  session.connect()
+  await session.post("Profiler.enable")
+  await session.post("Profiler.start")
+  return {
+    stop: async () => {
+      const { profile } = await session.post("Profiler.stop")
+      const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+      const parents = new Map<number, number>()
+      for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id)
+      const inspecting = (id: number): boolean => {
+        for (let at: number | undefined = id; at !== undefined; at = parents.get(at)) {
+          const frame = byId.get(at)?.callFrame
+          if (frame?.url.startsWith("node:inspector") === true) return true
+        }
+        return false
+      }
+      const samples: Array<number> = []
+      const timeDeltas: Array<number> = []
+      ;(profile.samples ?? []).forEach((id, i) => {
+        if (inspecting(id)) return
+        samples.push(id)
+        timeDeltas.push(profile.timeDeltas?.[i] ?? 0)
+      })
+      fs.writeFileSync(file, JSON.stringify({ ...profile, samples, timeDeltas }))
+      session.disconnect()
+    }
+  }
+}
+
 const measure = async (load: (total: number) => Promise<number>): Promise<Result> => {
   await load(warmup)
   gc()
+  const profiling = cpuProfile === undefined ? undefined : await profiler(cpuProfile)
   const cpu = process.cpuUsage()
   const start = process.hrtime.bigint()
   const chunks = await load(requests)
   const wallMillis = Number(process.hrtime.bigint() - start) / 1e6
   const used = process.cpuUsage(cpu)
+  if (profiling !== undefined) await profiling.stop()
   gc()
   return {
     client: name,

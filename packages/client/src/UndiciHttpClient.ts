@@ -18,6 +18,9 @@
  * and is let go of at once): the client's `maxConcurrency` slot is not given back
  * while the request is alive. A body is read with a byte count, so the client's
  * bounds (`maxResponseBytes`, ...) stop the read, and the connection, at the bound.
+ * A streamed answer goes to the client's stream as undici reads it from the
+ * socket, with no Node stream or Effect `Stream` in between; a stream read to
+ * its end leaves its connection in the pool for the next request.
  *
  * It has no HTTP spans: install `NodeHttpClient.layerUndici` (or any other
  * `HttpClient`) where a tracer should see each request.

@@ -10,12 +10,19 @@
  * Any `HttpClient` works: a body is read from `response.stream`, which every
  * transport of @effect/platform gives, with a byte count. A transport can offer
  * a cheaper way of its own (`UndiciHttpClient` does) through the symbols below.
+ *
+ * A streamed body is read here too (`reader`): by whoever pulls it, and stopped
+ * from anywhere, which is what the idle timeout of a stream needs.
  */
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import type * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
+import * as Queue from "effect/Queue"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 
 /**
@@ -49,14 +56,44 @@ export const readBounded: unique symbol = Symbol.for("@effect-inference/client/B
 export const discardResponse: unique symbol = Symbol.for("@effect-inference/client/BoundedBody/discard")
 
 /**
- * A response whose transport reads a bounded body and lets go of a request
- * itself (`UndiciHttpClient`'s).
+ * The key of a transport's own reader of a streamed body: `() => Reader`,
+ * which takes the body over (nothing else may read it after).
+ *
+ * @internal
+ */
+export const bodyReader: unique symbol = Symbol.for("@effect-inference/client/BoundedBody/bodyReader")
+
+/**
+ * A body read as it arrives, by the fiber that pulls it, and stopped from
+ * anywhere.
+ *
+ * @internal
+ */
+export interface Reader {
+  /**
+   * The bytes that came since the last read, all of them (waiting for some if
+   * none did); `None` at the end of the body. After the end or a failure,
+   * every read gives it again.
+   */
+  readonly read: Effect.Effect<Iterable<Uint8Array>, Option.Option<HttpClientError.ResponseError>>
+  /**
+   * Stops reading, from any fiber or a plain callback: the read in progress,
+   * if any, and every later one fail, and the request is aborted (its scope,
+   * closing, still waits until the transport has let go of it).
+   */
+  readonly abort: () => void
+}
+
+/**
+ * A response whose transport reads a bounded body, reads a streamed one and
+ * lets go of a request itself (`UndiciHttpClient`'s).
  *
  * @internal
  */
 export interface Native {
   readonly [readBounded]: (max: number) => Effect.Effect<Read, HttpClientError.ResponseError>
   readonly [discardResponse]: Effect.Effect<void>
+  readonly [bodyReader]: () => Reader
 }
 
 const isNative = (
@@ -229,17 +266,77 @@ export const withResponse = <E, A, E2>(
 
 /**
  * Sends a request with `execute`; its response is discarded (see
- * {@link discard}) when the scope closes, however the scope ends, so that the
- * scope does not finish before the request is gone.
+ * {@link discard}) when `scope` closes, however it ends, so that the scope
+ * does not finish before the request is gone.
+ *
+ * The finalizer goes to the scope itself: `Effect.addFinalizer` would run it
+ * with the fiber refs of the fiber that added it, diffing and patching them
+ * on the way in and out, and letting go of a response depends on none of them.
  *
  * @internal
  */
 export const scoped = <E>(
-  execute: Effect.Effect<HttpClientResponse.HttpClientResponse, E>
-): Effect.Effect<HttpClientResponse.HttpClientResponse, E, Scope.Scope> =>
+  execute: Effect.Effect<HttpClientResponse.HttpClientResponse, E>,
+  scope: Scope.Scope
+): Effect.Effect<HttpClientResponse.HttpClientResponse, E> =>
   Effect.uninterruptibleMask((restore) =>
-    Effect.tap(restore(execute), (response) => Effect.addFinalizer(() => discard(response)))
+    Effect.tap(restore(execute), (response) => Scope.addFinalizer(scope, discard(response)))
   )
+
+/** The failure of a read stopped by `Reader.abort`. */
+const aborted = (response: HttpClientResponse.HttpClientResponse): HttpClientError.ResponseError =>
+  new HttpClientError.ResponseError({
+    request: response.request,
+    response,
+    reason: "Decode",
+    cause: new Error("the read was stopped")
+  })
+
+/**
+ * A reader of `response.stream`, for any transport. An Effect stream can only
+ * be stopped by interrupting the fiber that pulls it, so one fiber reads ahead
+ * by a batch into a queue that the reader takes from, and `abort` interrupts
+ * that fiber; leaving the scope closes the stream (every transport of
+ * @effect/platform aborts a body whose stream is left early).
+ */
+const streamReader = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<Reader, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    type Item = Exit.Exit<Chunk.Chunk<Uint8Array>, Option.Option<HttpClientError.ResponseError>>
+    const pull = yield* Stream.toPull(response.stream)
+    const queue = yield* Queue.bounded<Item>(1)
+    const loop: Effect.Effect<void> = Effect.flatMap(
+      Effect.exit(pull),
+      (exit) => Effect.zipRight(Queue.offer(queue, exit), Exit.isSuccess(exit) ? loop : Effect.void)
+    )
+    const fiber = yield* Effect.forkScoped(loop)
+    /** The end or the failure, once read (or the abort): what every later read gives. */
+    let final: Item | undefined
+    const take = Effect.flatten(Effect.tap(Queue.take(queue), (item) => {
+      if (Exit.isFailure(item)) final = item
+    }))
+    return {
+      read: Effect.suspend(() => final ?? take),
+      abort: () => {
+        if (final !== undefined) return
+        final = Exit.fail(Option.some(aborted(response)))
+        fiber.unsafeInterruptAsFork(FiberId.none)
+        // A read waiting in `take` has an empty queue before it, so the offer always lands.
+        Queue.unsafeOffer(queue, final)
+      }
+    }
+  })
+
+/**
+ * Reads the body of `response` as it arrives (the transport's own reader if it
+ * has one), until `scope` closes.
+ *
+ * @internal
+ */
+export const reader = (
+  response: HttpClientResponse.HttpClientResponse,
+  scope: Scope.Scope
+): Effect.Effect<Reader> =>
+  isNative(response) ? Effect.sync(() => response[bodyReader]()) : Scope.extend(streamReader(response), scope)
 
 /** @internal */
 export const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024

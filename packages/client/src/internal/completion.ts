@@ -57,7 +57,7 @@ const exchange = <A>(
     }
   )
 
-/** One model's attempts of a plain request: each an exchange under the attempt policies, in a scope of its own. */
+/** One model's attempts of a plain request: each an exchange under the attempt policies. */
 const send = <A>(
   env: Environment,
   call: CallState,
@@ -68,14 +68,13 @@ const send = <A>(
   charge: Omit<pipeline.Charge<A>, "limiter">
 ): Effect.Effect<A, InferenceError.InferenceError> =>
   pipeline.retried(env, call, spanName, model, (context) =>
-    Effect.scoped(
-      pipeline.attempt(
-        exchange(env, call, httpRequest, context, onSuccess),
-        env,
-        context,
-        { duration: env.options.timeout, phase: "attempt" },
-        charge
-      )
+    pipeline.attempt(
+      exchange(env, call, httpRequest, context, onSuccess),
+      env,
+      context,
+      { duration: env.options.timeout, phase: "attempt" },
+      charge,
+      "attempt"
     ))
 
 /** A chat completion of a checked request, past the cache: budget, total timeout, fallback, retries, attempts. */

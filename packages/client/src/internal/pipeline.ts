@@ -26,17 +26,17 @@
  *    exchange only: `timeout` for a plain call, `firstChunkTimeout` for a stream
  *    until its first content.
  *
- * The policies of an attempt (6 to 9) take what they hold (the slot, the
- * permit) into the attempt's scope: a plain call's attempt is scoped by
- * itself; a stream's scope is kept open past its first content, so that the
- * slot and the permit live exactly as long as the stream.
+ * The policies of an attempt (6 to 9) are the same for both; what they take
+ * (the slot, the permit) a plain call holds while its attempt runs, and a
+ * stream holds in its attempt's scope, kept open past its first content, so
+ * that the slot and the permit live exactly as long as the stream (`Hold`).
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as CircuitBreaker from "../CircuitBreaker.js"
 import * as InferenceError from "../InferenceError.js"
 import type * as RateLimit from "../RateLimit.js"
@@ -50,19 +50,38 @@ import type * as Slots from "./slots.js"
 import * as timeout from "./timeout.js"
 
 /**
- * Holds a concurrency slot from before `self` runs until its scope closes.
- * Waiting for one stays interruptible; once taken, it is released with the
- * scope.
+ * How long what an attempt takes (its slot, its rate-limit permit) is held:
+ * while the attempt runs (a plain call: given back when its effect ends), or
+ * until `scope` closes (a stream: the attempt's scope, kept open past its first
+ * content for as long as the stream).
+ *
+ * A plain call does not get a scope of its own for this: `Effect.scoped` costs
+ * about 4 µs of CPU per use, and `Effect.retry`'s driver as much again (a loop
+ * of `Effect.forEach(…, { concurrency: 64 })` over each, against a bare
+ * `Effect.succeed`), which together were a tenth of a call's own cost
+ * (`pnpm --filter @effect-inference/benchmarks overhead`).
+ *
+ * @internal
+ */
+export type Hold = Scope.Scope | "attempt"
+
+/**
+ * Holds a concurrency slot for `self`. Waiting for one stays interruptible;
+ * once taken, it is given back when `self` ends, or when `hold` (a scope) closes.
  *
  * @internal
  */
 export const withSlot: {
-  (slots: Slots.Permits | undefined): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R | Scope.Scope>
-  <A, E, R>(self: Effect.Effect<A, E, R>, slots: Slots.Permits | undefined): Effect.Effect<A, E, R | Scope.Scope>
+  (slots: Slots.Permits | undefined, hold: Hold): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, slots: Slots.Permits | undefined, hold: Hold): Effect.Effect<A, E, R>
 } = dual(
-  2,
-  <A, E, R>(self: Effect.Effect<A, E, R>, slots: Slots.Permits | undefined): Effect.Effect<A, E, R | Scope.Scope> =>
-    slots === undefined ? self : Effect.zipRight(slots.takeScoped, self)
+  3,
+  <A, E, R>(self: Effect.Effect<A, E, R>, slots: Slots.Permits | undefined, hold: Hold): Effect.Effect<A, E, R> =>
+    slots === undefined
+      ? self
+      : hold === "attempt"
+      ? slots.withPermit(self)
+      : Effect.zipRight(Scope.extend(slots.takeScoped, hold), self)
 )
 
 /**
@@ -120,36 +139,44 @@ export interface Charge<A> {
 }
 
 /**
- * Waits for room in the rate limits, then runs `self` holding its permit (in
- * the scope), settled when `self` ends.
+ * Waits for room in the rate limits, then runs `self` holding its permit,
+ * settled when `self` ends (or, for a stream's success, left open in `hold`).
  *
  * @internal
  */
 export const withRateLimit: {
   <A>(
-    charge: Charge<A>
+    charge: Charge<A>,
+    hold: Hold
   ): <R>(
     self: Effect.Effect<A, InferenceError.InferenceError, R>
-  ) => Effect.Effect<A, InferenceError.InferenceError, R | Scope.Scope>
+  ) => Effect.Effect<A, InferenceError.InferenceError, R>
   <A, R>(
     self: Effect.Effect<A, InferenceError.InferenceError, R>,
-    charge: Charge<A>
-  ): Effect.Effect<A, InferenceError.InferenceError, R | Scope.Scope>
-} = dual(2, <A, R>(
+    charge: Charge<A>,
+    hold: Hold
+  ): Effect.Effect<A, InferenceError.InferenceError, R>
+} = dual(3, <A, R>(
   self: Effect.Effect<A, InferenceError.InferenceError, R>,
-  { actualTokens, estimatedTokens, keep, limiter }: Charge<A>
-): Effect.Effect<A, InferenceError.InferenceError, R | Scope.Scope> =>
-  limiter === undefined ? self : Effect.flatMap(limiter.acquire(estimatedTokens), (permit) => {
-    keep?.(permit)
-    return Effect.onExit(
-      self,
-      (exit) => keep !== undefined && Exit.isSuccess(exit) ? Effect.void : permit.settle(actualTokens(exit))
-    )
-  }))
+  { actualTokens, estimatedTokens, keep, limiter }: Charge<A>,
+  hold: Hold
+): Effect.Effect<A, InferenceError.InferenceError, R> =>
+  limiter === undefined
+    ? self
+    : hold === "attempt"
+    ? limiter.withLimit(self, { estimatedTokens, actualTokens })
+    : Effect.flatMap(Scope.extend(limiter.acquire(estimatedTokens), hold), (permit) => {
+      keep?.(permit)
+      return Effect.onExit(
+        self,
+        (exit) => keep !== undefined && Exit.isSuccess(exit) ? Effect.void : permit.settle(actualTokens(exit))
+      )
+    }))
 
 /**
  * The policies of one attempt, in their order: the slot, the breaker, the rate
- * limit, the attempt timeout, around `self` (the exchange).
+ * limit, the attempt timeout, around `self` (the exchange); what it takes is
+ * held as `hold` says.
  *
  * @internal
  */
@@ -158,13 +185,14 @@ export const attempt = <A, R>(
   env: Environment,
   context: classify.CallContext,
   bound: Pick<timeout.AttemptBound, "duration" | "phase">,
-  charge: Omit<Charge<A>, "limiter">
-): Effect.Effect<A, InferenceError.InferenceError, R | Scope.Scope> =>
+  charge: Omit<Charge<A>, "limiter">,
+  hold: Hold
+): Effect.Effect<A, InferenceError.InferenceError, R> =>
   self.pipe(
     timeout.withAttemptTimeout({ ...bound, model: context.model, attempt: context.attempt }),
-    withRateLimit({ ...charge, limiter: env.limiter }),
+    withRateLimit({ ...charge, limiter: env.limiter }, hold),
     withBreaker(env.breakers, env.options.baseUrl, context.model),
-    withSlot(env.slots)
+    withSlot(env.slots, hold)
   )
 
 /**

@@ -16,6 +16,9 @@ const MAX_BUFFER = 8 * 1024 * 1024
 /** @internal */
 export type Event = EventSourceMessage
 
+/** Bytes of a character split across reads are kept for the next read. */
+const streaming: TextDecodeOptions = { stream: true }
+
 /** @internal */
 export class Overflow {
   readonly _tag = "Overflow"
@@ -24,15 +27,17 @@ export class Overflow {
 
 /**
  * A parser of one SSE body, fed its bytes as they arrive. `feed` gives the
- * events completed by those bytes (none for a comment such as `: keep-alive`, or
- * for bytes that end mid-event), or an `Overflow`. It is fed straight from the
- * body's reads, not as a stage of a `Stream`: in a stream paced token by token
- * each read holds one event, and every stage costs a few µs per read.
+ * events completed by those bytes (none for a comment such as `: keep-alive`,
+ * or for bytes that end mid-event), in an array that the next `feed` reuses,
+ * or an `Overflow`. It is fed straight from the body's reads, not as a stage
+ * of a `Stream`: in a stream paced token by token each read holds one event,
+ * and every stage costs a few µs per read.
  *
  * @internal
  */
-export const makeParser = (): { readonly feed: (bytes: Uint8Array) => Array<Event> | Overflow } => {
-  let pending: Array<Event> = []
+export const makeParser = (): { readonly feed: (bytes: Uint8Array) => ReadonlyArray<Event> | Overflow } => {
+  // One array for the events of every read: the caller is done with them before it feeds the next bytes.
+  const pending: Array<Event> = []
   let overflow: Overflow | undefined
   const decoder = new TextDecoder()
   const parser = createParser({
@@ -45,15 +50,13 @@ export const makeParser = (): { readonly feed: (bytes: Uint8Array) => Array<Even
   })
   return {
     feed: (bytes) => {
+      pending.length = 0
       try {
-        parser.feed(decoder.decode(bytes, { stream: true }))
+        parser.feed(decoder.decode(bytes, streaming))
       } catch {
         overflow ??= new Overflow(MAX_BUFFER)
       }
-      if (overflow !== undefined) return overflow
-      const events = pending
-      pending = []
-      return events
+      return overflow ?? pending
     }
   }
 }

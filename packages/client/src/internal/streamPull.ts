@@ -12,7 +12,6 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import type { ChatCompletionChunk } from "../ChatCompletionChunk.js"
 import type * as InferenceError from "../InferenceError.js"
 import * as BoundedBody from "./boundedBody.js"
@@ -31,6 +30,21 @@ import * as sse from "./sse.js"
 export type Pull = Effect.Effect<Chunk.Chunk<ChatCompletionChunk>, Option.Option<InferenceError.InferenceError>>
 
 /**
+ * An opened attempt: the pull of its chunks, and how to stop a pull in
+ * progress from elsewhere (the idle timeout): it fails, and the request is
+ * aborted.
+ *
+ * @internal
+ */
+export interface Opened {
+  readonly pull: Pull
+  readonly abort: () => void
+}
+
+/** A JSON answer has no body read in progress to stop: it was read whole. */
+const nothingToAbort = () => {}
+
+/**
  * Opens one streaming attempt: sends the request, classifies a non-2xx answer,
  * and returns a pull of decoded chunks. The pull skips batches with no event
  * (keep-alive comments), ends at `[DONE]` (or at the end of a body that gave
@@ -45,23 +59,25 @@ export const open = (
   request: HttpClientRequest.HttpClientRequest,
   context: classify.CallContext,
   includeUsage: boolean,
-  choices: number
-): Effect.Effect<Pull, InferenceError.InferenceError, Scope.Scope> =>
+  choices: number,
+  scope: Scope.Scope
+): Effect.Effect<Opened, InferenceError.InferenceError> =>
   Effect.gen(function*() {
     // Let go of when the attempt's scope closes (the stream ends, fails or is left early): the scope, which holds
     // the slot, does not finish before the request is gone.
-    const response = yield* BoundedBody.scoped(Effect.mapError(
-      env.http.execute(request),
-      (error) => classify.fromHttpClientError(error, context)
-    ))
+    const response = yield* BoundedBody.scoped(
+      Effect.mapError(env.http.execute(request), (error) => classify.fromHttpClientError(error, context)),
+      scope
+    )
     call.requestId = classify.requestIdOf(response.headers, env.secret)
     if (response.status < 200 || response.status >= 300) {
       return yield* responses.failFromResponse(response, context, env.options)
     }
     if (!responses.isEventStream(response)) {
-      return yield* responses.completionAsStream(response, context, includeUsage, env.options)
+      const pull = yield* responses.completionAsStream(response, context, includeUsage, env.options)
+      return { pull, abort: nothingToAbort }
     }
-    const raw = yield* Stream.toPull(response.stream)
+    const reader = yield* BoundedBody.reader(response, scope)
     const parser = sse.makeParser()
     let done = false
     // Every requested choice must finish: with n > 1, one finished choice does not complete the others, and a
@@ -96,7 +112,7 @@ export const open = (
         onNone: () => complete() ? Effect.fail(Option.none()) : failNow(classify.truncated(response, context)),
         onSome: (error) => failNow(classify.fromHttpClientError(error, context))
       })
-    const decodeBytes = (reads: Chunk.Chunk<Uint8Array>): Pull => {
+    const decodeBytes = (reads: Iterable<Uint8Array>): Pull => {
       for (const bytes of reads) {
         const events = parser.feed(bytes)
         if (events instanceof sse.Overflow) {
@@ -167,9 +183,10 @@ export const open = (
       }
       return undefined
     }
+    const read = Effect.matchEffect(reader.read, { onFailure: onEnd, onSuccess: decodeBytes })
     const pull: Pull = Effect.suspend(() => {
       if (pending !== undefined) return Effect.fail(Option.some(pending()))
-      return done ? Effect.fail(Option.none()) : Effect.flatMap(Effect.catchAll(raw, onEnd), decodeBytes)
+      return done ? Effect.fail(Option.none()) : read
     })
-    return pull
+    return { pull, abort: reader.abort }
   })

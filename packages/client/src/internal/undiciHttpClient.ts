@@ -1,6 +1,7 @@
 /**
  * An `HttpClient` straight over undici: one object per response, headers
- * converted once, bodies read with one callback.
+ * converted once, bodies read with one callback, a streamed body taken from
+ * undici as it arrives.
  *
  * An interrupted request is not given up on until undici has let go of it: the
  * interruption completes once undici has failed the request (closing its
@@ -63,7 +64,13 @@ class Exchange extends undici.Dispatcher implements undici.Dispatcher.DispatchHa
   private connected = false
   /** undici is done with the request: answered in full (the connection back in the pool), or failed (closed). */
   private settled = false
+  /** Why undici failed the request, if it did. */
+  private failure: Error | undefined
   private waiting: Array<() => void> | undefined
+  /** The reader that the body's reads go to, once there is one, instead of the body's Node stream. */
+  private tap: Tap | undefined
+  /** Lets undici read the socket again after `onData` asked it to wait. */
+  private resumeReads: (() => void) | undefined
 
   constructor(readonly dispatcher: undici.Dispatcher) {
     super()
@@ -79,6 +86,22 @@ class Exchange extends undici.Dispatcher implements undici.Dispatcher.DispatchHa
       if (this.settled) return resume(Effect.void)
       ;(this.waiting ??= []).push(() => resume(Effect.void))
     })
+  }
+
+  /** undici is done with the request: there is nothing left to abort. */
+  get isSettled(): boolean {
+    return this.settled
+  }
+
+  /** From now on the body's reads go to `tap`; if undici is done with the request, `tap` is told how it ended. */
+  attach(tap: Tap): void {
+    this.tap = tap
+    if (this.settled) tap.end(this.failure)
+  }
+
+  /** Lets undici read the socket again, after the reader caught up. */
+  resume(): void {
+    this.resumeReads?.()
   }
 
   override dispatch(options: undici.Dispatcher.DispatchOptions, handler: undici.Dispatcher.DispatchHandler): boolean {
@@ -102,20 +125,24 @@ class Exchange extends undici.Dispatcher implements undici.Dispatcher.DispatchHa
   }
 
   onHeaders(statusCode: number, headers: Array<Buffer>, resume: () => void, statusText: string): boolean {
+    this.resumeReads = resume
     return this.handler!.onHeaders!(statusCode, headers, resume, statusText)
   }
 
   onData(chunk: Buffer): boolean {
-    return this.handler!.onData!(chunk)
+    return this.tap === undefined ? this.handler!.onData!(chunk) : this.tap.data(chunk)
   }
 
   onComplete(trailers: Array<string> | null): void {
     this.settle()
+    this.tap?.end(undefined)
     this.handler!.onComplete!(trailers)
   }
 
   onError(error: Error): void {
+    this.failure = error
     this.settle()
+    this.tap?.end(error)
     this.handler!.onError!(error)
   }
 }
@@ -158,7 +185,7 @@ class UndiciResponse extends Inspectable.Class implements HttpClientResponse.Htt
     return Option.none()
   }
 
-  private decodeError(cause: unknown): HttpClientError.ResponseError {
+  decodeError(cause: unknown): HttpClientError.ResponseError {
     return new HttpClientError.ResponseError({ request: this.request, response: this, reason: "Decode", cause })
   }
 
@@ -166,9 +193,31 @@ class UndiciResponse extends Inspectable.Class implements HttpClientResponse.Htt
   private get abort(): Effect.Effect<void> {
     return Effect.suspend(() => {
       unread.unregister(this)
+      // Answered in full or failed: undici has let go of it already. An abort now would only destroy the body's
+      // Node stream with an error whose stack Node formats: 4% of the client's CPU in a profile of 10-chunk
+      // streams (`pnpm --filter @effect-inference/benchmarks bench --scenario "stream short"`).
+      if (this.exchange.isSettled) return Effect.void
       this.controller.abort()
       return this.exchange.gone
     })
+  }
+
+  /**
+   * Takes the body over: its reads go to the reader as undici makes them,
+   * past the body's Node stream, which is never read.
+   */
+  [BoundedBody.bodyReader](): BoundedBody.Reader {
+    unread.unregister(this)
+    const tap = new Tap(this)
+    const body = this.source.body
+    if (body.destroyed || body.readableEnded || body.readableDidRead) {
+      tap.end(body.errored ?? new Error("the body was read or closed already"))
+      return tap
+    }
+    // What came with the headers, before there was a reader, went into the Node stream.
+    for (let bytes: Buffer | null = body.read(); bytes !== null; bytes = body.read()) tap.data(bytes)
+    this.exchange.attach(tap)
+    return tap
   }
 
   get [BoundedBody.discardResponse](): Effect.Effect<void> {
@@ -290,6 +339,104 @@ class UndiciResponse extends Inspectable.Class implements HttpClientResponse.Htt
 }
 
 const ignore = () => {}
+
+/** Unread bytes past which undici stops reading the socket until the reader catches up (its own default). */
+const HIGH_WATER_MARK = 64 * 1024
+
+type Resume = (effect: Effect.Effect<Iterable<Uint8Array>, Option.Option<HttpClientError.ResponseError>>) => void
+
+/**
+ * The reader of a streamed body: undici's reads are kept as they come, and a
+ * read takes all of them, or waits for the next. In a stream paced token by
+ * token every network read is a read here, and the way through the body's
+ * Node stream, an Effect `Stream` over it (`response.stream`) and a fiber that
+ * reads it ahead (as `BoundedBody.reader` reads any other transport's body)
+ * costs more than the rest of the client's work on the read:
+ * `pnpm --filter @effect-inference/benchmarks bench --scenario stream --only client --rounds 1`
+ * (median of 3 interleaved runs) measured 15.0 µs of CPU per chunk paced, 6.7
+ * in bursts and 721 per 10-chunk stream with this, and 36.2, 8.0 and 969 with
+ * `response.stream` read that way.
+ */
+class Tap implements BoundedBody.Reader {
+  private parts: Array<Uint8Array> = []
+  private size = 0
+  /** `onData` asked undici to stop reading the socket. */
+  private paused = false
+  /** How the body ended (`None`: in full; or its failure), once it did: read after the bytes before it. */
+  private final: Option.Option<HttpClientError.ResponseError> | undefined
+  private waiting: Resume | undefined
+
+  constructor(private readonly response: UndiciResponse) {}
+
+  readonly read: Effect.Effect<Iterable<Uint8Array>, Option.Option<HttpClientError.ResponseError>> = Effect.suspend(
+    () => {
+      if (this.parts.length > 0) return Effect.succeed(this.take())
+      if (this.final !== undefined) return Effect.fail(this.final)
+      return this.next
+    }
+  )
+
+  /**
+   * Waits for the next read of undici's. Built once, and with no canceller:
+   * `Effect.async` wraps an effect with one in `Effect.onInterrupt`, several
+   * runtime operations on every read of a stream paced token by token. A
+   * fiber interrupted while it waits ignores the resume it left here, and
+   * nothing reads the body after that (its scope closes, aborting it).
+   */
+  private readonly next = Effect.async<Iterable<Uint8Array>, Option.Option<HttpClientError.ResponseError>>(
+    (resume) => {
+      this.waiting = resume
+    }
+  )
+
+  /** A read waiting for bytes goes on, once its fiber runs: with every read that came until then. */
+  private wake(resumed: Effect.Effect<Iterable<Uint8Array>, Option.Option<HttpClientError.ResponseError>>): void {
+    const waiting = this.waiting
+    if (waiting === undefined) return
+    this.waiting = undefined
+    waiting(resumed)
+  }
+
+  /** What a read woken by bytes gives: every read that came until its fiber runs (none if `abort` came first). */
+  private readonly taken = Effect.sync(() => this.take())
+
+  private take(): Array<Uint8Array> {
+    const parts = this.parts
+    this.parts = []
+    this.size = 0
+    if (this.paused) {
+      this.paused = false
+      this.response.exchange.resume()
+    }
+    return parts
+  }
+
+  /** One read of undici's; `false` asks undici to stop reading the socket for now. */
+  data(bytes: Uint8Array): boolean {
+    if (this.final !== undefined) return true
+    this.parts.push(bytes)
+    this.size += bytes.length
+    this.wake(this.taken)
+    if (this.size < HIGH_WATER_MARK) return true
+    this.paused = true
+    return false
+  }
+
+  end(failure: unknown): void {
+    if (this.final !== undefined) return
+    this.final = failure === undefined ? Option.none() : Option.some(this.response.decodeError(failure))
+    this.wake(this.read)
+  }
+
+  readonly abort = (): void => {
+    if (this.final === undefined) {
+      this.parts = []
+      this.final = Option.some(this.response.decodeError(new Error("the read was stopped")))
+      this.wake(this.read)
+    }
+    if (!this.response.exchange.isSettled) this.response.controller.abort()
+  }
+}
 
 /** The text of the first `size` bytes of `parts`. */
 const decode = (parts: ReadonlyArray<Buffer>, size: number): string =>
