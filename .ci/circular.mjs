@@ -7,8 +7,10 @@
 //   pnpm circular        print every cycle, and fail if there is one
 //
 // Relative imports end in `.js` and name a `.ts` file: madge resolves them with TypeScript's own resolution, under
-// the project's compiler options (tsconfig.base.json). An import it cannot resolve would hide the cycles that go
-// through it, so that fails the check too. This script lives in .ci/ because the top level takes no new folders.
+// the project's compiler options (tsconfig.base.json). A workspace package (`@effect-inference/client`) is mapped
+// to its `src`, as the workspace's source condition does for tsc: madge's resolver does not apply custom
+// conditions, and would otherwise find the built `dist` or, in a fresh clone, nothing. An import it cannot
+// resolve would hide the cycles that go through it, so that fails the check too. This script lives in .ci/ because the top level takes no new folders.
 import madge from "madge"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -23,10 +25,22 @@ const sources = Fs.readdirSync(packagesDir, { withFileTypes: true })
   .map((entry) => Path.join("packages", entry.name, "src"))
   .sort()
 
+/** `paths` from each workspace package's name (and its subpaths) to its `src`. */
+const workspacePaths = Object.fromEntries(
+  sources.flatMap((dir) => {
+    const manifest = JSON.parse(Fs.readFileSync(Path.join(root, dir, "..", "package.json"), "utf8"))
+    return [
+      [manifest.name, [`${dir}/index.ts`]],
+      [`${manifest.name}/*`, [`${dir}/*.ts`]]
+    ]
+  })
+)
+const base = JSON.parse(Fs.readFileSync(Path.join(root, "tsconfig.base.json"), "utf8"))
+
 const result = await madge(sources.map((dir) => Path.join(root, dir)), {
   baseDir: root,
   fileExtensions: ["ts"],
-  tsConfig: Path.join(root, "tsconfig.base.json"),
+  tsConfig: { compilerOptions: { ...base.compilerOptions, baseUrl: root, paths: workspacePaths } },
   detectiveOptions: { ts: { skipTypeImports: true }, tsx: { skipTypeImports: true } }
 })
 
