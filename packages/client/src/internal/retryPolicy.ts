@@ -4,7 +4,6 @@
  * `Retry-After` within a bound, and an attempt retried by a policy with a log
  * line for every failure.
  */
-import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -12,7 +11,6 @@ import { dual } from "effect/Function"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
-import * as Intervals from "effect/ScheduleIntervals"
 import * as Schema from "effect/Schema"
 import type { InferenceError } from "../InferenceError.js"
 import { isRetryable } from "../InferenceError.js"
@@ -137,27 +135,21 @@ export const logFailure = (
 /**
  * A retry policy that logs every failed attempt it is fed ({@link logFailure}):
  * `Schedule.onDecision` sees the error (the schedule's input, carried beside its
- * output), the attempt's number (a count beside it) and the decision, whose
- * interval starts when the next attempt does. Built once per client; a driver's
- * state is per call.
+ * output), the attempt's number (a count beside it), the delay before the next
+ * attempt (`Schedule.delays` of the policy: measured from the instant the policy
+ * decided, so a 2 s backoff logs as `2s`) and whether there is one. Built once
+ * per client; a driver's state is per call.
  *
  * @internal
  */
 export const logged = <R>(
   policy: Schedule.Schedule<unknown, InferenceError, R>
 ): Schedule.Schedule<unknown, InferenceError, R> =>
-  policy.pipe(
+  Schedule.delays(policy).pipe(
     Schedule.intersect(Schedule.identity<InferenceError>()),
     Schedule.intersect(Schedule.count),
-    Schedule.onDecision(([[, error], count], decision) =>
-      ScheduleDecision.isDone(decision)
-        ? logFailure(error, count + 1, Option.none())
-        : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          logFailure(
-            error,
-            count + 1,
-            Option.some(Duration.millis(Math.max(0, Intervals.start(decision.intervals) - now)))
-          ))
+    Schedule.onDecision(([[delay, error], count], decision) =>
+      logFailure(error, count + 1, ScheduleDecision.isDone(decision) ? Option.none() : Option.some(delay))
     )
   )
 
