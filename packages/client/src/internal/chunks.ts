@@ -45,14 +45,12 @@ const ToolCallDeltaFields = Schema.Struct({
 
 const KNOWN_PIECE_FIELDS = new Set(["index", "id", "type", "function"])
 
-/** @internal */
 export const ToolCallDelta = Schema.transform(JsonObject, ToolCallDeltaFields, {
   strict: false,
   decode: (piece) => Object.keys(piece).some((key) => !KNOWN_PIECE_FIELDS.has(key)) ? { ...piece, raw: piece } : piece,
   encode: (delta) => delta.raw ?? delta
 })
 
-/** @internal */
 export type ToolCallDelta = typeof ToolCallDelta.Type
 
 const deltaFields = {
@@ -71,7 +69,6 @@ const deltaFields = {
   reasoning_content: nullable(Schema.String)
 }
 
-/** @internal */
 export class Delta extends Schema.Class<Delta>("@effect-inference/client/Delta")(deltaFields) {
   constructor(
     props: void | Schema.Simplify<Schema.Struct.Constructor<typeof deltaFields>>,
@@ -81,7 +78,6 @@ export class Delta extends Schema.Class<Delta>("@effect-inference/client/Delta")
   }
 }
 
-/** @internal */
 export class ChunkChoice extends Schema.Class<ChunkChoice>("@effect-inference/client/ChunkChoice")({
   index: Schema.Number,
   delta: Schema.optionalWith(Delta, { nullable: true, default: () => new Delta({}) }),
@@ -89,7 +85,6 @@ export class ChunkChoice extends Schema.Class<ChunkChoice>("@effect-inference/cl
   logprobs: nullable(Schema.Unknown)
 }) {}
 
-/** @internal */
 export class ChatCompletionChunk extends Schema.Class<ChatCompletionChunk>(
   "@effect-inference/client/ChatCompletionChunk"
 )({

@@ -55,10 +55,8 @@ import * as checks from "./options.js"
 import * as Slots from "./slots.js"
 import { optionsOrDie } from "./validate.js"
 
-/** @internal */
 export const State = Schema.Literal(...Core.kinds)
 
-/** @internal */
 export class StateChange extends Schema.TaggedClass<StateChange>("@effect-inference/client/CircuitBreaker/StateChange")(
   "StateChange",
   {
@@ -71,7 +69,6 @@ export class StateChange extends Schema.TaggedClass<StateChange>("@effect-infere
   }
 ) {}
 
-/** @internal */
 export class Snapshot extends Schema.Class<Snapshot>("@effect-inference/client/CircuitBreaker/Snapshot")({
   key: Schema.String,
   state: State,
@@ -90,7 +87,6 @@ export class Snapshot extends Schema.Class<Snapshot>("@effect-inference/client/C
   probesSucceeded: Schema.Int
 }) {}
 
-/** @internal */
 export const metrics = {
   transitions: Metric.counter("inference_circuit_breaker_transitions", {
     description: "Circuit breaker state changes, by breaker and by from/to state"

@@ -13,7 +13,6 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Api from "../CircuitBreakerStore.js"
 
-/** @internal */
 export class CircuitBreakerStore extends Context.Tag("@effect-inference/client/CircuitBreakerStore")<
   CircuitBreakerStore,
   Api.CircuitBreakerStore.Service

@@ -9,7 +9,6 @@ import * as Layer from "effect/Layer"
 import type * as Api from "../ConcurrencyStore.js"
 import * as Core from "./concurrencyCore.js"
 
-/** @internal */
 export class ConcurrencyStore extends Context.Tag("@effect-inference/client/ConcurrencyStore")<
   ConcurrencyStore,
   Api.ConcurrencyStore.Service

@@ -43,20 +43,16 @@ const DEFAULT_TTL = Duration.hours(1)
 // The schemas of what is stored are defined here, not in the public module: the persistent cache encodes and
 // decodes entries, so this module needs them as values, and the public module needs this one's constructors.
 
-/** @internal */
 export class CachedCompletion extends Schema.TaggedClass<CachedCompletion>(
   "@effect-inference/client/ResponseCache/CachedCompletion"
 )("CachedCompletion", { completion: ChatCompletion }) {}
 
-/** @internal */
 export class CachedStream extends Schema.TaggedClass<CachedStream>(
   "@effect-inference/client/ResponseCache/CachedStream"
 )("CachedStream", { chunks: Schema.Array(ChatCompletionChunk) }) {}
 
-/** @internal */
 export const Entry = Schema.Union(CachedCompletion, CachedStream)
 
-/** @internal */
 export type Entry = typeof Entry.Type
 
 /** @internal */
