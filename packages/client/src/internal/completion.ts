@@ -77,6 +77,13 @@ const send = <A>(
       "attempt"
     ))
 
+/** The tokens a plain call used, from how it ended: its reported usage, or what a failure says was sent. Built once. */
+const completionTokens: (exit: Exit.Exit<ChatCompletion, InferenceError.InferenceError>) => number | undefined = Exit
+  .match({
+    onSuccess: (completion) => tokens.reportedTotal(completion.usage),
+    onFailure: RateLimit.tokensOfFailure
+  })
+
 /** A chat completion of a checked request, past the cache: budget, total timeout, fallback, retries, attempts. */
 const live = (
   env: Environment,
@@ -87,10 +94,7 @@ const live = (
     const call = callState(chatRequest.model)
     const charge: Omit<pipeline.Charge<ChatCompletion>, "limiter"> = {
       estimatedTokens: env.limiter === undefined ? 0 : RateLimit.estimateTokens(chatRequest),
-      actualTokens: Exit.match({
-        onSuccess: (completion) => tokens.reportedTotal(completion.usage),
-        onFailure: RateLimit.tokensOfFailure
-      })
+      actualTokens: completionTokens
     }
     return pipeline.call(env, call, chatRequest.model, (model) =>
       Effect.flatMap(

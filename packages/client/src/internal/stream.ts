@@ -45,6 +45,15 @@ interface Shape {
   readonly estimatedTokens: number
 }
 
+/**
+ * The tokens a failed streaming attempt is settled with: a refused or unsent attempt gives its tokens back (its
+ * scope would charge the estimate). A successful one is settled later, from its usage chunk. Built once.
+ */
+const attemptTokens: (exit: Exit.Exit<unknown, InferenceError.InferenceError>) => number | undefined = Exit.match({
+  onSuccess: () => undefined,
+  onFailure: RateLimit.tokensOfFailure
+})
+
 /** An attempt that reached its first content (or the end of a stream with none). */
 interface Started {
   readonly prefix: ReadonlyArray<ChatCompletionChunk>
@@ -116,12 +125,7 @@ const start = (
           { duration: env.options.firstChunkTimeout, phase: "firstChunk" },
           {
             estimatedTokens: shape.estimatedTokens,
-            // A refused or unsent attempt gives its tokens back; the scope would charge the estimate.
-            actualTokens: Exit.match({
-              onSuccess: () =>
-                undefined,
-              onFailure: RateLimit.tokensOfFailure
-            }),
+            actualTokens: attemptTokens,
             keep: (taken) => {
               permit = taken
             }
