@@ -78,6 +78,11 @@ export interface LogEntry {
   readonly at: number
   /** When the connection for this request finished or closed. */
   readonly endedAt: number | undefined
+  /**
+   * When the request took its concurrency slot, in epoch milliseconds (undefined if it never took one). A request
+   * refused at arrival looks again for a few event-loop polls, so this can be later than `at`.
+   */
+  readonly admittedAt: number | undefined
   readonly method: string
   readonly path: string
   readonly headers: Readonly<Record<string, string>>
@@ -269,8 +274,8 @@ const millis = (input: Duration.DurationInput | undefined): number =>
   input === undefined ? 0 : Duration.toMillis(Duration.decode(input))
 
 /**
- * The most requests the simulator was answering at once, from a log: the arrival
- * and end of each request answered normally. A close and an arrival in the same
+ * The most requests the simulator was answering at once, from a log: the time
+ * each request answered normally took its slot (`admittedAt`) and its end. A close and an arrival in the same
  * millisecond count as the close first (the slot is freed on close).
  *
  * @example
@@ -289,7 +294,7 @@ const millis = (input: Duration.DurationInput | undefined): number =>
 export const peakInFlight = (log: ReadonlyArray<LogEntry>): number => {
   const events = log
     .filter((entry) => entry.outcome === "ok")
-    .flatMap((entry) => [[entry.at, 1], [entry.endedAt ?? Infinity, -1]] as const)
+    .flatMap((entry) => [[entry.admittedAt ?? entry.at, 1], [entry.endedAt ?? Infinity, -1]] as const)
     .sort(([a, da], [b, db]) => a - b || da - db)
   let current = 0
   let peak = 0

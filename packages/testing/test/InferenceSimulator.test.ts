@@ -362,6 +362,47 @@ describe("InferenceSimulator", () => {
           }),
         { maxLogEntries: 3 }
       ))
+
+    it("peakInFlight counts a request from when it took its slot, not from its arrival", () => {
+      const entry = (id: number, at: number, admittedAt: number | undefined, endedAt: number) =>
+        ({
+          id,
+          at,
+          admittedAt,
+          endedAt,
+          method: "POST",
+          path: "/v1/chat/completions",
+          headers: {},
+          project: undefined,
+          body: undefined,
+          stream: false,
+          outcome: "ok",
+          fault: undefined,
+          status: 200,
+          closedEarly: false,
+          usage: undefined
+        }) as const
+      // The second arrived while the first ran, but waited for the first to end before it took a slot.
+      assert.strictEqual(InferenceSimulator.peakInFlight([entry(1, 0, 0, 10), entry(2, 5, 10, 20)]), 1)
+      // Admitted at once: both ran together.
+      assert.strictEqual(InferenceSimulator.peakInFlight([entry(1, 0, 0, 10), entry(2, 5, 5, 20)]), 2)
+      // An entry without admittedAt counts from its arrival.
+      assert.strictEqual(InferenceSimulator.peakInFlight([entry(1, 0, 0, 10), entry(2, 5, undefined, 20)]), 2)
+    })
+
+    it.live("every answered request records when it took its slot: at or after its arrival, before its end", () =>
+      withSimulator((simulator) =>
+        Effect.gen(function*() {
+          for (let i = 0; i < 3; i++) assert.strictEqual((yield* chat(simulator)).status, 200)
+          const log = yield* simulator.log
+          assert.strictEqual(log.length, 3)
+          for (const e of log) {
+            assert.isDefined(e.admittedAt)
+            assert.isAtLeast(e.admittedAt!, e.at)
+            assert.isAtMost(e.admittedAt!, e.endedAt!)
+          }
+        })
+      ))
   })
 
   describe("Fault.fromString", () => {

@@ -179,6 +179,7 @@ export class Simulator {
       id: this.nextId++,
       at: Date.now(),
       endedAt: undefined,
+      admittedAt: undefined,
       method: req.method ?? "GET",
       path: (req.url ?? "/").split("?")[0]!,
       headers,
@@ -206,6 +207,7 @@ export class Simulator {
       this.inFlightByProject.set(projectKey, (this.inFlightByProject.get(projectKey) ?? 0) + 1)
       this.inFlightByModel.set(modelKey, (this.inFlightByModel.get(modelKey) ?? 0) + 1)
       held = { projectKey, modelKey }
+      entry.admittedAt = Date.now()
       return "ok"
     }
     // A slot is freed as soon as the server knows the request is over: its answer was written in full, or the
@@ -216,6 +218,7 @@ export class Simulator {
       if (held === undefined) return
       const { modelKey, projectKey } = held
       held = undefined
+      entry.endedAt ??= Date.now()
       this.inFlightByProject.set(projectKey, (this.inFlightByProject.get(projectKey) ?? 1) - 1)
       const left = (this.inFlightByModel.get(modelKey) ?? 1) - 1
       if (left > 0) this.inFlightByModel.set(modelKey, left)
