@@ -28,6 +28,7 @@ import * as RateLimitInternal from "./rateLimit.js"
 import * as request from "./request.js"
 import * as RetryPolicy from "./retryPolicy.js"
 import * as Slots from "./slots.js"
+import * as UndiciHttpClientInternal from "./undiciHttpClient.js"
 import * as UsageTrackerInternal from "./usageTracker.js"
 import * as validate from "./validate.js"
 
@@ -41,6 +42,12 @@ export interface Environment {
   /** The key, to cut out of anything a server sends. */
   readonly secret: string
   readonly http: HttpClient.HttpClient
+  /**
+   * Whether `http` is `UndiciHttpClient`, not wrapped by `transformClient` (which might run a request elsewhere,
+   * or make spans): it stops a request at the deadline an attempt's timeout sets, so that the timeout needs no
+   * fiber (timeout.ts), and it makes no spans, so that a call need not turn tracing off for it (request.ts).
+   */
+  readonly deadline: boolean
   /** Whether a tracer that exports is installed (see `request.tracing`). */
   readonly tracing: boolean
   /** The retry policy with its log line, or none. */
@@ -97,7 +104,8 @@ export const make = (
 ): Effect.Effect<Environment, never, HttpClient.HttpClient> =>
   Effect.gen(function*() {
     const resolved = yield* validate.optionsOrDie("InferenceClient", ClientOptions.resolveOptions(options))
-    const http = request.transport(resolved, yield* HttpClient.HttpClient)
+    const base = yield* HttpClient.HttpClient
+    const http = request.transport(resolved, base)
     const tracing = yield* request.tracing
     const breakers = resolved.circuitBreaker === undefined
       ? undefined
@@ -136,6 +144,7 @@ export const make = (
       options: resolved,
       secret: Redacted.value(resolved.apiKey),
       http,
+      deadline: UndiciHttpClientInternal.honoursDeadline(base) && resolved.transformClient === undefined,
       tracing,
       retry,
       breakers,

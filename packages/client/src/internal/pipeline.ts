@@ -81,7 +81,7 @@ export const withSlot: {
       ? self
       : hold === "attempt"
       ? slots.withPermit(self)
-      : Effect.zipRight(Scope.extend(slots.takeScoped, hold), self)
+      : Effect.zipRight(slots.takeIn(hold), self)
 )
 
 /**
@@ -189,7 +189,7 @@ export const attempt = <A, R>(
   hold: Hold
 ): Effect.Effect<A, InferenceError.InferenceError, R> =>
   self.pipe(
-    timeout.withAttemptTimeout({ ...bound, model: context.model, attempt: context.attempt }),
+    timeout.withAttemptTimeout({ ...bound, model: context.model, attempt: context.attempt, deadline: env.deadline }),
     withRateLimit({ ...charge, limiter: env.limiter }, hold),
     withBreaker(env.breakers, env.options.baseUrl, context.model),
     withSlot(env.slots, hold)
@@ -236,7 +236,8 @@ export const retried = <A, R>(
           })
         )
         : attempts$,
-      env.tracing
+      env.tracing,
+      !env.deadline
     )
   })
 

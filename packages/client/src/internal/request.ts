@@ -61,12 +61,21 @@ const redactingHeaders = <A, E, R>(effect: Effect.Effect<A, E, R>, tracing: bool
  * Runs a call's requests with the `Authorization` header (with a tracer, every
  * header not on an allow-list) redacted and, without a tracer that exports,
  * with tracing off: @effect/platform's `HttpClient` then makes no span and
- * sends no trace headers. One `FiberRef` change per call, not per attempt.
+ * sends no trace headers. One `FiberRef` change per call, not per attempt,
+ * and none for tracing when the transport makes no spans (`UndiciHttpClient`,
+ * unwrapped: `transportSpans` false): it is about ten runtime operations.
  *
  * @internal
  */
-export const inCall = <A, E, R>(effect: Effect.Effect<A, E, R>, tracing: boolean): Effect.Effect<A, E, R> =>
-  redactingHeaders(tracing ? effect : Effect.locally(effect, FiberRef.currentTracerEnabled, false), tracing)
+export const inCall = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  tracing: boolean,
+  transportSpans: boolean
+): Effect.Effect<A, E, R> =>
+  redactingHeaders(
+    tracing || !transportSpans ? effect : Effect.locally(effect, FiberRef.currentTracerEnabled, false),
+    tracing
+  )
 
 /**
  * The `HttpClient` every request of a client goes through: the application's,

@@ -19,6 +19,8 @@ import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as IncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as UrlParams from "@effect/platform/UrlParams"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import { globalValue } from "effect/GlobalValue"
 import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -442,8 +444,72 @@ class Tap implements BoundedBody.Reader {
 const decode = (parts: ReadonlyArray<Buffer>, size: number): string =>
   parts.length === 1 ? parts[0]!.toString("utf8", 0, size) : Buffer.concat(parts, size).toString("utf8")
 
+/**
+ * The deadline of an attempt (see `deadlineFail` in timeout.ts): once it
+ * expires, every request linked to it is stopped as an interruption would stop
+ * it. A callback list rather than an `AbortSignal`, which costs an
+ * `AbortController` and an event listener per attempt.
+ *
+ * @internal
+ */
+export class Deadline {
+  private expiredFlag = false
+  private stops: Array<() => void> | undefined
+
+  /** Whether the deadline has passed. */
+  get expired(): boolean {
+    return this.expiredFlag
+  }
+
+  /** Runs `stop` when the deadline passes (at once if it has). */
+  link(stop: () => void): void {
+    if (this.expiredFlag) stop()
+    else (this.stops ??= []).push(stop)
+  }
+
+  /** The deadline passes: every linked request is stopped. */
+  expire(): void {
+    if (this.expiredFlag) return
+    this.expiredFlag = true
+    const stops = this.stops
+    this.stops = undefined
+    if (stops !== undefined) for (const stop of stops) stop()
+  }
+}
+
+/**
+ * The deadline that every request this transport sends from the fiber it is
+ * set on is linked to.
+ *
+ * @internal
+ */
+export const currentDeadline: FiberRef.FiberRef<Deadline | undefined> = globalValue(
+  Symbol.for("@effect-inference/client/UndiciHttpClient/currentDeadline"),
+  () => FiberRef.unsafeMake<Deadline | undefined>(undefined)
+)
+
+/** The clients `make` built: the ones that honour `currentDeadline`. */
+const honouring = globalValue(
+  Symbol.for("@effect-inference/client/UndiciHttpClient/honouring"),
+  () => new WeakSet<HttpClient.HttpClient>()
+)
+
+/**
+ * Whether `client` is this transport, and so stops a request when
+ * `currentDeadline` expires.
+ *
+ * @internal
+ */
+export const honoursDeadline = (client: HttpClient.HttpClient): boolean => honouring.has(client)
+
 /** @internal */
-export const make = (dispatcher: undici.Dispatcher): HttpClient.HttpClient =>
+export const make = (dispatcher: undici.Dispatcher): HttpClient.HttpClient => {
+  const client = makeClient(dispatcher)
+  honouring.add(client)
+  return client
+}
+
+const makeClient = (dispatcher: undici.Dispatcher): HttpClient.HttpClient =>
   HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
     (effect) =>
       Effect.flatMap(effect, (request) => {
@@ -452,28 +518,32 @@ export const make = (dispatcher: undici.Dispatcher): HttpClient.HttpClient =>
           return Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: url.left }))
         }
         return Effect.flatMap(requestBody(request), (body) =>
-          Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>((resume) => {
-            const controller = new AbortController()
-            const exchange = new Exchange(dispatcher)
-            exchange.request({
-              signal: controller.signal,
-              method: request.method,
-              headers: request.headers,
-              origin: url.right.origin,
-              path: url.right.pathname + url.right.search,
-              body,
-              // Timeouts are the caller's (Effect.timeout and the like), not the socket's.
-              headersTimeout: 0,
-              bodyTimeout: 0
-            }).then(
-              (response) =>
-                resume(Effect.succeed(new UndiciResponse(request, response, controller, exchange))),
-              (cause) => resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause })))
-            )
-            // The interruption completes once undici has failed the request (and closed its connection).
-            return Effect.suspend(() => {
-              controller.abort()
-              return exchange.gone
+          Effect.withFiberRuntime((fiber) => {
+            const deadline = fiber.getFiberRef(currentDeadline)
+            return Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>((resume) => {
+              const controller = new AbortController()
+              if (deadline !== undefined) deadline.link(() => controller.abort())
+              const exchange = new Exchange(dispatcher)
+              exchange.request({
+                signal: controller.signal,
+                method: request.method,
+                headers: request.headers,
+                origin: url.right.origin,
+                path: url.right.pathname + url.right.search,
+                body,
+                // Timeouts are the caller's (Effect.timeout and the like), not the socket's.
+                headersTimeout: 0,
+                bodyTimeout: 0
+              }).then(
+                (response) => resume(Effect.succeed(new UndiciResponse(request, response, controller, exchange))),
+                (cause) =>
+                  resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause })))
+              )
+              // The interruption completes once undici has failed the request (and closed its connection).
+              return Effect.suspend(() => {
+                controller.abort()
+                return exchange.gone
+              })
             })
           }))
       }),

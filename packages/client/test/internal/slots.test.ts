@@ -164,6 +164,24 @@ describe("Slots", () => {
       assert.strictEqual(slots.available, 1)
     }))
 
+  it.effect("takeIn holds the permit until the scope it is given closes; an interrupted wait holds none", () =>
+    Effect.gen(function*() {
+      const slots = Slots.unsafeMake(1)
+      const scope = yield* Scope.make()
+      yield* slots.takeIn(scope)
+      assert.strictEqual(slots.available, 0)
+      const other = yield* Scope.make()
+      const waiting = yield* Effect.fork(slots.takeIn(other))
+      yield* settle
+      assert.strictEqual(slots.waiting, 1)
+      yield* Fiber.interrupt(waiting)
+      assert.strictEqual(slots.waiting, 0)
+      yield* Scope.close(other, Exit.void)
+      assert.strictEqual(slots.available, 0, "the interrupted wait took nothing into its scope")
+      yield* Scope.close(scope, Exit.void)
+      assert.strictEqual(slots.available, 1)
+    }))
+
   it("permits in use never exceed the limit, and none is lost, under random interruptions", async () => {
     const scenario = FastCheck.record({
       permits: FastCheck.integer({ min: 1, max: 4 }),

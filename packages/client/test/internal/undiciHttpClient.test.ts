@@ -1,7 +1,8 @@
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { assert, describe, it } from "@effect/vitest"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
@@ -15,6 +16,8 @@ import * as http from "node:http"
 import type * as net from "node:net"
 import * as InferenceClient from "../../src/InferenceClient.js"
 import * as BoundedBody from "../../src/internal/boundedBody.js"
+import * as Environment from "../../src/internal/environment.js"
+import { deadlineFail } from "../../src/internal/timeout.js"
 import * as UndiciHttpClient from "../../src/UndiciHttpClient.js"
 import { hello } from "../utils/Client.js"
 import { sseAnswer } from "../utils/FakeTransport.js"
@@ -151,4 +154,87 @@ describe("UndiciHttpClient's reader of a streamed body", () => {
       Effect.scoped,
       Effect.provide(Layer.merge(UndiciHttpClient.layer, Logger.remove(Logger.defaultLogger)))
     ))
+})
+
+class TimedOut {
+  readonly _tag = "TimedOut"
+}
+
+/** `effect` bounded by an attempt's deadline of `millis`. */
+const withDeadline = <A, E, R>(effect: Effect.Effect<A, E, R>, millis: number) =>
+  deadlineFail(effect, { duration: Duration.millis(millis), onTimeout: () => new TimedOut() })
+
+/** Waits (a real second at most) until the server has seen every connection it accepted closed. */
+const allClosed = (server: Server) =>
+  Effect.gen(function*() {
+    const until = Date.now() + 2_000
+    while (server.closed() < server.connections() && Date.now() < until) yield* Effect.sleep("10 millis")
+    return server.connections() > 0 && server.closed() === server.connections()
+  })
+
+describe("an attempt's deadline over UndiciHttpClient (deadlineFail: a timer, no fiber)", () => {
+  it.live("headers that never come: the request is stopped at the deadline and fails with the timeout", () =>
+    Effect.gen(function*() {
+      const server = yield* serve(() => {})
+      const client = yield* HttpClient.HttpClient
+      const started = Date.now()
+      const result = yield* Effect.either(withDeadline(client.execute(HttpClientRequest.get(server.url)), 50))
+      assert.isTrue(Either.isLeft(result) && result.left instanceof TimedOut, "fails with the timeout")
+      assert.isBelow(Date.now() - started, 1_000)
+      assert.isTrue(yield* allClosed(server), "the request's connection is closed")
+    }).pipe(Effect.scoped, Effect.provide(UndiciHttpClient.layer)))
+
+  it.live("a body that stalls after its headers: the read is stopped at the deadline", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((response) => {
+        response.writeHead(200, { "content-type": "application/json" })
+        response.write("{\"partial\":")
+      })
+      const client = yield* HttpClient.HttpClient
+      const result = yield* Effect.either(
+        withDeadline(Effect.flatMap(client.execute(HttpClientRequest.get(server.url)), (r) => r.text), 50)
+      )
+      assert.isTrue(Either.isLeft(result) && result.left instanceof TimedOut, "fails with the timeout")
+      assert.isTrue(yield* allClosed(server), "the request's connection is closed")
+    }).pipe(Effect.scoped, Effect.provide(UndiciHttpClient.layer)))
+
+  it.live("an answer before the deadline wins, and a passed deadline does not stop later requests of the fiber", () =>
+    Effect.gen(function*() {
+      let hang = true
+      const server = yield* serve((response) => {
+        if (hang) return
+        response.writeHead(200, { "content-type": "text/plain" })
+        response.end("ok")
+      })
+      const client = yield* HttpClient.HttpClient
+      const get = Effect.flatMap(client.execute(HttpClientRequest.get(server.url)), (r) => r.text)
+      assert.isTrue(Either.isLeft(yield* Effect.either(withDeadline(get, 30))), "the first one times out")
+      hang = false
+      // Unbounded, on the same fiber: the deadline that passed is gone from it.
+      assert.strictEqual(yield* get, "ok")
+      assert.strictEqual(yield* withDeadline(get, 100), "ok")
+      // Its timer is cleared: nothing stops a later request once that deadline would have passed.
+      yield* Effect.sleep("150 millis")
+      assert.strictEqual(yield* get, "ok")
+    }).pipe(Effect.scoped, Effect.provide(UndiciHttpClient.layer)))
+
+  it.live("an error before the deadline is that error", () =>
+    Effect.gen(function*() {
+      const client = yield* HttpClient.HttpClient
+      const result = yield* Effect.either(withDeadline(client.execute(HttpClientRequest.get("http://[bad")), 1_000))
+      assert.isTrue(Either.isLeft(result) && result.left._tag === "RequestError")
+    }).pipe(Effect.scoped, Effect.provide(UndiciHttpClient.layer)))
+
+  it.live("a client over UndiciHttpClient bounds its attempts this way; over another transport, or wrapped, it forks", () =>
+    Effect.gen(function*() {
+      const options = { apiKey: Redacted.make("sk-test"), baseUrl: "http://127.0.0.1:1/v1" } as const
+      const native = yield* Environment.make(options).pipe(Effect.provide(UndiciHttpClient.layer))
+      assert.isTrue(native.deadline)
+      const wrapped = yield* Environment.make({ ...options, transformClient: (c) => c }).pipe(
+        Effect.provide(UndiciHttpClient.layer)
+      )
+      assert.isFalse(wrapped.deadline)
+      const other = yield* Environment.make(options).pipe(Effect.provide(FetchHttpClient.layer))
+      assert.isFalse(other.deadline)
+    }))
 })
