@@ -203,8 +203,10 @@ export class Slots implements Permits {
    * wait is interruptible; once taken, the permit is in the scope (no moment in
    * between where an interruption could lose it).
    */
-  readonly takeScoped: Effect.Effect<void, never, Scope.Scope> = Effect.flatMap(Effect.scope, (scope) =>
-    this.takeIn(scope))
+  readonly takeScoped: Effect.Effect<void, never, Scope.Scope> = Effect.flatMap(
+    Effect.scope,
+    (scope) => this.takeIn(scope)
+  )
 
   takeIn(scope: Scope.Scope): Effect.Effect<void> {
     return Effect.uninterruptibleMask((restore) =>
@@ -391,8 +393,10 @@ export class StoreSlots implements Permits {
     )
   }
 
-  readonly takeScoped: Effect.Effect<void, never, Scope.Scope> = Effect.flatMap(Effect.scope, (scope) =>
-    this.takeIn(scope))
+  readonly takeScoped: Effect.Effect<void, never, Scope.Scope> = Effect.flatMap(
+    Effect.scope,
+    (scope) => this.takeIn(scope)
+  )
 
   takeIn(scope: Scope.Scope): Effect.Effect<void> {
     return Effect.uninterruptibleMask((restore) =>

@@ -473,7 +473,7 @@ export class Deadline {
     this.expiredFlag = true
     const stops = this.stops
     this.stops = undefined
-    if (stops !== undefined) for (const stop of stops) stop()
+    if (stops !== undefined) { for (const stop of stops) stop() }
   }
 }
 
