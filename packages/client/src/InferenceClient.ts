@@ -107,6 +107,23 @@ export declare namespace InferenceClient {
 }
 
 /**
+ * The bounds of adaptive concurrency (the `adaptiveConcurrency` option).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface AdaptiveConcurrency {
+  /** The limit of a model before anything was learnt. Default 16 (within `min` and `max`). */
+  readonly initial?: number | undefined
+  /** The limit never goes below this. Default 1. */
+  readonly min?: number | undefined
+  /** The limit never goes above this, nor above `maxConcurrency`. Default `maxConcurrency` (1024 if `Infinity`). */
+  readonly max?: number | undefined
+  /** What a 429 multiplies the limit by, when it shows the service allows less than was thought. Default 0.7. */
+  readonly decrease?: number | undefined
+}
+
+/**
  * How the client is set up. Only `apiKey` is required.
  *
  * The optional services (circuit breakers, the rate limiter, the usage
@@ -161,6 +178,21 @@ export interface Options {
    * closed (over `UndiciHttpClient`, once undici has closed it).
    */
   readonly maxConcurrency?: number | undefined
+  /**
+   * Finds each model's concurrency limit by itself. W&B limits the requests in
+   * flight per project and per model and publishes no numbers; a request over
+   * the limit gets a 429 (`RateLimitError`). With this on (the default), each
+   * model has its own limit of requests in flight, which a 429 lowers at once
+   * and successes raise slowly, between `min` and `max` (at most
+   * `maxConcurrency`, which still bounds all models together). Calls over the
+   * limit wait in line, as for `maxConcurrency`. `false` turns it off: only
+   * `maxConcurrency` applies. The limit of each model is the gauge
+   * `inference_concurrency_limit{model}`, and each change is a debug log line.
+   * See docs/fallback-and-limits.md.
+   *
+   * @since 0.2.0
+   */
+  readonly adaptiveConcurrency?: false | AdaptiveConcurrency | undefined
   /**
    * Most bytes of a successful (2xx) response body the client reads. A longer
    * body (an endless one, a `Content-Length` over the bound) ends the call with

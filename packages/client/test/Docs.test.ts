@@ -3,6 +3,7 @@
  * is a file under examples/docs (type-checked with the tests), and the tests
  * below run those files.
  */
+import type * as HttpClient from "@effect/platform/HttpClient"
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -15,6 +16,7 @@ import * as fs from "node:fs"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as path from "node:path"
+import { Adaptive, Cautious, Fixed } from "../examples/docs/adaptive-concurrency.js"
 import { answer } from "../examples/docs/catching-errors.js"
 import { Breakers, Client, drain } from "../examples/docs/circuit-breaker.js"
 import { answer as fallbackAnswer, Resilient } from "../examples/docs/fallback.js"
@@ -469,6 +471,34 @@ describe("docs", () => {
           withDebugLogs(call.pipe(Effect.provide(clientLayer(Fake.make([Fake.completion()])))))
         )
         assert.deepStrictEqual(usageLines(capture), ["DEBUG"])
+      }))
+  })
+
+  describe("adaptive concurrency", () => {
+    it.effect("20 calls at once: 16 in flight at first by default, 8 with the fixed limit, fewer with initial 4", () =>
+      Effect.gen(function*() {
+        const peak = (client: Layer.Layer<InferenceClient.InferenceClient, never, HttpClient.HttpClient>) =>
+          Effect.gen(function*() {
+            const fake = Fake.make(() => Fake.delayed("1 second", () => Fake.json(200, completionOf("Hi"))))
+            yield* Fake.runWithClock(
+              Effect.flatMap(
+                InferenceClient.InferenceClient,
+                (c) =>
+                  Effect.forEach(Array.from({ length: 20 }), () => c.chatCompletion(hello), {
+                    concurrency: "unbounded"
+                  })
+              ).pipe(Effect.provide(client.pipe(Layer.provide(fake.layer))))
+            )
+            assert.strictEqual(fake.requests.length, 20)
+            return fake.maxInFlight()
+          })
+        // 16 at first, more as the first answers come back while the others are still in flight.
+        const adaptive = yield* peak(Adaptive)
+        assert.isAtLeast(adaptive, 16)
+        assert.strictEqual(yield* peak(Fixed), 8)
+        const cautious = yield* peak(Cautious)
+        assert.isAtLeast(cautious, 4)
+        assert.isBelow(cautious, adaptive)
       }))
   })
 

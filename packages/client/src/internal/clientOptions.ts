@@ -21,6 +21,7 @@ import * as InferenceError from "../InferenceError.js"
 import type * as RateLimit from "../RateLimit.js"
 import type { Options as RetryOptions } from "../RetryPolicy.js"
 import type * as UsageTracker from "../UsageTracker.js"
+import * as AdaptiveCore from "./adaptiveCore.js"
 import * as BoundedBody from "./boundedBody.js"
 import * as CircuitBreakerInternal from "./circuitBreaker.js"
 import * as checks from "./options.js"
@@ -48,6 +49,8 @@ export interface Resolved {
   readonly totalTimeout: Duration.Duration | undefined
   readonly retry: Schedule.Schedule<unknown, InferenceError.InferenceError> | undefined
   readonly maxConcurrency: number
+  /** The `adaptiveConcurrency` option, checked: `undefined` when it is off. */
+  readonly adaptiveConcurrency: AdaptiveCore.Options | undefined
   readonly transformClient: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
   readonly circuitBreaker: CircuitBreakerOptions | undefined
   readonly fallback: ReadonlyArray<string>
@@ -120,6 +123,12 @@ const ClientOptions = Schema.Struct({
       "a whole number >= 1 or Infinity"
     )
   ),
+  adaptiveConcurrency: Schema.optional(
+    checks.check(
+      (u): u is false | InferenceClient.AdaptiveConcurrency => u === false || isRecord(u),
+      "false or options"
+    )
+  ),
   maxResponseBytes: Schema.optional(checks.wholeNumber(1)),
   maxErrorBodyBytes: Schema.optional(checks.wholeNumber(1)),
   maxBytesBeforeFirstOutput: Schema.optional(checks.wholeNumber(1)),
@@ -147,6 +156,49 @@ const ClientOptions = Schema.Struct({
 })
 
 const decodeClientOptions = checks.decoder(ClientOptions)
+
+/** The options of adaptive concurrency, each checked; `adaptiveConcurrency.` prefixes each path in a message. */
+const AdaptiveOptions = Schema.Struct({
+  adaptiveConcurrency: Schema.Struct({
+    initial: Schema.optional(checks.wholeNumber(1)),
+    min: Schema.optional(checks.wholeNumber(1)),
+    max: Schema.optional(checks.wholeNumber(1)),
+    decrease: Schema.optional(
+      checks.check((u): u is number => typeof u === "number" && u > 0 && u < 1, "a number between 0 and 1")
+    )
+  })
+})
+
+const decodeAdaptiveOptions = checks.decoder(AdaptiveOptions)
+
+/** The most a limit grows to when `maxConcurrency` is `Infinity` and `adaptiveConcurrency.max` is not given. */
+const DEFAULT_ADAPTIVE_MAX = 1024
+
+/** Adaptive concurrency's options, within `maxConcurrency`; `undefined` when it is off. */
+const resolveAdaptive = (
+  option: InferenceClient.AdaptiveConcurrency | false | undefined,
+  maxConcurrency: number
+): Either.Either<AdaptiveCore.Options | undefined, string> =>
+  option === false ? Either.right(undefined) : Either.gen(function*() {
+    const given = checks.defined(
+      (yield* decodeAdaptiveOptions({ adaptiveConcurrency: option ?? {} })).adaptiveConcurrency
+    )
+    const max = given.max ?? (maxConcurrency === Infinity ? DEFAULT_ADAPTIVE_MAX : maxConcurrency)
+    if (max > maxConcurrency) {
+      return yield* Either.left(
+        `adaptiveConcurrency.max (${max}) must be at most maxConcurrency (${maxConcurrency}): the limit never goes above it`
+      )
+    }
+    const min = given.min ?? 1
+    if (min > max) return yield* Either.left(`adaptiveConcurrency.min (${min}) must be at most its max (${max})`)
+    const initial = given.initial ?? Math.min(max, Math.max(min, AdaptiveCore.DEFAULT_INITIAL))
+    if (initial < min || initial > max) {
+      return yield* Either.left(
+        `adaptiveConcurrency.initial (${initial}) must be between its min (${min}) and max (${max})`
+      )
+    }
+    return { initial, min, max, decrease: given.decrease ?? AdaptiveCore.DEFAULT_DECREASE }
+  })
 
 /** A header carries visible ASCII only; a key with anything else would fail every request as a "connection" error. */
 const HEADER_SAFE = /^[\x21-\x7e]+$/
@@ -194,6 +246,7 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
     const idleTimeout = Duration.decode(options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT)
     const totalTimeout = options.totalTimeout === undefined ? undefined : Duration.decode(options.totalTimeout)
     const maxConcurrency = options.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY
+    const adaptiveConcurrency = yield* resolveAdaptive(options.adaptiveConcurrency, maxConcurrency)
     const maxResponseBytes = options.maxResponseBytes ?? BoundedBody.DEFAULT_MAX_RESPONSE_BYTES
     const maxErrorBodyBytes = options.maxErrorBodyBytes ?? BoundedBody.DEFAULT_MAX_ERROR_BODY_BYTES
     const maxBytesBeforeFirstOutput = options.maxBytesBeforeFirstOutput ??
@@ -230,6 +283,7 @@ export const resolveOptions = (options: InferenceClient.Options): Either.Either<
       totalTimeout,
       retry,
       maxConcurrency,
+      adaptiveConcurrency,
       maxResponseBytes,
       maxErrorBodyBytes,
       maxBytesBeforeFirstOutput,

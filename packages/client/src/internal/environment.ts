@@ -21,6 +21,7 @@ import type * as InferenceError from "../InferenceError.js"
 import * as RateLimit from "../RateLimit.js"
 import * as ResponseCache from "../ResponseCache.js"
 import * as UsageTracker from "../UsageTracker.js"
+import * as AdaptiveConcurrency from "./adaptiveConcurrency.js"
 import type * as classify from "./classify.js"
 import * as ClientOptions from "./clientOptions.js"
 import * as ConcurrencyStoreInternal from "./concurrencyStore.js"
@@ -55,6 +56,8 @@ export interface Environment {
   readonly breakers: CircuitBreaker.Registry | undefined
   readonly limiter: RateLimit.RateLimit | undefined
   readonly slots: Slots.Permits | undefined
+  /** Each model's adaptive concurrency limit, unless `adaptiveConcurrency` is off. */
+  readonly adaptive: AdaptiveConcurrency.AdaptiveLimits | undefined
   readonly tracker: UsageTracker.UsageTracker.Service | undefined
   readonly cache: ResponseCache.ResponseCache.Service | undefined
 }
@@ -150,6 +153,9 @@ export const make = (
       breakers,
       limiter,
       slots,
+      adaptive: resolved.adaptiveConcurrency === undefined
+        ? undefined
+        : AdaptiveConcurrency.make(resolved.adaptiveConcurrency),
       tracker,
       cache
     }

@@ -15,8 +15,12 @@
  *    model has its own retries first, and its own breaker.
  * 5. **Retry** (`withRetry`, retryPolicy.ts), in a span per model: outside the
  *    slot, so that a call waiting out its backoff holds no slot.
- * 6. **Concurrency slot** (`withSlot`): per attempt, outside the breaker, so that
- *    a half-open probe never waits in the queue while it holds a probe place.
+ * 6. **Adaptive concurrency** (`withAdaptiveLimit`, adaptiveConcurrency.ts): per
+ *    attempt, the model's own limit, outside the client's slot, so that a call
+ *    waiting for a model whose limit is full holds no slot that calls to other
+ *    models could use; it sees how each attempt ends (a 429 lowers the limit).
+ *    Then the **concurrency slot** (`withSlot`): outside the breaker, so that a
+ *    half-open probe never waits in the queue while it holds a probe place.
  * 7. **Circuit breaker** (`withBreaker`): inside the retry, so that every attempt
  *    is counted and `CircuitOpenError` is not retried.
  * 8. **Rate limit** (`withRateLimit`): inside the slot and the breaker, so that a
@@ -40,6 +44,7 @@ import * as Scope from "effect/Scope"
 import * as CircuitBreaker from "../CircuitBreaker.js"
 import * as InferenceError from "../InferenceError.js"
 import type * as RateLimit from "../RateLimit.js"
+import type * as AdaptiveConcurrency from "./adaptiveConcurrency.js"
 import type * as classify from "./classify.js"
 import type { CallState, Environment } from "./environment.js"
 import { attemptContext } from "./environment.js"
@@ -83,6 +88,35 @@ export const withSlot: {
       ? slots.withPermit(self)
       : Effect.zipRight(slots.takeIn(hold), self)
 )
+
+/**
+ * Holds one of `model`'s adaptive permits for `self`, as `withSlot` holds a
+ * slot; how `self` ends adapts the model's limit. The model list (no model)
+ * has no adaptive limit.
+ *
+ * @internal
+ */
+export const withAdaptiveLimit: {
+  (
+    adaptive: AdaptiveConcurrency.AdaptiveLimits | undefined,
+    model: string | undefined,
+    hold: Hold
+  ): <A, R>(
+    self: Effect.Effect<A, InferenceError.InferenceError, R>
+  ) => Effect.Effect<A, InferenceError.InferenceError, R>
+  <A, R>(
+    self: Effect.Effect<A, InferenceError.InferenceError, R>,
+    adaptive: AdaptiveConcurrency.AdaptiveLimits | undefined,
+    model: string | undefined,
+    hold: Hold
+  ): Effect.Effect<A, InferenceError.InferenceError, R>
+} = dual(4, <A, R>(
+  self: Effect.Effect<A, InferenceError.InferenceError, R>,
+  adaptive: AdaptiveConcurrency.AdaptiveLimits | undefined,
+  model: string | undefined,
+  hold: Hold
+): Effect.Effect<A, InferenceError.InferenceError, R> =>
+  adaptive === undefined || model === undefined ? self : adaptive.withPermit(self, model, hold))
 
 /**
  * Runs `self` through the breaker of this endpoint and model (`"(models)"` for
@@ -174,7 +208,7 @@ export const withRateLimit: {
     }))
 
 /**
- * The policies of one attempt, in their order: the slot, the breaker, the rate
+ * The policies of one attempt, in their order: the adaptive limit, the slot, the breaker, the rate
  * limit, the attempt timeout, around `self` (the exchange); what it takes is
  * held as `hold` says.
  *
@@ -192,7 +226,8 @@ export const attempt = <A, R>(
     timeout.withAttemptTimeout({ ...bound, model: context.model, attempt: context.attempt, deadline: env.deadline }),
     withRateLimit({ ...charge, limiter: env.limiter }, hold),
     withBreaker(env.breakers, env.options.baseUrl, context.model),
-    withSlot(env.slots, hold)
+    withSlot(env.slots, hold),
+    withAdaptiveLimit(env.adaptive, context.model, hold)
   )
 
 /**

@@ -95,11 +95,38 @@ export class Slots implements Permits {
   private tail: Waiter | undefined = undefined
   private queued = 0
 
-  constructor(readonly permits: number) {
-    this.free = permits
+  constructor(private limit: number) {
+    this.free = limit
   }
 
-  /** Permits not held by anyone (0 whenever someone waits). */
+  /** Permits in all, held or not. */
+  get permits(): number {
+    return this.limit
+  }
+
+  /**
+   * Changes the number of permits. More are handed to the oldest waiters at
+   * once; fewer take effect as the holders give theirs back (until then more
+   * than `permits` may be held, and nobody new gets one).
+   */
+  resize(permits: number): void {
+    this.free += permits - this.limit
+    this.limit = permits
+    while (this.free > 0 && this.head !== undefined) {
+      this.free--
+      this.grant(this.head)
+    }
+  }
+
+  /** Hands a permit to `waiter`, which holds it from this instant, before its fiber runs. */
+  private grant(waiter: Waiter): void {
+    this.unlink(waiter)
+    waiter.granted = true
+    // The waiter's fiber may have been interrupted already; its handler then sees `granted` and passes it on.
+    waiter.resume?.(Effect.void)
+  }
+
+  /** Permits not held by anyone (0 whenever someone waits; below 0 after `resize` down, until enough come back). */
   get available(): number {
     return this.free
   }
@@ -133,14 +160,12 @@ export class Slots implements Permits {
   /** Gives a permit back: to the oldest waiter if there is one, else to the pool. */
   readonly unsafeRelease = (): void => {
     const waiter = this.head
-    if (waiter === undefined) {
+    // Below 0 after a resize down: this permit pays that back, and nobody is given one.
+    if (waiter === undefined || this.free < 0) {
       this.free++
       return
     }
-    this.unlink(waiter)
-    waiter.granted = true
-    // The waiter's fiber may have been interrupted already; its handler then sees `granted` and passes it on.
-    waiter.resume?.(Effect.void)
+    this.grant(waiter)
   }
 
   /** Gives a permit back. */

@@ -7,10 +7,12 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as InferenceClient from "../../src/InferenceClient.js"
+import * as ClientOptions from "../../src/internal/clientOptions.js"
 import type * as RetryPolicy from "../../src/RetryPolicy.js"
 import { callHello as call, failureOf, hello, SECRET, testOptions, withClient } from "../utils/Client.js"
 import * as Fake from "../utils/FakeTransport.js"
@@ -165,9 +167,55 @@ describe("InferenceClient", () => {
         ["a rate limit of 0 requests", {
           rateLimit: { requests: { limit: 0, interval: "1 second" } }
         }, "rateLimit.requests.limit must be a whole number >= 1, got 0"],
-        ["a usage budget of 0 dollars", { usage: { budget: { usd: 0 } } }, "usage.budget.usd"]
+        ["a usage budget of 0 dollars", { usage: { budget: { usd: 0 } } }, "usage.budget.usd"],
+        [
+          "adaptiveConcurrency that is neither false nor options",
+          { adaptiveConcurrency: true as unknown as false },
+          "adaptiveConcurrency must be false or options"
+        ],
+        [
+          "an adaptive max above maxConcurrency",
+          { maxConcurrency: 8, adaptiveConcurrency: { max: 16 } },
+          "adaptiveConcurrency.max (16) must be at most maxConcurrency (8)"
+        ],
+        [
+          "an adaptive min above its max",
+          { adaptiveConcurrency: { min: 10, max: 4 } },
+          "adaptiveConcurrency.min (10) must be at most its max (4)"
+        ],
+        [
+          "an adaptive initial outside min and max",
+          { adaptiveConcurrency: { initial: 2, min: 4 } },
+          "adaptiveConcurrency.initial (2) must be between its min (4) and max (64)"
+        ],
+        [
+          "an adaptive decrease of 1",
+          { adaptiveConcurrency: { decrease: 1 } },
+          "adaptiveConcurrency.decrease must be a number between 0 and 1"
+        ],
+        ["a fractional adaptive min", { adaptiveConcurrency: { min: 1.5 } }, "adaptiveConcurrency.min"],
+        [
+          "a misspelt adaptive option",
+          { adaptiveConcurrency: { inital: 4 } as InferenceClient.AdaptiveConcurrency },
+          "adaptiveConcurrency.inital is not an option"
+        ]
       ]
     )
+
+    it("adaptiveConcurrency: on by default within maxConcurrency, off with false, its bounds as given", () => {
+      const resolve = (options: Partial<InferenceClient.Options>) =>
+        Either.getOrThrow(ClientOptions.resolveOptions({ ...testOptions, ...options })).adaptiveConcurrency
+      assert.deepStrictEqual(resolve({}), { initial: 16, min: 1, max: 64, decrease: 0.7 })
+      assert.deepStrictEqual(resolve({ maxConcurrency: 8 }), { initial: 8, min: 1, max: 8, decrease: 0.7 })
+      assert.strictEqual(resolve({ maxConcurrency: Infinity })?.max, 1024)
+      assert.isUndefined(resolve({ adaptiveConcurrency: false }))
+      assert.deepStrictEqual(resolve({ adaptiveConcurrency: { initial: 2, min: 2, max: 10, decrease: 0.5 } }), {
+        initial: 2,
+        min: 2,
+        max: 10,
+        decrease: 0.5
+      })
+    })
 
     describe("the API key", () => {
       const KEY = "wandb-key-0123456789abcdef"

@@ -1,0 +1,205 @@
+/**
+ * Where an adaptive concurrency limit decides: how many requests to one model
+ * may be in flight, from what the service answered. Pure functions over a
+ * state; the caller passes `now`.
+ *
+ * **Why this rule.** W&B publishes no concurrency limits, answers a request
+ * over the limit at once with a 429, and serves the requests within it at the
+ * model's usual speed: the 429 is an exact, cheap signal, and latency says
+ * nothing until the limit is reached (nothing queues on the server). So the
+ * limit follows 429s, as TCP's congestion window follows losses (AIMD), rather
+ * than latency, as Netflix's `concurrency-limits` Vegas and Gradient do (they
+ * infer a queue from rising round-trip times, which this service never shows).
+ *
+ * Plain AIMD would lose too much here. Its sawtooth between the limit and half
+ * of it costs a 429 per cycle of about 3L²/8 requests (one in three at a limit
+ * of 1, one in 24 at 8) and leaves a quarter of the capacity unused. Two
+ * observations make it cheaper:
+ *
+ * - A 429 for a request sent while `k` requests of this client were in flight
+ *   (itself included) means the service allows at most `k - 1`: the limit
+ *   drops at once to `k - 1` (to `min(limit × decrease, k - 1)` when the
+ *   service refuses again before it answers anything: others took the room),
+ *   and `k` is remembered as the **ceiling**. A success with `k` in flight
+ *   means at least `k` are allowed: a success at or above the ceiling forgets
+ *   it.
+ * - Below the ceiling the limit grows by one per limit's worth of successes
+ *   (one per round trip, as TCP's congestion avoidance), up to `ceiling - 1`.
+ *   There it stays, and only **probes** one above after `probeEvery`
+ *   successes; each probe refused again at the same ceiling goes back to
+ *   `ceiling - 1` and doubles `probeEvery` (up to `MAX_PROBE_EVERY`), so a
+ *   stable limit costs a 429 ever more rarely, and a limit that rose is found
+ *   by the next probe.
+ *
+ * Until the first 429 the limit grows by one per success (doubling per round
+ * trip, TCP's slow start), from `initial`. Only one decrease is made per round
+ * trip: a 429 for a request sent before the last decrease says nothing new.
+ */
+
+/**
+ * What a limit adapts within, and how fast.
+ *
+ * @internal
+ */
+export interface Options {
+  /** The limit before anything was learnt. */
+  readonly initial: number
+  /** The limit never goes below this (a whole number >= 1). */
+  readonly min: number
+  /** The limit never goes above this (a whole number >= min). */
+  readonly max: number
+  /** The factor a 429 below the ceiling multiplies the limit by (0 < decrease < 1). */
+  readonly decrease: number
+}
+
+/** @internal */
+export const DEFAULT_INITIAL = 16
+
+/** @internal */
+export const DEFAULT_DECREASE = 0.7
+
+/**
+ * The most successes between two probes above a ceiling that keeps holding.
+ *
+ * @internal
+ */
+export const MAX_PROBE_EVERY = 1024
+
+/**
+ * What a limit knows.
+ *
+ * @internal
+ */
+export interface State {
+  /** The limit, fractional while it grows by fractions; requests in flight may be `Math.floor(limit)`. */
+  readonly limit: number
+  /** No 429 yet: the limit grows by one per success. */
+  readonly slowStart: boolean
+  /** The fewest requests in flight that were refused since the limit was last found to be higher, if any. */
+  readonly ceiling: number | undefined
+  /** Successes at `ceiling - 1` before a probe at `ceiling`. */
+  readonly probeEvery: number
+  /** Successes at `ceiling - 1` since the last probe or change. */
+  readonly successes: number
+  /** When the limit last went down (epoch milliseconds), or `-Infinity`. */
+  readonly decreasedAt: number
+  /** Decreases since the last answered request. */
+  readonly cuts: number
+}
+
+/**
+ * The state before anything was learnt.
+ *
+ * @internal
+ */
+export const initial = (options: Options): State => ({
+  limit: clamp(options.initial, options),
+  slowStart: true,
+  ceiling: undefined,
+  probeEvery: 0,
+  successes: 0,
+  decreasedAt: -Infinity,
+  cuts: 0
+})
+
+/**
+ * What the service answered one request.
+ *
+ * @internal
+ */
+export type Event =
+  /**
+   * Answered: `inFlight` requests (this one included) were in flight when it
+   * was sent, and `atLimit` says whether that filled the limit of the time
+   * (if not, the callers set the pace, not the limit).
+   */
+  | { readonly _tag: "Accepted"; readonly inFlight: number; readonly atLimit: boolean }
+  /** Refused with a concurrency 429, sent at `sentAt` with `inFlight` in flight (this one included). */
+  | { readonly _tag: "Refused"; readonly inFlight: number; readonly sentAt: number }
+
+/**
+ * How many requests may be in flight under `state`.
+ *
+ * @internal
+ */
+export const permits = (state: State): number => Math.max(1, Math.floor(state.limit))
+
+const clamp = (limit: number, options: Options): number => Math.min(options.max, Math.max(options.min, limit))
+
+/**
+ * The state after `event`, at `now`.
+ *
+ * @internal
+ */
+export const step = (previous: State, event: Event, now: number, options: Options): State => {
+  let state = previous
+  if (event._tag === "Refused") {
+    const allowed = Math.max(event.inFlight - 1, options.min)
+    if (event.sentAt < state.decreasedAt) {
+      // Sent before the last decrease: no new decrease for it (one per round trip), but what it shows still holds.
+      return event.inFlight >= (state.ceiling ?? Infinity) ? state : {
+        ...state,
+        limit: clamp(Math.min(state.limit, allowed), options),
+        ceiling: event.inFlight
+      }
+    }
+    if (state.ceiling !== undefined && event.inFlight >= state.ceiling) {
+      // A probe at (or above) the ceiling, refused again: back below it, and probe half as often.
+      return {
+        ...state,
+        limit: clamp(Math.min(state.limit, state.ceiling - 1), options),
+        slowStart: false,
+        probeEvery: Math.min(MAX_PROBE_EVERY, Math.max(1, state.probeEvery) * 2),
+        successes: 0,
+        decreasedAt: now,
+        cuts: state.cuts + 1
+      }
+    }
+    // The service allows fewer than was thought: down at once, to what it showed. If it refuses again before it
+    // answers anything (others took the room), down by the factor too.
+    const limit = clamp(Math.min(state.cuts === 0 ? state.limit : state.limit * options.decrease, allowed), options)
+    return {
+      limit,
+      slowStart: false,
+      ceiling: event.inFlight,
+      probeEvery: permits({ ...state, limit }),
+      successes: 0,
+      decreasedAt: now,
+      cuts: state.cuts + 1
+    }
+  }
+  if (state.cuts > 0) state = { ...state, cuts: 0 }
+  let ceiling = state.ceiling
+  let probeEvery = state.probeEvery
+  if (ceiling !== undefined && event.inFlight >= ceiling) {
+    // As many were accepted as were refused before: the service allows more now.
+    ceiling = undefined
+    probeEvery = 0
+  }
+  // Sent with fewer in flight than the limit allowed: the callers, not the limit, set the pace, and this says
+  // nothing about a higher limit (TCP's congestion window validation). Growing here would let a quiet spell
+  // raise the limit far above what the service allows, to be paid for in 429s at the next burst.
+  if (!event.atLimit) {
+    return ceiling === state.ceiling ? state : { ...state, ceiling, probeEvery }
+  }
+  if (state.slowStart) {
+    return { ...state, ceiling, probeEvery, limit: clamp(state.limit + 1, options) }
+  }
+  if (ceiling === undefined) {
+    return { ...state, ceiling, probeEvery, successes: 0, limit: clamp(state.limit + 1 / state.limit, options) }
+  }
+  const below = ceiling - 1
+  if (state.limit < below) {
+    return {
+      ...state,
+      ceiling,
+      probeEvery,
+      successes: 0,
+      limit: clamp(Math.min(below, state.limit + 1 / state.limit), options)
+    }
+  }
+  // At the ceiling's edge: probe one above it once in a while.
+  const successes = state.successes + 1
+  if (successes < probeEvery) return { ...state, ceiling, probeEvery, successes }
+  return { ...state, ceiling, probeEvery, successes: 0, limit: clamp(ceiling, options) }
+}
