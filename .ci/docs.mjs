@@ -21,7 +21,8 @@ const check = process.argv.includes("--check")
 /** The documented packages: folder under packages/ and npm name. */
 const packages = [
   { dir: "client", name: "@effect-inference/client" },
-  { dir: "testing", name: "@effect-inference/testing" }
+  { dir: "testing", name: "@effect-inference/testing" },
+  { dir: "redis", name: "@effect-inference/redis" }
 ]
 
 const runDocgen = (pkg) =>
