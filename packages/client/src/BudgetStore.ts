@@ -75,7 +75,17 @@ export class BudgetStoreError extends Schema.TaggedError<BudgetStoreError>(
   "@effect-inference/client/BudgetStore/BudgetStoreError"
 )("BudgetStoreError", {
   message: Schema.String,
-  cause: Schema.optional(Schema.Defect)
+  cause: Schema.optional(Schema.Defect),
+  /**
+   * Whether the call that needed this answer must fail, with
+   * `CoordinationError`, before it is sent, rather than go on without the
+   * store (the default). A store shared by several processes sets it when
+   * going on alone would break the limit they share (the Redis stores with
+   * `onUnavailable: "fail"`).
+   *
+   * @since 0.2.0
+   */
+  rejectCall: Schema.optional(Schema.Boolean)
 }) {}
 
 /**

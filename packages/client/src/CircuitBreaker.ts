@@ -25,7 +25,7 @@ import type * as Schedule from "effect/Schedule"
 import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
-import type { CircuitOpenError, InferenceError } from "./InferenceError.js"
+import type { CircuitOpenError, CoordinationError, InferenceError } from "./InferenceError.js"
 import * as internal from "./internal/circuitBreaker.js"
 
 /**
@@ -115,11 +115,12 @@ export interface CircuitBreaker {
   readonly key: string
   /**
    * Runs the effect if the breaker lets it through, and records its outcome;
-   * otherwise fails at once with `CircuitOpenError`.
+   * otherwise fails at once with `CircuitOpenError`. A `CircuitBreakerStore`
+   * that cannot answer and says `rejectCall` fails it with `CoordinationError`.
    */
   readonly withBreaker: <A, E extends InferenceError, R>(
     effect: Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E | CircuitOpenError, R>
+  ) => Effect.Effect<A, E | CircuitOpenError | CoordinationError, R>
   /** The state now (an open breaker whose break has passed reads as half-open). */
   readonly state: Effect.Effect<State>
   readonly snapshot: Effect.Effect<Snapshot>

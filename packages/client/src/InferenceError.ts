@@ -785,6 +785,53 @@ export class BudgetExceededError extends Schema.TaggedError<BudgetExceededError>
 }
 
 /**
+ * Which store could not answer: the one of the concurrency slots, the rate
+ * limits, the budget or the circuit breaker.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const CoordinationStore = Schema.Literal("concurrency", "rate-limit", "budget", "circuit-breaker")
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type CoordinationStore = typeof CoordinationStore.Type
+
+/**
+ * A store that a limit, a budget or a breaker keeps its state in (see
+ * docs/stores.md) could not answer when the call needed it: Redis out of
+ * reach with `onUnavailable: "fail"`, or a store of your own that failed. The
+ * call failed before sending; `store` says which, `reason` what the store
+ * said. Not retried by the client, and not counted by a circuit breaker: the
+ * service was never asked.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class CoordinationError extends Schema.TaggedError<CoordinationError>(
+  "@effect-inference/client/CoordinationError"
+)("CoordinationError", {
+  model: Schema.optional(Schema.String),
+  store: CoordinationStore,
+  reason: Schema.String,
+  attempts: Schema.Int.pipe(Schema.propertySignature, Schema.withConstructorDefault(() => 0))
+}) {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return `Coordination failed: the ${this.store} store could not answer (${this.reason}). Nothing was sent; ` +
+      `check the store's server, or let calls go on without it (RedisStores: onUnavailable "local")`
+  }
+}
+
+/**
  * Every error an inference call can fail with.
  *
  * @example
@@ -827,6 +874,7 @@ export type InferenceError =
   | ResponseDecodeError
   | CircuitOpenError
   | BudgetExceededError
+  | CoordinationError
 
 /**
  * The schema of the union, to decode an error that was sent across a boundary.
@@ -851,7 +899,8 @@ export const InferenceError: Schema.Union<[
   typeof TimeoutError,
   typeof ResponseDecodeError,
   typeof CircuitOpenError,
-  typeof BudgetExceededError
+  typeof BudgetExceededError,
+  typeof CoordinationError
 ]> = Schema.Union(
   InvalidRequestError,
   BadRequestError,
@@ -869,7 +918,8 @@ export const InferenceError: Schema.Union<[
   TimeoutError,
   ResponseDecodeError,
   CircuitOpenError,
-  BudgetExceededError
+  BudgetExceededError,
+  CoordinationError
 )
 
 /**
@@ -921,7 +971,8 @@ export const isRetryable = (error: InferenceError): boolean => {
  * Tells whether the request of the attempt that failed with this error may have
  * reached the server (and so may have been processed and billed). It is `false`
  * only when nothing was certainly sent: an `InvalidRequestError`,
- * `CircuitOpenError` or `BudgetExceededError` (the call failed before sending),
+ * `CircuitOpenError`, `BudgetExceededError` or `CoordinationError` (the call
+ * failed before sending),
  * or a `ConnectionError` with `sent: false`. Earlier attempts of a retried call
  * (`attempts > 1`) may have been sent whatever this says.
  *
@@ -943,6 +994,7 @@ export const wasSent = (error: InferenceError): boolean => {
     case "InvalidRequestError":
     case "CircuitOpenError":
     case "BudgetExceededError":
+    case "CoordinationError":
       return false
     case "ConnectionError":
       return error.sent

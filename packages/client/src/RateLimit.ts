@@ -34,7 +34,7 @@ import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { ChatCompletionRequestInput } from "./ChatCompletion.js"
-import type { InferenceError } from "./InferenceError.js"
+import type { CoordinationError, InferenceError } from "./InferenceError.js"
 import * as internal from "./internal/rateLimit.js"
 import * as tokens from "./internal/tokens.js"
 
@@ -132,20 +132,27 @@ export interface RateLimit {
    * Waits until one more request and `estimatedTokens` fit in the limits, then
    * takes them. Waiting can be interrupted, and an interrupted caller takes
    * nothing. A permit not settled by the time the scope closes is settled then
-   * with its reservation. Fails with a defect if `estimatedTokens` is
+   * with its reservation. Fails with `CoordinationError` if the
+   * `RateLimitStore` cannot answer, and with a defect if `estimatedTokens` is
    * negative or not a number.
    */
-  readonly acquire: (estimatedTokens: number) => Effect.Effect<Permit, never, Scope.Scope>
+  readonly acquire: (estimatedTokens: number) => Effect.Effect<Permit, CoordinationError, Scope.Scope>
   /**
    * Runs `self` as one request of `cost.estimatedTokens` tokens: waits for room,
    * runs it, and settles the permit with `cost.actualTokens` of its exit
-   * (interrupted included).
+   * (interrupted included). Fails with `CoordinationError`, without running
+   * `self`, if the `RateLimitStore` cannot answer.
    */
   readonly withLimit: {
     <A, E>(
       cost: Cost<A, E>
-    ): <A2 extends A, E2 extends E, R>(self: Effect.Effect<A2, E2, R>) => Effect.Effect<A2, E2, R>
-    <A, E, R>(self: Effect.Effect<A, E, R>, cost: Cost<NoInfer<A>, NoInfer<E>>): Effect.Effect<A, E, R>
+    ): <A2 extends A, E2 extends E, R>(
+      self: Effect.Effect<A2, E2, R>
+    ) => Effect.Effect<A2, E2 | CoordinationError, R>
+    <A, E, R>(
+      self: Effect.Effect<A, E, R>,
+      cost: Cost<NoInfer<A>, NoInfer<E>>
+    ): Effect.Effect<A, E | CoordinationError, R>
   }
 }
 

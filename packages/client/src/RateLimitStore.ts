@@ -77,7 +77,17 @@ export class RateLimitStoreError extends Schema.TaggedError<RateLimitStoreError>
   "@effect-inference/client/RateLimitStore/RateLimitStoreError"
 )("RateLimitStoreError", {
   message: Schema.String,
-  cause: Schema.optional(Schema.Defect)
+  cause: Schema.optional(Schema.Defect),
+  /**
+   * Whether the call that needed this answer must fail, with
+   * `CoordinationError`, before it is sent, rather than go on without the
+   * store (the default). A store shared by several processes sets it when
+   * going on alone would break the limit they share (the Redis stores with
+   * `onUnavailable: "fail"`).
+   *
+   * @since 0.2.0
+   */
+  rejectCall: Schema.optional(Schema.Boolean)
 }) {}
 
 /**

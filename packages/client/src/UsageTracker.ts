@@ -23,7 +23,13 @@ import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { ChatCompletionRequestInput, Usage } from "./ChatCompletion.js"
-import type { BudgetDimension, BudgetExceededError, InferenceError, InvalidRequestError } from "./InferenceError.js"
+import type {
+  BudgetDimension,
+  BudgetExceededError,
+  CoordinationError,
+  InferenceError,
+  InvalidRequestError
+} from "./InferenceError.js"
 import * as pricing from "./internal/pricing.js"
 import * as events from "./internal/usageEvents.js"
 import * as usageMetrics from "./internal/usageMetrics.js"
@@ -410,13 +416,14 @@ export declare namespace UsageTracker {
      * `BudgetExceededError` if it does not fit beside what is spent and reserved.
      * `models` lists every model the call may go to (fallbacks): the estimate
      * uses the dearest. With a dollar budget, a model without a price fails with
-     * `InvalidRequestError`, as its cost could not be held. Without a budget it
-     * always succeeds.
+     * `InvalidRequestError`, as its cost could not be held. A `BudgetStore`
+     * that cannot answer and says `rejectCall` fails it with `CoordinationError`.
+     * Without a budget it always succeeds.
      */
     readonly reserve: (
       request: ChatCompletionRequestInput,
       models?: ReadonlyArray<string>
-    ) => Effect.Effect<Reservation, BudgetExceededError | InvalidRequestError>
+    ) => Effect.Effect<Reservation, BudgetExceededError | InvalidRequestError | CoordinationError>
     /**
      * Records a finished call: settles its reservation, updates totals and
      * metrics, writes the usage log line, publishes the event and any alert.

@@ -440,7 +440,8 @@ describe("InferenceError", () => {
       TimeoutError: true,
       ResponseDecodeError: false,
       CircuitOpenError: false,
-      BudgetExceededError: false
+      BudgetExceededError: false,
+      CoordinationError: false
     }
     for (const error of everyErrorList) {
       it.effect(`${error._tag} is ${expected[error._tag] ? "" : "not "}retryable`, () =>
@@ -493,7 +494,8 @@ describe("InferenceError", () => {
       TimeoutError: true,
       ResponseDecodeError: true,
       CircuitOpenError: false,
-      BudgetExceededError: false
+      BudgetExceededError: false,
+      CoordinationError: false
     }
     for (const error of everyErrorList) {
       it.effect(`${error._tag} was ${expected[error._tag] ? "" : "not "}sent`, () =>

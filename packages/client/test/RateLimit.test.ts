@@ -53,9 +53,9 @@ const take = (limiter: RateLimit.RateLimit, estimatedTokens: number, scope: Scop
     )
   )
 
-const isWaiting = <A>(fiber: Fiber.RuntimeFiber<A>) => Effect.map(Fiber.poll(fiber), Option.isNone)
+const isWaiting = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) => Effect.map(Fiber.poll(fiber), Option.isNone)
 
-const dieMessage = <A>(exit: Exit.Exit<A>): string | undefined =>
+const dieMessage = <A, E>(exit: Exit.Exit<A, E>): string | undefined =>
   Exit.isFailure(exit)
     ? Option.match(Cause.dieOption(exit.cause), {
       onNone: () => undefined,
@@ -569,6 +569,7 @@ describe("RateLimit", () => {
       UnexpectedStatusError: 0,
       CircuitOpenError: 0,
       BudgetExceededError: 0,
+      CoordinationError: 0,
       ConnectionError: undefined,
       TimeoutError: undefined,
       ResponseDecodeError: undefined

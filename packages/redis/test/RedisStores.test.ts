@@ -250,7 +250,7 @@ describe("RedisStores", () => {
   })
 
   describe("when Redis cannot answer, \"fail\"", () => {
-    it.scopedLive("each store fails with its own error, naming Redis and the failure; the layer was built", () =>
+    it.scopedLive("each store fails with its own error, naming Redis and the failure, and rejecting the call; the layer was built", () =>
       Effect.gen(function*() {
         const server = yield* RedisServer.make()
         yield* server.stop
@@ -269,6 +269,8 @@ describe("RedisStores", () => {
             "BudgetStoreError",
             "CircuitBreakerStoreError"
           ])
+          // The calls that needed these answers fail too (CoordinationError), rather than go on without Redis.
+          assert.deepStrictEqual(errors.map((error) => error.rejectCall), [true, true, true, true])
           assert.match(errors[0].message, /^Redis could not answer: .+ \(tryAcquire on "k"\)$/)
           assert.match(errors[3].message, /\(compareAndSet on "k"\)$/)
           assert.strictEqual(warnings(logs).length, 1)

@@ -47,7 +47,7 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type * as CB from "../CircuitBreaker.js"
 import type * as Api from "../CircuitBreakerStore.js"
-import { CircuitOpenError } from "../InferenceError.js"
+import { CircuitOpenError, CoordinationError } from "../InferenceError.js"
 import type { InferenceError } from "../InferenceError.js"
 import * as Core from "./circuitBreakerCore.js"
 import * as Store from "./circuitBreakerStore.js"
@@ -407,7 +407,7 @@ const build = (
 
     const withBreaker = <A, E extends InferenceError, R>(
       effect: Effect.Effect<A, E, R>
-    ): Effect.Effect<A, E | CircuitOpenError, R> =>
+    ): Effect.Effect<A, E | CircuitOpenError | CoordinationError, R> =>
       Effect.suspend(() => {
         // A closed breaker lets every call through and holds no slot for it: no step, and nothing to lose to an
         // interruption before the outcome is counted.
@@ -420,30 +420,38 @@ const build = (
         }
         // Masked: a probe admitted must reach onExit, or an interruption in between would keep its slot forever.
         return Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(Effect.either(call), (decided): Effect.Effect<A, E | CircuitOpenError, R> => {
-            if (Either.isLeft(decided)) {
-              // The store could not answer: the call goes through (the breaker fails open), and is not counted.
-              return Effect.zipRight(storeFailed(key, decided.left, "a call went through unguarded"), restore(effect))
-            }
-            // A `Call` step always ends with its verdict.
-            const verdict = verdictOf(decided.right[1])
-            if (verdict === undefined) return restore(effect)
-            if (verdict._tag === "Admit") {
-              return Effect.onExit(restore(effect), (exit) => record(verdict.generation, outcomeOf(exit)))
-            }
-            return Effect.zipRight(
-              Metric.increment(rejectedCount),
-              Effect.fail(
-                new CircuitOpenError({
-                  breaker: key,
-                  state: verdict.state,
-                  retryAfter: verdict.retryAfter === undefined
-                    ? Option.none()
-                    : Option.some(Duration.millis(verdict.retryAfter))
-                })
+          Effect.flatMap(
+            Effect.either(call),
+            (decided): Effect.Effect<A, E | CircuitOpenError | CoordinationError, R> => {
+              if (Either.isLeft(decided)) {
+                // The store could not answer: the call goes through (the breaker fails open), and is not counted;
+                // unless the store says the call must not go on without it.
+                return decided.left.rejectCall === true
+                  ? Effect.fail(
+                    new CoordinationError({ store: "circuit-breaker", reason: decided.left.message })
+                  )
+                  : Effect.zipRight(storeFailed(key, decided.left, "a call went through unguarded"), restore(effect))
+              }
+              // A `Call` step always ends with its verdict.
+              const verdict = verdictOf(decided.right[1])
+              if (verdict === undefined) return restore(effect)
+              if (verdict._tag === "Admit") {
+                return Effect.onExit(restore(effect), (exit) => record(verdict.generation, outcomeOf(exit)))
+              }
+              return Effect.zipRight(
+                Metric.increment(rejectedCount),
+                Effect.fail(
+                  new CircuitOpenError({
+                    breaker: key,
+                    state: verdict.state,
+                    retryAfter: verdict.retryAfter === undefined
+                      ? Option.none()
+                      : Option.some(Duration.millis(verdict.retryAfter))
+                  })
+                )
               )
-            )
-          })
+            }
+          )
         )
       })
 

@@ -73,15 +73,27 @@ export type Hold = Scope.Scope | "attempt"
 /**
  * Holds a concurrency slot for `self`. Waiting for one stays interruptible;
  * once taken, it is given back when `self` ends, or when `hold` (a scope) closes.
+ * A store that cannot answer fails the attempt with `CoordinationError`.
  *
  * @internal
  */
 export const withSlot: {
-  (slots: Slots.Permits | undefined, hold: Hold): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-  <A, E, R>(self: Effect.Effect<A, E, R>, slots: Slots.Permits | undefined, hold: Hold): Effect.Effect<A, E, R>
+  (
+    slots: Slots.Permits | undefined,
+    hold: Hold
+  ): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | InferenceError.CoordinationError, R>
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    slots: Slots.Permits | undefined,
+    hold: Hold
+  ): Effect.Effect<A, E | InferenceError.CoordinationError, R>
 } = dual(
   3,
-  <A, E, R>(self: Effect.Effect<A, E, R>, slots: Slots.Permits | undefined, hold: Hold): Effect.Effect<A, E, R> =>
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    slots: Slots.Permits | undefined,
+    hold: Hold
+  ): Effect.Effect<A, E | InferenceError.CoordinationError, R> =>
     slots === undefined
       ? self
       : hold === "attempt"

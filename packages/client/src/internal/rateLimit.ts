@@ -21,6 +21,7 @@ import { dual } from "effect/Function"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import * as InferenceError from "../InferenceError.js"
 import type * as RateLimit from "../RateLimit.js"
 import type * as RateLimitStore from "../RateLimitStore.js"
 import * as checks from "./options.js"
@@ -165,13 +166,18 @@ const fromResolved = (
    * forever by small ones. (A FIFO queue rather than Effect's Semaphore, whose
    * every release resumes all the callers queued at the gate: see slots.ts.)
    */
-  const admit = (reservedTokens: number, restore: Restore): Effect.Effect<RateLimit.Permit> => {
-    const attempt: Effect.Effect<RateLimit.Permit> = Effect.suspend(() => {
+  const admit = (
+    reservedTokens: number,
+    restore: Restore
+  ): Effect.Effect<RateLimit.Permit, InferenceError.CoordinationError> => {
+    const attempt: Effect.Effect<RateLimit.Permit, InferenceError.CoordinationError> = Effect.suspend(() => {
       const settlement = Deferred.await(changed)
       return Effect.matchEffect(windows.admit({ key, tokens: reservedTokens, limits }), {
         onFailure: (error) =>
-          Effect.as(storeFailed(error, "the call goes through uncounted"), permit(reservedTokens, undefined)),
-        onSuccess: (admission): Effect.Effect<RateLimit.Permit> => {
+          error.rejectCall === true
+            ? Effect.fail(new InferenceError.CoordinationError({ store: "rate-limit", reason: error.message }))
+            : Effect.as(storeFailed(error, "the call goes through uncounted"), permit(reservedTokens, undefined)),
+        onSuccess: (admission): Effect.Effect<RateLimit.Permit, InferenceError.CoordinationError> => {
           switch (admission._tag) {
             case "Admitted":
               return Effect.succeed(permit(reservedTokens, admission.id))
@@ -198,7 +204,9 @@ const fromResolved = (
       : Effect.succeed(reserved)
   }
 
-  const acquire = (estimatedTokens: number): Effect.Effect<RateLimit.Permit, never, Scope.Scope> =>
+  const acquire = (
+    estimatedTokens: number
+  ): Effect.Effect<RateLimit.Permit, InferenceError.CoordinationError, Scope.Scope> =>
     Effect.flatMap(
       reservation(estimatedTokens),
       (reserved) =>
@@ -209,7 +217,10 @@ const fromResolved = (
 
   const withLimit: RateLimit.RateLimit["withLimit"] = dual(
     2,
-    <A, E, R>(self: Effect.Effect<A, E, R>, cost: RateLimit.Cost<A, E>): Effect.Effect<A, E, R> =>
+    <A, E, R>(
+      self: Effect.Effect<A, E, R>,
+      cost: RateLimit.Cost<A, E>
+    ): Effect.Effect<A, E | InferenceError.CoordinationError, R> =>
       Effect.flatMap(
         reservation(cost.estimatedTokens),
         (reserved) =>

@@ -47,6 +47,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Scope from "effect/Scope"
 import type * as ConcurrencyStore from "../ConcurrencyStore.js"
+import * as InferenceError from "../InferenceError.js"
 
 /** Makes an effect interruptible again inside `Effect.uninterruptibleMask`. */
 export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
@@ -73,15 +74,17 @@ export interface Permits {
    * Runs `self` holding a slot, given back when `self` ends, however it ends.
    * The wait is interruptible; `self` runs with the caller's interruptibility.
    */
-  readonly withPermit: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  readonly withPermit: <A, E, R>(
+    self: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | InferenceError.CoordinationError, R>
   /** Takes a slot for the current scope, given back when the scope closes. */
-  readonly takeScoped: Effect.Effect<void, never, Scope.Scope>
+  readonly takeScoped: Effect.Effect<void, InferenceError.CoordinationError, Scope.Scope>
   /**
    * Takes a slot for `scope`, given back when it closes: `takeScoped` without
    * `Scope.extend`, which provides the scope as a service (about 20 runtime
    * operations of an uncontended take, for each stream).
    */
-  readonly takeIn: (scope: Scope.Scope) => Effect.Effect<void>
+  readonly takeIn: (scope: Scope.Scope) => Effect.Effect<void, InferenceError.CoordinationError>
 }
 
 /**
@@ -282,7 +285,9 @@ interface Lease {
  *
  * When the store cannot answer, the line lets a call through unleased if it
  * holds fewer than `limit` slots itself: each process keeps to the limit on
- * its own until the store is back, rather than stop every call.
+ * its own until the store is back, rather than stop every call; unless the
+ * store's error says `rejectCall`, when the call fails with
+ * `CoordinationError` and is not sent.
  *
  * @internal
  */
@@ -342,7 +347,7 @@ export class StoreSlots implements Permits {
    * interruptible; an interruption releases the id, as the store may have
    * granted it just then (a release is idempotent).
    */
-  private tryAcquire(restore: Restore): Effect.Effect<Lease | undefined> {
+  private tryAcquire(restore: Restore): Effect.Effect<Lease | undefined, InferenceError.CoordinationError> {
     return Effect.suspend(() => {
       const id = `${this.prefix}:${this.leases++}`
       return restore(
@@ -350,13 +355,17 @@ export class StoreSlots implements Permits {
       ).pipe(
         Effect.onInterrupt(() => Effect.ignore(this.store.release({ key: this.key, leaseId: id }))),
         Effect.map((granted): Lease | undefined => granted ? { id, stored: true } : undefined),
-        Effect.catchAll((error) => Effect.as(this.failed(error, "a call went through unleased"), { id, stored: false }))
+        Effect.catchAll((error) =>
+          error.rejectCall === true
+            ? Effect.fail(new InferenceError.CoordinationError({ store: "concurrency", reason: error.message }))
+            : Effect.as(this.failed(error, "a call went through unleased"), { id, stored: false })
+        )
       )
     })
   }
 
   /** The head's turn: asks the store until it has a slot; the waits are interruptible. */
-  private ask(restore: Restore): Effect.Effect<Lease> {
+  private ask(restore: Restore): Effect.Effect<Lease, InferenceError.CoordinationError> {
     return Effect.suspend(() => {
       const seen = this.releases
       // This line holds every slot: only one of its own releases can free one, and the store need not be asked.
@@ -370,7 +379,7 @@ export class StoreSlots implements Permits {
   }
 
   /** Takes a slot, to be called in an uninterruptible region (see `Slots.take`); the caller must release it. */
-  private take(restore: Restore): Effect.Effect<Lease> {
+  private take(restore: Restore): Effect.Effect<Lease, InferenceError.CoordinationError> {
     return Effect.zipRight(this.line.take(restore), Effect.ensuring(this.ask(restore), this.line.release))
   }
 
@@ -406,7 +415,7 @@ export class StoreSlots implements Permits {
     )
   }
 
-  withPermit<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+  withPermit<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | InferenceError.CoordinationError, R> {
     return Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(this.take(restore), (lease) => {
         if (!lease.stored) return Effect.ensuring(restore(self), this.release(lease))
@@ -418,12 +427,12 @@ export class StoreSlots implements Permits {
     )
   }
 
-  readonly takeScoped: Effect.Effect<void, never, Scope.Scope> = Effect.flatMap(
+  readonly takeScoped: Effect.Effect<void, InferenceError.CoordinationError, Scope.Scope> = Effect.flatMap(
     Effect.scope,
     (scope) => this.takeIn(scope)
   )
 
-  takeIn(scope: Scope.Scope): Effect.Effect<void> {
+  takeIn(scope: Scope.Scope): Effect.Effect<void, InferenceError.CoordinationError> {
     return Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(this.take(restore), (lease) =>
         Effect.zipRight(

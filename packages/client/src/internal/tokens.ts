@@ -98,6 +98,7 @@ export const generatedNothing = (error: InferenceError): boolean => {
     case "InvalidRequestError":
     case "CircuitOpenError":
     case "BudgetExceededError":
+    case "CoordinationError":
       return true
     // Refused with an error status, unless the stream had delivered content before the error frame.
     default:

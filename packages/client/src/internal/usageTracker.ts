@@ -159,7 +159,7 @@ const storeFailed = (budget: Budget, error: BudgetStore.BudgetStoreError, conseq
 const hold = (
   budget: Budget,
   reservation: UsageTracker.Reservation
-): Effect.Effect<UsageTracker.Reservation, InferenceError.BudgetExceededError> =>
+): Effect.Effect<UsageTracker.Reservation, InferenceError.BudgetExceededError | InferenceError.CoordinationError> =>
   Effect.uninterruptible(Effect.matchEffect(
     budget.store.reserve({
       key: budget.key,
@@ -167,7 +167,12 @@ const hold = (
       limits: budget.limits
     }),
     {
-      onFailure: (error) => Effect.as(storeFailed(budget, error, "the call goes ahead without a hold"), reservation),
+      onFailure: (error) =>
+        error.rejectCall === true
+          ? Effect.fail(
+            new InferenceError.CoordinationError({ model: reservation.model, store: "budget", reason: error.message })
+          )
+          : Effect.as(storeFailed(budget, error, "the call goes ahead without a hold"), reservation),
       onSuccess: (decision) => {
         if (decision._tag === "Held") {
           budget.holds.set(reservation, decision.id)
@@ -324,11 +329,11 @@ export const makeResolved = (
       models?: ReadonlyArray<string>
     ): Effect.Effect<
       UsageTracker.Reservation,
-      InferenceError.BudgetExceededError | InferenceError.InvalidRequestError
+      InferenceError.BudgetExceededError | InferenceError.InvalidRequestError | InferenceError.CoordinationError
     > =>
       Effect.suspend((): Effect.Effect<
         UsageTracker.Reservation,
-        InferenceError.BudgetExceededError | InferenceError.InvalidRequestError
+        InferenceError.BudgetExceededError | InferenceError.InvalidRequestError | InferenceError.CoordinationError
       > => {
         const promptTokens = tokens.estimatePromptTokens(request)
         const completionTokens = tokens.estimateCompletionTokens(request)

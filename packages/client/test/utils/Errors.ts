@@ -82,6 +82,12 @@ export const everyError: { readonly [Tag in InferenceError.InferenceError["_tag"
     reserved: 0.4,
     requested: 0.2,
     resetsIn: Option.some(Duration.hours(3))
+  }),
+  CoordinationError: new InferenceError.CoordinationError({
+    model: MODEL,
+    store: "concurrency",
+    reason: "Redis could not answer: connect ECONNREFUSED 127.0.0.1:6379",
+    attempts: 1
   })
 }
 

@@ -181,7 +181,7 @@ const route = <A, E>(
   availability: Availability,
   onRedis: Effect.Effect<A, Connection.RedisError>,
   onMemory: Effect.Effect<A, E>,
-  fail: (error: Connection.RedisError) => E
+  fail: (error: Connection.RedisError, rejectCall: boolean) => E
 ): Effect.Effect<A, E> =>
   Effect.suspend(() => {
     if (availability.onUnavailable === "local") {
@@ -189,27 +189,35 @@ const route = <A, E>(
       return Effect.catchAll(onRedis, (error) =>
         error.reason === "unavailable"
           ? Effect.zipRight(availability.wentDown(error), onMemory)
-          : Effect.fail(fail(error)))
+          : Effect.fail(fail(error, false)))
     }
+    // "fail": the call that needed the answer fails too (`rejectCall`), rather than go on without the shared state.
     return Effect.matchEffect(onRedis, {
       onFailure: (error) =>
         Effect.zipRight(
           error.reason === "unavailable" ? availability.wentDown(error) : Effect.void,
-          Effect.fail(fail(error))
+          Effect.fail(fail(error, true))
         ),
       onSuccess: (a) => Effect.as(availability.cameBack, a)
     })
   })
 
+/** What a store's error is made of. */
+interface ErrorProps {
+  readonly message: string
+  readonly rejectCall: boolean
+}
+
 /** A store's error for `operation` on `key`, from what Redis said (which holds no password). */
 const failWith =
-  <E>(make: (props: { readonly message: string }) => E, operation: string, key: string) =>
-  (error: Connection.RedisError): E => make({ message: `${error.message} (${operation} on "${key}")` })
+  <E>(make: (props: ErrorProps) => E, operation: string, key: string) =>
+  (error: Connection.RedisError, rejectCall: boolean): E =>
+    make({ message: `${error.message} (${operation} on "${key}")`, rejectCall })
 
-const concurrencyError = (props: { readonly message: string }) => new ConcurrencyStore.ConcurrencyStoreError(props)
-const rateLimitError = (props: { readonly message: string }) => new RateLimitStore.RateLimitStoreError(props)
-const budgetError = (props: { readonly message: string }) => new BudgetStore.BudgetStoreError(props)
-const breakerError = (props: { readonly message: string }) => new CircuitBreakerStore.CircuitBreakerStoreError(props)
+const concurrencyError = (props: ErrorProps) => new ConcurrencyStore.ConcurrencyStoreError(props)
+const rateLimitError = (props: ErrorProps) => new RateLimitStore.RateLimitStoreError(props)
+const budgetError = (props: ErrorProps) => new BudgetStore.BudgetStoreError(props)
+const breakerError = (props: ErrorProps) => new CircuitBreakerStore.CircuitBreakerStoreError(props)
 
 // ---------------------------------------------------------------------------
 // The stores, each Redis first and memory when it is away
