@@ -155,7 +155,7 @@ export const make = (
       slots,
       adaptive: resolved.adaptiveConcurrency === undefined
         ? undefined
-        : AdaptiveConcurrency.make(resolved.adaptiveConcurrency),
+        : AdaptiveConcurrency.make(resolved.adaptiveConcurrency, yield* Effect.clock),
       tracker,
       cache
     }

@@ -200,6 +200,13 @@ export class Slots implements Permits {
    * runs under `restore`. When it succeeds the caller holds a permit and must
    * release it; when it is interrupted the caller holds none.
    */
+  /** Takes a free permit now, if there is one (no waiting): whether it did. */
+  tryTake(): boolean {
+    if (this.free <= 0) return false
+    this.free--
+    return true
+  }
+
   take(restore: Restore): Effect.Effect<void> {
     return Effect.suspend(() => {
       if (this.free > 0) {

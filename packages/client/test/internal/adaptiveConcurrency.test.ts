@@ -68,7 +68,7 @@ describe("adaptive concurrency", () => {
     () =>
       Effect.gen(function*() {
         for (const [limit, calls] of [[1, 40], [8, 300], [40, 600]] as const) {
-          const limits = Adaptive.make(options)
+          const limits = Adaptive.make(options, yield* Effect.clock)
           const { call, counts } = service(limit)
           yield* drive(limits, call, calls)
           // The first burst (the initial limit of 16) is refused above the limit; after it, at most 3%.
@@ -87,7 +87,7 @@ describe("adaptive concurrency", () => {
       const logger = Logger.make(({ annotations, message }) => {
         lines.push({ message, annotations: Object.fromEntries(HashMap.toEntries(annotations)) })
       })
-      const limits = Adaptive.make(options)
+      const limits = Adaptive.make(options, yield* Effect.clock)
       const { call } = service(4)
       const gauge = Metric.tagged(Adaptive.limitGauge, "model", "m")
       yield* drive(limits, call, 100).pipe(
@@ -105,7 +105,7 @@ describe("adaptive concurrency", () => {
 
   it.effect("a stream's attempt holds its permit until its scope closes", () =>
     Effect.gen(function*() {
-      const limits = Adaptive.make({ ...options, initial: 1, max: 1 })
+      const limits = Adaptive.make({ ...options, initial: 1, max: 1 }, yield* Effect.clock)
       const scope = yield* Scope.make()
       yield* limits.withPermit(Effect.void, "m", scope)
       const second = yield* Effect.fork(limits.withPermit(Effect.succeed("second"), "m", "attempt"))
@@ -117,7 +117,7 @@ describe("adaptive concurrency", () => {
 
   it.effect("each model has its own limit", () =>
     Effect.gen(function*() {
-      const limits = Adaptive.make(options)
+      const limits = Adaptive.make(options, yield* Effect.clock)
       const refused = Effect.fail(new InferenceError.RateLimitError({ status: 429 }))
       yield* Effect.either(limits.withPermit(refused, "a", "attempt"))
       assert.strictEqual(limits.limit("a"), 1, "refused with 1 in flight: the minimum")
@@ -126,7 +126,7 @@ describe("adaptive concurrency", () => {
 
   it.effect("an interrupted wait takes no permit, and other failures leave the limit alone", () =>
     Effect.gen(function*() {
-      const limits = Adaptive.make({ ...options, initial: 1, max: 1 })
+      const limits = Adaptive.make({ ...options, initial: 1, max: 1 }, yield* Effect.clock)
       const scope = yield* Scope.make()
       yield* limits.withPermit(Effect.void, "m", scope)
       const waiting = yield* Effect.fork(limits.withPermit(Effect.void, "m", "attempt"))
@@ -135,7 +135,7 @@ describe("adaptive concurrency", () => {
       yield* Fiber.interrupt(waiting)
       yield* Scope.close(scope, Exit.void)
       assert.strictEqual(yield* limits.withPermit(Effect.succeed("free"), "m", "attempt"), "free")
-      const other = Adaptive.make(options)
+      const other = Adaptive.make(options, yield* Effect.clock)
       for (
         const error of [
           new InferenceError.InternalServerError({ status: 500 }),
