@@ -252,6 +252,12 @@ export interface Service {
   readonly script: (...faults: ReadonlyArray<Fault.Fault | "ok">) => Effect.Effect<void>
   /** Chat requests not already scripted get a fault drawn from `faults` with probability `rate`. */
   readonly setFaultRate: (rate: number, faults?: ReadonlyArray<Fault.Fault>) => Effect.Effect<void>
+  /**
+   * Sets a model's limit of requests in flight per project while the simulator runs, as W&B changes its
+   * unpublished limits without notice (`Infinity` lifts it). Requests in flight keep their slots: a lower
+   * limit refuses new requests until enough of them have ended.
+   */
+  readonly setModelConcurrencyLimit: (model: string, limit: number) => Effect.Effect<void>
   /** Every request so far (up to `maxLogEntries`), oldest first. */
   readonly log: Effect.Effect<ReadonlyArray<LogEntry>>
   readonly clearLog: Effect.Effect<void>
@@ -404,6 +410,12 @@ export const make = (options: Options = {}): Effect.Effect<Service, ListenError,
         rate >= 0 && rate <= 1
           ? Effect.sync(() => simulator.setChaos(rate, faults))
           : Effect.dieMessage(`InferenceSimulator: fault rate must be within 0..1, got ${rate}`),
+      setModelConcurrencyLimit: (model, limit) =>
+        limit === Infinity || (Number.isInteger(limit) && limit >= 1)
+          ? Effect.sync(() => simulator.setModelConcurrencyLimit(model, limit))
+          : Effect.dieMessage(
+            `InferenceSimulator: the limit of "${model}" must be a whole number of at least 1 or Infinity, got ${limit}`
+          ),
       log: Effect.sync(() => simulator.log()),
       clearLog: Effect.sync(() => simulator.clearLog()),
       openConnections: Effect.sync(() => simulator.openConnections()),

@@ -6,6 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Ajv2020 } from "ajv/dist/2020.js"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as JSONSchema from "effect/JSONSchema"
 import * as Schema from "effect/Schema"
 import * as Fault from "../src/Fault.js"
@@ -176,6 +177,38 @@ describe("InferenceSimulator checks", () => {
               concurrency: "unbounded"
             })
             assert.deepStrictEqual([...a, ...b].map((r) => r.status), [200, 200])
+          }),
+        { modelConcurrencyLimits: { [GLM]: 1 }, perToken: "10 millis", answerTokens: [10, 10] }
+      ))
+
+    it.live("setModelConcurrencyLimit: a lower limit refuses new requests while those in flight finish", () =>
+      withSimulator(
+        (simulator) =>
+          Effect.gen(function*() {
+            const first = yield* Effect.fork(burst(simulator, GLM, 3))
+            while ((yield* simulator.inFlight) < 3) yield* Effect.sleep("2 millis")
+            yield* simulator.setModelConcurrencyLimit(GLM, 1)
+            // the three in flight keep their slots; a new request, which the old limit of 4 let in, is refused
+            assert.strictEqual((yield* chat(simulator, { model: GLM })).status, 429)
+            assert.deepStrictEqual((yield* Fiber.join(first)).map((r) => r.status), [200, 200, 200])
+            assert.deepStrictEqual((yield* burst(simulator, GLM, 3)).map((r) => r.status).sort(), [200, 429, 429])
+          }),
+        { modelConcurrencyLimits: { [GLM]: 4 }, perToken: "10 millis", answerTokens: [10, 10] }
+      ))
+
+    it.live("setModelConcurrencyLimit: raises, sets, and with Infinity lifts a model's limit; a bad one is refused", () =>
+      withSimulator(
+        (simulator) =>
+          Effect.gen(function*() {
+            yield* simulator.setModelConcurrencyLimit(GLM, 2)
+            assert.deepStrictEqual((yield* burst(simulator, GLM, 3)).map((r) => r.status).sort(), [200, 200, 429])
+            // a model that had no limit gets one
+            yield* simulator.setModelConcurrencyLimit(DEEPSEEK, 1)
+            assert.deepStrictEqual((yield* burst(simulator, DEEPSEEK, 2)).map((r) => r.status).sort(), [200, 429])
+            yield* simulator.setModelConcurrencyLimit(GLM, Infinity)
+            assert.deepStrictEqual((yield* burst(simulator, GLM, 4)).map((r) => r.status), [200, 200, 200, 200])
+            const exit = yield* Effect.exit(simulator.setModelConcurrencyLimit(GLM, 0.5))
+            assert.isTrue(exit._tag === "Failure" && String(exit.cause).includes(GLM))
           }),
         { modelConcurrencyLimits: { [GLM]: 1 }, perToken: "10 millis", answerTokens: [10, 10] }
       ))

@@ -92,6 +92,8 @@ export class Simulator {
   private readonly inFlightByProject = new Map<string, number>()
   /** In flight per project and model (`<project>\0<model>`), for `modelConcurrencyLimits`. */
   private readonly inFlightByModel = new Map<string, number>()
+  /** `modelConcurrencyLimits`, changed at run time by `setModelConcurrencyLimit`. */
+  private readonly modelLimits: Map<string, number>
   private readonly cache = new PrefixCache()
   private draw: FaultDraw.State
   private readonly entries: Array<Mutable<LogEntry>> = []
@@ -103,6 +105,7 @@ export class Simulator {
 
   constructor(private readonly config: Config) {
     this.faults = config.faults
+    this.modelLimits = new Map(Object.entries(config.modelConcurrencyLimits))
     this.draw = FaultDraw.initial(config.faultRate)
     this.chaos = generate.prng(config.seed ^ 0x9E3779B9)
     this.server = http.createServer({ keepAliveTimeout: 5_000 }, (req, res) => this.handle(req, res))
@@ -141,6 +144,12 @@ export class Simulator {
   setChaos(rate: number, faults: ReadonlyArray<Fault> | undefined): void {
     this.draw = FaultDraw.initial(rate)
     if (faults !== undefined) this.faults = faults
+  }
+
+  /** Requests in flight keep their slots: a lower limit refuses new requests until enough of them have ended. */
+  setModelConcurrencyLimit(model: string, limit: number): void {
+    if (limit === Infinity) this.modelLimits.delete(model)
+    else this.modelLimits.set(model, limit)
   }
 
   log(): ReadonlyArray<LogEntry> {
@@ -201,7 +210,7 @@ export class Simulator {
     const acquire = (model: string): "ok" | "model" | "project" => {
       const projectKey = project ?? ""
       const modelKey = `${projectKey}\u0000${model}`
-      const modelLimit = this.config.modelConcurrencyLimits[model] ?? Infinity
+      const modelLimit = this.modelLimits.get(model) ?? Infinity
       if ((this.inFlightByModel.get(modelKey) ?? 0) >= modelLimit) return "model"
       if ((this.inFlightByProject.get(projectKey) ?? 0) >= this.config.concurrencyLimit) return "project"
       this.inFlightByProject.set(projectKey, (this.inFlightByProject.get(projectKey) ?? 0) + 1)
