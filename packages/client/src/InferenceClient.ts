@@ -119,8 +119,6 @@ export interface AdaptiveConcurrency {
   readonly min?: number | undefined
   /** The limit never goes above this, nor above `maxConcurrency`. Default `maxConcurrency` (1024 if `Infinity`). */
   readonly max?: number | undefined
-  /** What a 429 multiplies the limit by, when it shows the service allows less than was thought. Default 0.7. */
-  readonly decrease?: number | undefined
 }
 
 /**

@@ -121,7 +121,7 @@ export class AdaptiveLimits {
           }
           const adapt = (exit: Exit.Exit<A, InferenceError.InferenceError>): Effect.Effect<void> => {
             if (hold === "attempt") release()
-            if (Exit.isSuccess(exit)) return this.record(limit, { _tag: "Accepted", inFlight, atLimit })
+            if (Exit.isSuccess(exit)) return this.record(limit, { _tag: "Accepted", inFlight, atLimit, sentAt })
             const failure = Cause.failureOption(exit.cause)
             return failure._tag === "Some" && failure.value._tag === "RateLimitError"
               ? this.record(limit, { _tag: "Refused", inFlight, sentAt })

@@ -162,10 +162,7 @@ const AdaptiveOptions = Schema.Struct({
   adaptiveConcurrency: Schema.Struct({
     initial: Schema.optional(checks.wholeNumber(1)),
     min: Schema.optional(checks.wholeNumber(1)),
-    max: Schema.optional(checks.wholeNumber(1)),
-    decrease: Schema.optional(
-      checks.check((u): u is number => typeof u === "number" && u > 0 && u < 1, "a number between 0 and 1")
-    )
+    max: Schema.optional(checks.wholeNumber(1))
   })
 })
 
@@ -197,7 +194,7 @@ const resolveAdaptive = (
         `adaptiveConcurrency.initial (${initial}) must be between its min (${min}) and max (${max})`
       )
     }
-    return { initial, min, max, decrease: given.decrease ?? AdaptiveCore.DEFAULT_DECREASE }
+    return { initial, min, max }
   })
 
 /** A header carries visible ASCII only; a key with anything else would fail every request as a "connection" error. */

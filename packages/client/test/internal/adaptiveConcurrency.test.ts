@@ -16,7 +16,7 @@ import * as TestClock from "effect/TestClock"
 import * as InferenceError from "../../src/InferenceError.js"
 import * as Adaptive from "../../src/internal/adaptiveConcurrency.js"
 
-const options = { initial: 16, min: 1, max: 64, decrease: 0.7 }
+const options = { initial: 16, min: 1, max: 64 }
 
 /**
  * A service that serves `limit` requests at once, 200 ms each, and refuses more

@@ -8,9 +8,14 @@ import { assert, describe, it } from "@effect/vitest"
 import { FastCheck } from "effect"
 import * as Core from "../../src/internal/adaptiveCore.js"
 
-const options: Core.Options = { initial: 16, min: 1, max: 64, decrease: 0.7 }
+const options: Core.Options = { initial: 16, min: 1, max: 64 }
 
-const accepted = (inFlight: number, atLimit = true): Core.Event => ({ _tag: "Accepted", inFlight, atLimit })
+const accepted = (inFlight: number, atLimit = true, sentAt = Infinity): Core.Event => ({
+  _tag: "Accepted",
+  inFlight,
+  atLimit,
+  sentAt
+})
 const refused = (inFlight: number, sentAt: number): Core.Event => ({ _tag: "Refused", inFlight, sentAt })
 
 /** The state after `events`, each at time `at` (its index, unless given). */
@@ -47,12 +52,12 @@ describe("adaptiveCore", () => {
     assert.strictEqual(Core.permits(run([refused(16, 0)])), 15)
   })
 
-  it("refused again before anything is answered (others took the room): down by the factor too", () => {
-    const once = Core.step(Core.initial(options), refused(16, 0), 1, options) // 15
-    const again = Core.step(once, refused(15, 2), 3, options)
-    assert.strictEqual(Core.permits(again), 10, "15 × 0.7")
-    const answered = Core.step(Core.step(once, accepted(15), 2, options), refused(15, 2), 3, options)
-    assert.strictEqual(Core.permits(answered), 14, "after an answer, down to what it showed only")
+  it("refused again and again: each time down to what it showed, never lower", () => {
+    const once = Core.step(Core.initial(options), refused(16, 0), 1, options)
+    const twice = Core.step(once, refused(12, 2), 3, options)
+    assert.strictEqual(Core.permits(twice), 11)
+    const again = Core.step(twice, refused(11, 4), 5, options)
+    assert.strictEqual(Core.permits(again), 10)
   })
 
   it("a 429 for a request sent before the last decrease makes no new decrease, but what it shows still holds", () => {
@@ -63,7 +68,6 @@ describe("adaptiveCore", () => {
     assert.strictEqual(Core.permits(stale), 4)
     assert.strictEqual(stale.ceiling, 5)
     assert.strictEqual(stale.decreasedAt, once.decreasedAt, "not a new decrease")
-    assert.strictEqual(stale.cuts, once.cuts)
     // One with more in flight than the ceiling says nothing new.
     assert.deepStrictEqual(Core.step(stale, refused(7, 99), 102, options), stale)
   })
@@ -119,13 +123,22 @@ describe("adaptiveCore", () => {
     assert.strictEqual(state.probeEvery, Core.MAX_PROBE_EVERY)
   })
 
-  it("a success with as many in flight as the ceiling forgets it: the service allows more now", () => {
-    let state = Core.step(Core.initial(options), refused(9, 0), 0, options)
+  it("a success with as many in flight as the ceiling raises it by one, and probes twice as often", () => {
+    let state = Core.step(Core.initial(options), refused(9, 0), 0, options) // 8, ceiling 9, probe every 8
     state = { ...state, limit: 9 }
-    state = Core.step(state, accepted(9), 1, options)
-    assert.isUndefined(state.ceiling)
-    state = run(Array.from({ length: 40 }, () => accepted(Core.permits(state))), state, 2)
-    assert.isAbove(Core.permits(state), 9)
+    state = Core.step(state, accepted(9, true, 1), 1, options)
+    assert.strictEqual(state.ceiling, 10)
+    assert.strictEqual(state.probeEvery, 4)
+    // A limit that rose is found: each probe that succeeds raises the ceiling again, sooner each time.
+    for (let i = 0; i < 40; i++) state = Core.step(state, accepted(Core.permits(state), true, 2 + i), 2 + i, options)
+    assert.isAbove(Core.permits(state), 12)
+  })
+
+  it("an answer to a request sent before the last decrease changes nothing", () => {
+    const cut = Core.step(Core.initial(options), refused(20, 5), 5, options) // 19, ceiling 20, at 5
+    // Sent at 4 with 30 in flight, answered after the cut: the service's limit may have fallen since.
+    assert.deepStrictEqual(Core.step(cut, accepted(30, true, 4), 6, options), cut)
+    assert.notDeepEqual(Core.step(cut, accepted(19, true, 5), 6, options), cut)
   })
 
   /**
@@ -149,14 +162,22 @@ describe("adaptiveCore", () => {
     let sent = 0
     let refusedCount = 0
     const pending: Array<{ readonly at: number; readonly event: Core.Event }> = []
+    /** When the service frees each slot: a little before the client sees the answer (its last bytes in transit). */
+    const frees: Array<number> = []
     const send = () => {
       while (inFlight < Core.permits(state)) {
         const k = ++inFlight
         sent++
+        while (frees.length > 0 && frees[0]! <= time) {
+          frees.shift()
+          serving--
+        }
         if (serving < allowed(time)) {
           serving++
-          const event = accepted(k, k >= Core.permits(state))
-          pending.push({ at: time + 0.9 + 0.2 * random(), event })
+          const at = time + 0.9 + 0.2 * random()
+          frees.push(at - 0.02 * random())
+          frees.sort((a, b) => a - b)
+          pending.push({ at, event: accepted(k, k >= Core.permits(state), time) })
         } else {
           refusedCount++
           pending.push({ at: time + 0.01 * random(), event: refused(k, time) })
@@ -169,10 +190,7 @@ describe("adaptiveCore", () => {
       const next = pending.shift()!
       time = next.at
       inFlight--
-      if (next.event._tag === "Accepted") {
-        serving--
-        answered++
-      }
+      if (next.event._tag === "Accepted") answered++
       state = Core.step(state, next.event, time, options)
       assert.isAtLeast(Core.permits(state), options.min)
       assert.isAtMost(Core.permits(state), options.max)

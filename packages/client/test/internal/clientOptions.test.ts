@@ -188,11 +188,6 @@ describe("InferenceClient", () => {
           { adaptiveConcurrency: { initial: 2, min: 4 } },
           "adaptiveConcurrency.initial (2) must be between its min (4) and max (64)"
         ],
-        [
-          "an adaptive decrease of 1",
-          { adaptiveConcurrency: { decrease: 1 } },
-          "adaptiveConcurrency.decrease must be a number between 0 and 1"
-        ],
         ["a fractional adaptive min", { adaptiveConcurrency: { min: 1.5 } }, "adaptiveConcurrency.min"],
         [
           "a misspelt adaptive option",
@@ -205,15 +200,14 @@ describe("InferenceClient", () => {
     it("adaptiveConcurrency: on by default within maxConcurrency, off with false, its bounds as given", () => {
       const resolve = (options: Partial<InferenceClient.Options>) =>
         Either.getOrThrow(ClientOptions.resolveOptions({ ...testOptions, ...options })).adaptiveConcurrency
-      assert.deepStrictEqual(resolve({}), { initial: 16, min: 1, max: 64, decrease: 0.7 })
-      assert.deepStrictEqual(resolve({ maxConcurrency: 8 }), { initial: 8, min: 1, max: 8, decrease: 0.7 })
+      assert.deepStrictEqual(resolve({}), { initial: 16, min: 1, max: 64 })
+      assert.deepStrictEqual(resolve({ maxConcurrency: 8 }), { initial: 8, min: 1, max: 8 })
       assert.strictEqual(resolve({ maxConcurrency: Infinity })?.max, 1024)
       assert.isUndefined(resolve({ adaptiveConcurrency: false }))
-      assert.deepStrictEqual(resolve({ adaptiveConcurrency: { initial: 2, min: 2, max: 10, decrease: 0.5 } }), {
+      assert.deepStrictEqual(resolve({ adaptiveConcurrency: { initial: 2, min: 2, max: 10 } }), {
         initial: 2,
         min: 2,
-        max: 10,
-        decrease: 0.5
+        max: 10
       })
     })
 
