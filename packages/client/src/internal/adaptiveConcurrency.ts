@@ -120,12 +120,18 @@ export class AdaptiveLimits {
             limit.slots.unsafeRelease()
           }
           const adapt = (exit: Exit.Exit<A, InferenceError.InferenceError>): Effect.Effect<void> => {
+            // The limit first, then the permit back: a 429 that lowers the limit keeps this permit from going to
+            // the next in line, who would only be refused too.
+            let recorded: Effect.Effect<void> = Effect.void
+            if (Exit.isSuccess(exit)) recorded = this.record(limit, { _tag: "Accepted", inFlight, atLimit, sentAt })
+            else {
+              const failure = Cause.failureOption(exit.cause)
+              if (failure._tag === "Some" && failure.value._tag === "RateLimitError") {
+                recorded = this.record(limit, { _tag: "Refused", inFlight, sentAt })
+              }
+            }
             if (hold === "attempt") release()
-            if (Exit.isSuccess(exit)) return this.record(limit, { _tag: "Accepted", inFlight, atLimit, sentAt })
-            const failure = Cause.failureOption(exit.cause)
-            return failure._tag === "Some" && failure.value._tag === "RateLimitError"
-              ? this.record(limit, { _tag: "Refused", inFlight, sentAt })
-              : Effect.void
+            return recorded
           }
           if (hold === "attempt") return Effect.onExit(restore(self), adapt)
           // A stream's attempt: the permit stays with its scope; a failed attempt's scope is closed by its caller.

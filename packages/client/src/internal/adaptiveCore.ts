@@ -17,17 +17,16 @@
  * observations make it cheaper:
  *
  * - A 429 for a request sent while `k` requests of this client were in flight
- *   (itself included) means the service allows at most `k - 1`: the limit
- *   drops at once to `k - 1`: by the factor `(k - 1) / limit` that the 429
- *   itself shows, rather than by a fixed one (TCP's half, CUBIC's 0.7). After
- *   slow start overshoots a limit of 52 to 56, a fixed 0.7 drops to 39 and
- *   takes 13 round trips to climb back: in the closed-loop model of the tests,
- *   0.887 of the ideal goodput against 0.943 with `k - 1`. When others take
- *   room (another client of the project), each refusal lowers the limit to the
- *   requests in flight at the time, one round trip at most behind them;
- *   and `k` is remembered as the **ceiling**. A success with `k` in flight
- *   means at least `k` are allowed: a success at or above the ceiling raises
- *   it to `k + 1`.
+ *   (itself included) means the service allows at most `k - 1`. The limit
+ *   drops to that at once, a multiplicative cut by the factor `(k - 1) / limit`
+ *   that the 429 itself shows rather than a fixed one (TCP's half, CUBIC's
+ *   0.7): after slow start overshoots a limit of 52 to 56, a fixed 0.7 drops to
+ *   39 and takes 13 round trips to climb back (in the closed-loop model of the
+ *   tests, 0.887 of the ideal goodput against 0.943). When others take room
+ *   (another client of the project), each refusal lowers the limit to the
+ *   requests in flight at the time. `k` is remembered as the **ceiling**. A
+ *   success with `k` in flight means at least `k` are allowed: a success at or
+ *   above the ceiling raises it to `k + 1`.
  * - Below the ceiling the limit grows by one per limit's worth of successes
  *   (one per round trip, as TCP's congestion avoidance), up to `ceiling - 1`.
  *   There it stays, and only **probes** one above after `probeEvery`
@@ -37,10 +36,15 @@
  *   by the next probe.
  *
  * Until the first 429 the limit grows by one per success (doubling per round
- * trip, TCP's slow start), from `initial`. Only one decrease is made per round
- * trip: a 429 for a request sent before the last decrease says nothing new,
- * and neither does an answer to one (in particular, answers to requests sent
- * before the service lowered its limit do not raise this one again).
+ * trip, TCP's slow start), from `initial`. A 429 for a request sent before
+ * the last decrease starts no new round (its ceiling and probes stay), but it
+ * is one more refusal of this round trip: one less. When the service lowers
+ * its limit while many requests are in flight, each of them that ends lets
+ * one of ours in, to be refused; one less for each brings the limit down as
+ * fast as the refusals come (a limit falling from 32 to 8: 34 requests refused
+ * in 834, against 221 with one decrease per round trip). An answer to a
+ * request sent before the last decrease says nothing of the limit now, and
+ * changes nothing.
  */
 
 /**
@@ -134,11 +138,14 @@ export const step = (state: State, event: Event, now: number, options: Options):
   if (event._tag === "Refused") {
     const allowed = Math.max(event.inFlight - 1, options.min)
     if (event.sentAt < state.decreasedAt) {
-      // Sent before the last decrease: no new decrease for it (one per round trip), but what it shows still holds.
-      return event.inFlight >= (state.ceiling ?? Infinity) ? state : {
+      // Sent before the last decrease: what it shows still holds, and it is one more request the service refused
+      // in this round trip: one less. While the service sheds a fall in its limit, the requests already in
+      // flight end one by one and each lets one more of ours in, to be refused: one less for each brings the
+      // limit down as fast as they come back, rather than once per round trip.
+      return {
         ...state,
-        limit: clamp(Math.min(state.limit, allowed), options),
-        ceiling: event.inFlight
+        limit: clamp(Math.min(state.limit - 1, allowed), options),
+        ceiling: Math.min(state.ceiling ?? Infinity, event.inFlight)
       }
     }
     if (state.ceiling !== undefined && event.inFlight >= state.ceiling) {
