@@ -242,6 +242,12 @@ export const counted = (
   const failed = outcome === "failure"
   const consecutiveFailures = failed ? state.consecutiveFailures + 1 : 0
   const size = options.rate?.window ?? 0
+  // A full window that only loses an outcome like the one it gains is the same window: then the state is the same
+  // object, so that a store writes nothing (a closed breaker through which every call succeeds is only read, and
+  // breakers shared by many processes do not contend for every success).
+  const unchanged = consecutiveFailures === state.consecutiveFailures &&
+    (size === 0 || (state.window.length === size && state.window.every((f) => f === failed)))
+  if (unchanged) return [state, undefined]
   const window = size === 0 ? state.window : [...state.window, failed].slice(-size)
   const next = { ...state, consecutiveFailures, window }
   if (consecutiveFailures >= options.consecutiveFailures) return [next, `${consecutiveFailures} failures in a row`]

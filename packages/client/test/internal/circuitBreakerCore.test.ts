@@ -43,6 +43,23 @@ describe("circuitBreakerCore", () => {
       assert.isTrue(Core.admitsAll(state))
     })
 
+    it("a success that changes nothing (a full window of successes) leaves the very same state: a store writes nothing", () => {
+      const o = options({ rate: { threshold: 0.5, window: 4, minimumCalls: 2 } })
+      const full = feed(Core.initial, ["success", "success", "success", "success"], o)
+      assert.deepStrictEqual(full.window, [false, false, false, false])
+      const [after] = Core.step(full, outcome(full, "success"), 1, o)
+      assert.strictEqual(after, full)
+      // Not yet full, or with a failure in it: the window moves, and the state is new.
+      const partial = feed(Core.initial, ["success", "success"], o)
+      assert.notStrictEqual(Core.step(partial, outcome(partial, "success"), 1, o)[0], partial)
+      const mixed = feed(Core.initial, ["failure", "success", "success", "success"], o)
+      const [moved] = Core.step(mixed, outcome(mixed, "success"), 1, o)
+      assert.deepStrictEqual(moved.window, [false, false, false, false])
+      // No window at all: a success after a success is the same state.
+      const plain = feed(Core.initial, ["success"], options())
+      assert.strictEqual(Core.step(plain, outcome(plain, "success"), 1, options())[0], plain)
+    })
+
     it("trips exactly at the threshold of consecutive failures", () =>
       FastCheck.assert(
         FastCheck.property(FastCheck.integer({ min: 1, max: 30 }), (threshold) => {
