@@ -59,9 +59,9 @@
  *   spent), as a process with no store would.
  * - `"fail"`: it fails with the store's own error (`ConcurrencyStoreError`,
  *   `RateLimitStoreError`, `BudgetStoreError`, `CircuitBreakerStoreError`),
- *   whose message names Redis and the failure (never the password). The
- *   client then lets the call through, uncounted, with a warning per call
- *   (see `docs/stores.md`).
+ *   whose message names Redis and the failure (never the password), marked
+ *   `rejectCall`: the call that needed the answer then fails with
+ *   `CoordinationError` before anything is sent (see docs/scale-out.md).
  *
  * An operation that got no answer in time may still have run on the server
  * (its command was sent): what it took ends as if its process had died, a

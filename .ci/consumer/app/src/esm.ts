@@ -1,12 +1,14 @@
 /**
  * An ES module application of the packed packages: the simulator from @effect-inference/testing,
- * called through @effect-inference/client over its Node transport. One line per check; exit code 1
- * if any check fails.
+ * called through @effect-inference/client over its Node transport, also with its limits on the stores of
+ * @effect-inference/redis. One line per check; exit code 1 if any check fails.
  */
 import { ChatCompletionChunk, InferenceClient, InferenceError } from "@effect-inference/client"
 import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
+import { RedisStores } from "@effect-inference/redis"
 import { Fault, InferenceSimulator } from "@effect-inference/testing"
-import { Effect, Layer, Stream } from "effect"
+import { Effect, Either, Layer, Logger, Stream } from "effect"
+import * as Net from "node:net"
 
 const model = "meta-llama/Llama-3.1-8B-Instruct"
 const messages = [{ role: "user" as const, content: "Say hello in five words" }]
@@ -56,12 +58,94 @@ const program = Effect.gen(function*() {
   yield* check(internal === "ERR_PACKAGE_PATH_NOT_EXPORTED", `internal modules are not exported (${internal})`)
 })
 
+/** A loopback port where nothing listens: the OS picks it, and it is let go at once. */
+const freePort = Effect.async<number>((resume) => {
+  const server = Net.createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const address = server.address()
+    const port = typeof address === "object" && address !== null ? address.port : 0
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+/**
+ * One call through a client whose limits (4 in flight, a budget) keep their state in the Redis stores, set up
+ * as a user of @effect-inference/redis would: its outcome, and what was logged meanwhile (kept off the console,
+ * shown in the check's line).
+ */
+const callOnRedis = (options: RedisStores.Options) =>
+  Effect.gen(function*() {
+    const logged: Array<string> = []
+    const logger = Logger.make(({ logLevel, message }) => {
+      logged.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+    })
+    const ClientOnRedis = InferenceSimulator.clientLayer({
+      maxConcurrency: 4,
+      usage: { budget: { usd: 5, period: "1 day" } }
+    }).pipe(Layer.provide(RedisStores.layer(options)), Layer.provide(UndiciHttpClient.layer))
+    const outcome = yield* InferenceClient.InferenceClient.pipe(
+      Effect.flatMap((client) => client.chatCompletion({ model, messages })),
+      Effect.provide(ClientOnRedis),
+      Effect.either,
+      Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+    )
+    return { outcome, logged, warnings: logged.filter((line) => line.startsWith("WARN")) }
+  })
+
+/**
+ * @effect-inference/redis with Redis down (a port where nothing listens): the call goes on in memory under
+ * onUnavailable "local" and fails with CoordinationError, before anything is sent, under "fail". With
+ * CONSUMER_REDIS_URL set (run.sh starts a redis-server when one is installed), a call through that server too.
+ */
+const redisChecks = Effect.gen(function*() {
+  const simulator = yield* InferenceSimulator.InferenceSimulator
+  const chatRequests = Effect.map(
+    simulator.log,
+    (log) => log.filter((entry) => entry.path === "/v1/chat/completions").length
+  )
+  const down = `redis://127.0.0.1:${yield* freePort}`
+
+  const local = yield* callOnRedis({ url: down, onUnavailable: "local", timeout: "200 millis" })
+  yield* check(
+    Either.isRight(local.outcome) && local.warnings.length === 1,
+    `Redis down, onUnavailable "local": ${
+      Either.isRight(local.outcome) ? "answered on memory stores" : `failed with ${local.outcome.left._tag}`
+    }, warned ${JSON.stringify(local.warnings)}`
+  )
+
+  const before = yield* chatRequests
+  const strict = yield* callOnRedis({ url: down, onUnavailable: "fail", timeout: "200 millis" })
+  const sent = (yield* chatRequests) - before
+  const error = Either.isLeft(strict.outcome) ? strict.outcome.left : undefined
+  yield* check(
+    error?._tag === "CoordinationError" && sent === 0,
+    `Redis down, onUnavailable "fail": ${
+      error === undefined
+        ? "answered"
+        : error._tag === "CoordinationError"
+        ? `failed with CoordinationError (store ${error.store})`
+        : `failed with ${error._tag}`
+    }, ${sent} requests sent`
+  )
+
+  const url = process.env.CONSUMER_REDIS_URL
+  if (url !== undefined) {
+    const shared = yield* callOnRedis({ url, keyPrefix: "consumer-esm:", onUnavailable: "fail" })
+    yield* check(
+      Either.isRight(shared.outcome) && shared.logged.length === 0,
+      `Redis at ${url}: ${
+        Either.isRight(shared.outcome) ? "answered" : `failed with ${shared.outcome.left._tag}`
+      } through it, logged ${JSON.stringify(shared.logged)}`
+    )
+  }
+})
+
 const TestLive = InferenceSimulator.clientLayer().pipe(
   Layer.provideMerge(InferenceSimulator.layer({ seed: 7 })),
   Layer.provide(UndiciHttpClient.layer)
 )
 
-Effect.runPromise(Effect.provide(program, TestLive)).then(
+Effect.runPromise(Effect.provide(Effect.zipRight(program, redisChecks), TestLive)).then(
   () => console.log("esm: ok"),
   (error: unknown) => {
     console.error(`esm: FAILED: ${String(error)}`)
