@@ -26,6 +26,27 @@ const defaultClock = Effect.runSync(Effect.clock)
 /** The longest delay a Node timer keeps; a longer one would fire at once. */
 const MAX_TIMER = 2 ** 31 - 1
 
+/** What a time bound is given: its duration, and the error when time is up. */
+interface Bound<E1> {
+  readonly duration: Duration.Duration
+  readonly onTimeout: () => E1
+}
+
+/**
+ * `timer(millis)` under Effect's own clock, for a duration a Node timer can
+ * keep; `Effect.timeoutFail` itself under any other clock (`TestClock`), so
+ * that virtual time drives the bound.
+ */
+const underTimer = <A, E, R, E1>(
+  self: Effect.Effect<A, E, R>,
+  options: Bound<E1>,
+  timer: (millis: number) => Effect.Effect<A, E | E1, R>
+): Effect.Effect<A, E | E1, R> =>
+  Effect.clockWith((clock) => {
+    const millis = Duration.toMillis(options.duration)
+    return clock !== defaultClock || !(millis <= MAX_TIMER) ? Effect.timeoutFail(self, options) : timer(millis)
+  })
+
 /**
  * `Effect.timeoutFail(self, { duration, onTimeout })`, with one fiber instead of
  * two under the default clock.
@@ -49,12 +70,10 @@ const MAX_TIMER = 2 ** 31 - 1
  */
 export const timeoutFail = <A, E, R, E1>(
   self: Effect.Effect<A, E, R>,
-  options: { readonly duration: Duration.Duration; readonly onTimeout: () => E1 }
+  options: Bound<E1>
 ): Effect.Effect<A, E | E1, R> =>
-  Effect.clockWith((clock) => {
-    const millis = Duration.toMillis(options.duration)
-    if (clock !== defaultClock || !(millis <= MAX_TIMER)) return Effect.timeoutFail(self, options)
-    return Effect.fiberIdWith((parent) =>
+  underTimer(self, options, (millis) =>
+    Effect.fiberIdWith((parent) =>
       // Masked between the fork and the wait, so that an interruption cannot leave the child running.
       Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(Effect.fork(restore(self)), (child) =>
@@ -75,8 +94,7 @@ export const timeoutFail = <A, E, R, E1>(
             () => Fiber.interrupt(child)
           ))
       )
-    )
-  })
+    ))
 
 /**
  * `timeoutFail` for an exchange over `UndiciHttpClient`, with no fiber of its
@@ -98,11 +116,9 @@ export const timeoutFail = <A, E, R, E1>(
  */
 export const deadlineFail = <A, E, R, E1>(
   self: Effect.Effect<A, E, R>,
-  options: { readonly duration: Duration.Duration; readonly onTimeout: () => E1 }
+  options: Bound<E1>
 ): Effect.Effect<A, E | E1, R> =>
-  Effect.clockWith((clock) => {
-    const millis = Duration.toMillis(options.duration)
-    if (clock !== defaultClock || !(millis <= MAX_TIMER)) return Effect.timeoutFail(self, options)
+  underTimer(self, options, (millis) => {
     let timedOut = false
     let timer: ReturnType<typeof setTimeout> | undefined
     return Effect.catchAll(
