@@ -113,7 +113,7 @@ export declare namespace InferenceClient {
  * @category models
  */
 export interface AdaptiveConcurrency {
-  /** The limit of a model before anything was learnt. Default 16 (within `min` and `max`). */
+  /** The limit of a model before anything was learnt. Default 32 (within `min` and `max`). */
   readonly initial?: number | undefined
   /** The limit never goes below this. Default 1. */
   readonly min?: number | undefined

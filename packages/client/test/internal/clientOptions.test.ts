@@ -200,7 +200,7 @@ describe("InferenceClient", () => {
     it("adaptiveConcurrency: on by default within maxConcurrency, off with false, its bounds as given", () => {
       const resolve = (options: Partial<InferenceClient.Options>) =>
         Either.getOrThrow(ClientOptions.resolveOptions({ ...testOptions, ...options })).adaptiveConcurrency
-      assert.deepStrictEqual(resolve({}), { initial: 16, min: 1, max: 64 })
+      assert.deepStrictEqual(resolve({}), { initial: 32, min: 1, max: 64 })
       assert.deepStrictEqual(resolve({ maxConcurrency: 8 }), { initial: 8, min: 1, max: 8 })
       assert.strictEqual(resolve({ maxConcurrency: Infinity })?.max, 1024)
       assert.isUndefined(resolve({ adaptiveConcurrency: false }))

@@ -50,9 +50,9 @@ describe("adaptive concurrency against the simulator", () => {
         // The retries of the test utilities (a few ms apart), and the breaker off: 429s are not its business.
         const { failures, refused, requests } = yield* run({ circuitBreaker: false, retry: { maxRetries: 10 } })
         assert.deepStrictEqual(failures, [])
-        // The first burst (16, the initial limit) is over the limit; after that, the limit is found, and probed
+        // The first burst (32, the initial limit) is over the limit; after that, the limit is found, and probed
         // above ever more rarely (a handful of 429s in 80 calls).
-        assert.isAtMost(refused, 16 - LIMIT + 10, `${refused} of ${requests} refused`)
+        assert.isAtMost(refused, 32 - LIMIT + 10, `${refused} of ${requests} refused`)
       }),
       simulatorOptions
     ))
