@@ -10,7 +10,8 @@ export const variants = {
   "no breaker": { circuitBreaker: false },
   "no usage tracking": { usage: false },
   "no concurrency limit": { maxConcurrency: Infinity },
-  "all off": { retry: false, circuitBreaker: false, usage: false, maxConcurrency: Infinity }
+  "no adaptive concurrency": { adaptiveConcurrency: false },
+  "all off": { retry: false, circuitBreaker: false, usage: false, maxConcurrency: Infinity, adaptiveConcurrency: false }
 } satisfies Record<string, Partial<InferenceClient.Options>>
 
 /**
