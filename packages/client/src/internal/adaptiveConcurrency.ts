@@ -3,6 +3,15 @@
  * `adaptiveConcurrency` option): a FIFO line of permits per model whose size
  * follows `adaptiveCore.step` after every answer, the gauge
  * `inference_concurrency_limit{model}`, and a debug log line per change.
+ *
+ * With a `ConcurrencyStore` in context (Redis, for several processes), each
+ * model's permits are leases in it, under `adaptive <baseUrl> <project>
+ * <model>`: a request is let through while fewer than this process's limit
+ * are in flight in all processes, and the `k` of the rule (the requests in
+ * flight when one was sent) is the store's count, every process's. Each
+ * process keeps its own state, but all of them learn the one limit the
+ * service enforces, from the same counts: their limits converge, and together
+ * they stay under it.
  */
 import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
@@ -10,6 +19,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as Scope from "effect/Scope"
+import type * as ConcurrencyStore from "../ConcurrencyStore.js"
 import type * as InferenceError from "../InferenceError.js"
 import * as Core from "./adaptiveCore.js"
 import * as Slots from "./slots.js"
@@ -23,18 +33,36 @@ export const limitGauge = Metric.gauge("inference_concurrency_limit", {
   description: "Requests allowed in flight per model, as adaptive concurrency found it"
 })
 
+/**
+ * Where the limits' permits are kept when several processes share them: the
+ * store, and the endpoint and project its keys are scoped by.
+ *
+ * @internal
+ */
+export interface Shared {
+  readonly store: ConcurrencyStore.ConcurrencyStore.Service
+  readonly scope: string
+}
+
 /** One model's limit: what it knows, its line, and the requests it lets through now. */
 class ModelLimit {
   state: Core.State
-  readonly slots: Slots.Slots
+  /** This process's line (`Slots`), or the store's leases behind this process's line (`StoreSlots`). */
+  readonly slots: Slots.Slots | Slots.StoreSlots
   inFlight = 0
   readonly gauge: Metric.Metric.Gauge<number>
   /** The gauge has not been set yet: the first answer sets it. */
   unreported = true
 
-  constructor(readonly model: string, options: Core.Options) {
+  constructor(readonly model: string, options: Core.Options, shared: Shared | undefined) {
     this.state = Core.initial(options)
-    this.slots = Slots.unsafeMake(Core.permits(this.state))
+    this.slots = shared === undefined
+      ? Slots.unsafeMake(Core.permits(this.state))
+      : Slots.unsafeMakeWithStore({
+        limit: Core.permits(this.state),
+        key: `adaptive ${shared.scope} ${model}`,
+        store: shared.store
+      })
     this.gauge = Metric.tagged(limitGauge, "model", model)
   }
 }
@@ -48,12 +76,16 @@ class ModelLimit {
 export class AdaptiveLimits {
   private readonly models = new Map<string, ModelLimit>()
 
-  constructor(readonly options: Core.Options, private readonly clock: Clock.Clock) {}
+  constructor(
+    readonly options: Core.Options,
+    private readonly clock: Clock.Clock,
+    private readonly shared?: Shared | undefined
+  ) {}
 
   private of(model: string): ModelLimit {
     let limit = this.models.get(model)
     if (limit === undefined) {
-      limit = new ModelLimit(model, this.options)
+      limit = new ModelLimit(model, this.options, this.shared)
       this.models.set(model, limit)
     }
     return limit
@@ -105,41 +137,80 @@ export class AdaptiveLimits {
     model: string,
     hold: Scope.Scope | "attempt"
   ): Effect.Effect<A, InferenceError.InferenceError, R> {
-    return Effect.uninterruptibleMask((restore) =>
-      Effect.suspend(() => {
-        const limit = this.of(model)
-        const run = (): Effect.Effect<A, InferenceError.InferenceError, R> => {
-          const inFlight = ++limit.inFlight
-          const atLimit = inFlight >= Core.permits(limit.state)
-          const sentAt = this.clock.unsafeCurrentTimeMillis()
-          let released = false
-          const release = () => {
-            if (released) return
-            released = true
-            limit.inFlight--
-            limit.slots.unsafeRelease()
-          }
-          const adapt = (exit: Exit.Exit<A, InferenceError.InferenceError>): Effect.Effect<void> => {
-            // The limit first, then the permit back: a 429 that lowers the limit keeps this permit from going to
-            // the next in line, who would only be refused too.
-            let recorded: Effect.Effect<void> = Effect.void
-            if (Exit.isSuccess(exit)) recorded = this.record(limit, { _tag: "Accepted", inFlight, atLimit, sentAt })
-            else {
-              const failure = Cause.failureOption(exit.cause)
-              if (failure._tag === "Some" && failure.value._tag === "RateLimitError") {
-                recorded = this.record(limit, { _tag: "Refused", inFlight, sentAt })
-              }
-            }
-            if (hold === "attempt") release()
-            return recorded
-          }
-          if (hold === "attempt") return Effect.onExit(restore(self), adapt)
-          // A stream's attempt: the permit stays with its scope; a failed attempt's scope is closed by its caller.
-          return Effect.zipRight(Scope.addFinalizer(hold, Effect.sync(release)), Effect.onExit(restore(self), adapt))
+    return Effect.suspend(() => {
+      const limit = this.of(model)
+      const slots = limit.slots
+      return slots instanceof Slots.Slots
+        ? this.local(limit, slots, self, hold)
+        : this.viaStore(limit, slots, self, hold)
+    })
+  }
+
+  /**
+   * What an attempt's end says of the limit (an answer, or a 429; any other
+   * failure says nothing of it), applied now: the state changes at once, the
+   * effect reports it.
+   */
+  private adapt<A>(
+    limit: ModelLimit,
+    exit: Exit.Exit<A, InferenceError.InferenceError>,
+    inFlight: number,
+    atLimit: boolean,
+    sentAt: number
+  ): Effect.Effect<void> {
+    if (Exit.isSuccess(exit)) return this.record(limit, { _tag: "Accepted", inFlight, atLimit, sentAt })
+    const failure = Cause.failureOption(exit.cause)
+    return failure._tag === "Some" && failure.value._tag === "RateLimitError"
+      ? this.record(limit, { _tag: "Refused", inFlight, sentAt })
+      : Effect.void
+  }
+
+  /** A permit of this process's line. */
+  private local<A, R>(
+    limit: ModelLimit,
+    slots: Slots.Slots,
+    self: Effect.Effect<A, InferenceError.InferenceError, R>,
+    hold: Scope.Scope | "attempt"
+  ): Effect.Effect<A, InferenceError.InferenceError, R> {
+    return Effect.uninterruptibleMask((restore) => {
+      const run = (): Effect.Effect<A, InferenceError.InferenceError, R> => {
+        const inFlight = ++limit.inFlight
+        const atLimit = inFlight >= Core.permits(limit.state)
+        const sentAt = this.clock.unsafeCurrentTimeMillis()
+        let released = false
+        const release = () => {
+          if (released) return
+          released = true
+          limit.inFlight--
+          slots.unsafeRelease()
         }
-        return limit.slots.tryTake() ? run() : Effect.flatMap(limit.slots.take(restore), run)
-      })
-    )
+        // The limit first, then the permit back: a 429 that lowers the limit keeps this permit from going to the
+        // next in line, who would only be refused too.
+        const adapt = (exit: Exit.Exit<A, InferenceError.InferenceError>): Effect.Effect<void> => {
+          const recorded = this.adapt(limit, exit, inFlight, atLimit, sentAt)
+          if (hold === "attempt") release()
+          return recorded
+        }
+        if (hold === "attempt") return Effect.onExit(restore(self), adapt)
+        // A stream's attempt: the permit stays with its scope; a failed attempt's scope is closed by its caller.
+        return Effect.zipRight(Scope.addFinalizer(hold, Effect.sync(release)), Effect.onExit(restore(self), adapt))
+      }
+      return slots.tryTake() ? run() : Effect.flatMap(slots.take(restore), run)
+    })
+  }
+
+  /** A lease in the store the processes share: `k` is the store's count, every process's. */
+  private viaStore<A, R>(
+    limit: ModelLimit,
+    slots: Slots.StoreSlots,
+    self: Effect.Effect<A, InferenceError.InferenceError, R>,
+    hold: Scope.Scope | "attempt"
+  ): Effect.Effect<A, InferenceError.InferenceError, R> {
+    return slots.counted(hold, (held) => {
+      const atLimit = held >= Core.permits(limit.state)
+      const sentAt = this.clock.unsafeCurrentTimeMillis()
+      return Effect.onExit(self, (exit) => this.adapt(limit, exit, held, atLimit, sentAt))
+    })
   }
 }
 
@@ -148,4 +219,5 @@ export class AdaptiveLimits {
  *
  * @internal
  */
-export const make = (options: Core.Options, clock: Clock.Clock): AdaptiveLimits => new AdaptiveLimits(options, clock)
+export const make = (options: Core.Options, clock: Clock.Clock, shared?: Shared): AdaptiveLimits =>
+  new AdaptiveLimits(options, clock, shared)

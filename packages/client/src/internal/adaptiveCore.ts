@@ -25,8 +25,8 @@
  *   tests, 0.887 of the ideal goodput against 0.943). When others take room
  *   (another client of the project), each refusal lowers the limit to the
  *   requests in flight at the time. `k` is remembered as the **ceiling**. A
- *   success with `k` in flight means at least `k` are allowed: a success at or
- *   above the ceiling raises it to `k + 1`.
+ *   success with `k` in flight means at least `k` are allowed: `CONFIRM`
+ *   successes at or above the ceiling raise it to `k + 1`.
  * - Below the ceiling the limit grows by one per limit's worth of successes
  *   (one per round trip, as TCP's congestion avoidance), up to `ceiling - 1`.
  *   There it stays, and only **probes** one above after `probeEvery`
@@ -80,6 +80,15 @@ export const DEFAULT_INITIAL = 32
 export const MAX_PROBE_EVERY = 1024
 
 /**
+ * Answers at or above the ceiling that raise it. One is not enough: a service
+ * frees a slot a moment before the client sees the answer, so a request sent
+ * in that moment is let through although the limit did not move.
+ *
+ * @internal
+ */
+export const CONFIRM = 3
+
+/**
  * What a limit knows.
  *
  * @internal
@@ -97,6 +106,14 @@ export interface State {
   readonly successes: number
   /** When the limit last went down (epoch milliseconds), or `-Infinity`. */
   readonly decreasedAt: number
+  /**
+   * The fewest in flight a fresh 429 came at, kept when the ceiling rises: a
+   * 429 at or above it again is the same wall, hit again, and doubles the wait
+   * between probes.
+   */
+  readonly wall: number | undefined
+  /** Answers at or above the ceiling since the last 429: `CONFIRM` of them raise it. */
+  readonly above: number
 }
 
 /**
@@ -110,7 +127,9 @@ export const initial = (options: Options): State => ({
   ceiling: undefined,
   probeEvery: 0,
   successes: 0,
-  decreasedAt: -Infinity
+  decreasedAt: -Infinity,
+  wall: undefined,
+  above: 0
 })
 
 /**
@@ -142,7 +161,8 @@ const clamp = (limit: number, options: Options): number => Math.min(options.max,
  *
  * @internal
  */
-export const step = (state: State, event: Event, now: number, options: Options): State => {
+export const step = (previous: State, event: Event, now: number, options: Options): State => {
+  let state = previous
   if (event._tag === "Refused") {
     const allowed = Math.max(event.inFlight - 1, options.min)
     if (event.sentAt < state.decreasedAt) {
@@ -156,6 +176,7 @@ export const step = (state: State, event: Event, now: number, options: Options):
         ceiling: Math.min(state.ceiling ?? Infinity, event.inFlight)
       }
     }
+    const wall = Math.min(state.wall ?? Infinity, event.inFlight)
     if (state.ceiling !== undefined && event.inFlight >= state.ceiling) {
       // A probe at (or above) the ceiling, refused again: back below it, and probe half as often.
       return {
@@ -164,36 +185,48 @@ export const step = (state: State, event: Event, now: number, options: Options):
         slowStart: false,
         probeEvery: Math.min(MAX_PROBE_EVERY, Math.max(1, state.probeEvery) * 2),
         successes: 0,
-        decreasedAt: now
+        decreasedAt: now,
+        wall,
+        above: 0
       }
     }
-    // The service allows fewer than was thought: down at once, to what it showed.
+    // The service allows fewer than was thought: down at once, to what it showed. At or above the wall again
+    // (a service whose count lags lets a probe through now and then, and refuses the next one), probe half as
+    // often; below it (the service's limit fell), keep the wait between probes it had.
+    const again = state.wall !== undefined && event.inFlight >= state.wall
     const limit = clamp(Math.min(state.limit, allowed), options)
     return {
       limit,
       slowStart: false,
       ceiling: event.inFlight,
-      probeEvery: permits({ ...state, limit }),
+      probeEvery: again
+        ? Math.min(MAX_PROBE_EVERY, Math.max(1, state.probeEvery) * 2)
+        : Math.max(state.probeEvery, permits({ ...state, limit })),
       successes: 0,
-      decreasedAt: now
+      decreasedAt: now,
+      wall,
+      above: 0
     }
   }
   // Sent before the last decrease: an answer to the limit that was, which says nothing about the one that is.
   if (event.sentAt < state.decreasedAt) return state
   let ceiling = state.ceiling
-  let probeEvery = state.probeEvery
+  const probeEvery = state.probeEvery
+  let above = state.above
   if (ceiling !== undefined && event.inFlight >= ceiling) {
-    // As many were accepted as were refused before: the service allows that many now (or the refusal came while
-    // the service still counted a request that had ended). One more is the new ceiling, probed twice as often.
-    ceiling = event.inFlight + 1
-    probeEvery = Math.max(1, Math.floor(probeEvery / 2))
+    // As many were accepted as were refused before: the service allows that many now, once it has done so
+    // `CONFIRM` times (one may be the moment between the service freeing a slot and the client seeing it).
+    above++
+    if (above >= CONFIRM) {
+      ceiling = event.inFlight + 1
+      above = 0
+    }
+    state = { ...state, ceiling, above }
   }
   // Sent with fewer in flight than the limit allowed: the callers, not the limit, set the pace, and this says
   // nothing about a higher limit (TCP's congestion window validation). Growing here would let a quiet spell
   // raise the limit far above what the service allows, to be paid for in 429s at the next burst.
-  if (!event.atLimit) {
-    return ceiling === state.ceiling ? state : { ...state, ceiling, probeEvery }
-  }
+  if (!event.atLimit) return state
   if (state.slowStart) {
     return { ...state, ceiling, probeEvery, limit: clamp(state.limit + 1, options) }
   }

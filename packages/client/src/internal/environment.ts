@@ -155,7 +155,11 @@ export const make = (
       slots,
       adaptive: resolved.adaptiveConcurrency === undefined
         ? undefined
-        : AdaptiveConcurrency.make(resolved.adaptiveConcurrency, yield* Effect.clock),
+        : AdaptiveConcurrency.make(
+          resolved.adaptiveConcurrency,
+          yield* Effect.clock,
+          Option.isSome(store) ? { store: store.value, scope } : undefined
+        ),
       tracker,
       cache
     }

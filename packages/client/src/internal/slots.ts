@@ -312,12 +312,30 @@ export class StoreSlots implements Permits {
   private readonly prefix = globalThis.crypto.randomUUID()
 
   constructor(
-    readonly limit: number,
+    private currentLimit: number,
     readonly key: string,
     private readonly store: ConcurrencyStore.ConcurrencyStore.Service,
     readonly leaseMillis: number,
     readonly pollMillis: number
   ) {}
+
+  /** Slots in all, across every process using `key`. */
+  get limit(): number {
+    return this.currentLimit
+  }
+
+  /**
+   * Changes the limit the store is asked with. Leases over a lower limit end
+   * as their calls do; a higher one wakes the head of the line to ask again.
+   */
+  resize(limit: number): void {
+    const higher = limit > this.currentLimit
+    this.currentLimit = limit
+    if (!higher) return
+    const wake = this.wake
+    this.wake = undefined
+    wake?.()
+  }
 
   /** Slots held by this line's calls. */
   get held(): number {
@@ -358,7 +376,7 @@ export class StoreSlots implements Permits {
     return Effect.suspend(() => {
       const id = `${this.prefix}:${this.leases++}`
       return restore(
-        this.store.tryAcquire({ key: this.key, leaseId: id, limit: this.limit, leaseMillis: this.leaseMillis })
+        this.store.tryAcquire({ key: this.key, leaseId: id, limit: this.currentLimit, leaseMillis: this.leaseMillis })
       ).pipe(
         Effect.onInterrupt(() => Effect.ignore(this.store.release({ key: this.key, leaseId: id }))),
         Effect.map((granted): Lease | undefined => granted ? { id, stored: true } : undefined),
@@ -376,7 +394,9 @@ export class StoreSlots implements Permits {
     return Effect.suspend(() => {
       const seen = this.releases
       // This line holds every slot: only one of its own releases can free one, and the store need not be asked.
-      if (this.holding >= this.limit) return Effect.zipRight(restore(this.released(seen, false)), this.ask(restore))
+      if (this.holding >= this.currentLimit) {
+        return Effect.zipRight(restore(this.released(seen, false)), this.ask(restore))
+      }
       return Effect.flatMap(this.tryAcquire(restore), (lease) => {
         if (lease === undefined) return Effect.zipRight(restore(this.released(seen, true)), this.ask(restore))
         this.holding++
@@ -434,6 +454,46 @@ export class StoreSlots implements Permits {
     )
   }
 
+  /**
+   * Runs `use` holding a slot, given the number of slots the store holds with
+   * it (this one included, every process's; this line's own count when the
+   * store could not answer): held while `use` runs (`hold` "attempt") or until
+   * `hold` closes. `use` runs with the caller's interruptibility; the wait is
+   * interruptible.
+   */
+  counted<A, E, R>(
+    hold: Scope.Scope | "attempt",
+    use: (held: number) => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | InferenceError.CoordinationError, R> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(this.take(restore), (lease) => {
+        const count: Effect.Effect<number> = lease.stored
+          ? Effect.catchAll(
+            Effect.map(this.store.held(this.key), (held) => Math.max(held, 1)),
+            () => Effect.succeed(this.holding)
+          )
+          : Effect.succeed(this.holding)
+        if (hold !== "attempt") {
+          return Effect.zipRight(
+            Scope.addFinalizer(hold, this.release(lease)),
+            Effect.zipRight(
+              lease.stored
+                ? Effect.asVoid(Effect.forkIn(Effect.interruptible(this.keepAlive(lease)), hold))
+                : Effect.void,
+              Effect.flatMap(count, (held) => restore(use(held)))
+            )
+          )
+        }
+        const run = Effect.flatMap(count, (held) => restore(use(held)))
+        if (!lease.stored) return Effect.ensuring(run, this.release(lease))
+        return Effect.flatMap(
+          Effect.fork(Effect.interruptible(this.keepAlive(lease))),
+          (renewal) => Effect.ensuring(run, Effect.zipRight(Fiber.interrupt(renewal), this.release(lease)))
+        )
+      })
+    )
+  }
+
   readonly takeScoped: Effect.Effect<void, InferenceError.CoordinationError, Scope.Scope> = Effect.flatMap(
     Effect.scope,
     (scope) => this.takeIn(scope)
@@ -476,13 +536,20 @@ export interface StoreOptions {
  *
  * @internal
  */
-export const makeWithStore = (options: StoreOptions): Effect.Effect<StoreSlots> =>
-  Effect.sync(() =>
-    new StoreSlots(
-      options.limit,
-      options.key,
-      options.store,
-      Math.max(1, Math.round(Duration.toMillis(options.lease ?? Duration.seconds(30)))),
-      Duration.toMillis(options.pollInterval ?? Duration.millis(100))
-    )
+export const unsafeMakeWithStore = (options: StoreOptions): StoreSlots =>
+  new StoreSlots(
+    options.limit,
+    options.key,
+    options.store,
+    Math.max(1, Math.round(Duration.toMillis(options.lease ?? Duration.seconds(30)))),
+    Duration.toMillis(options.pollInterval ?? Duration.millis(100))
   )
+
+/**
+ * A limit of `limit` slots kept in `store` under `key`, behind a FIFO line of
+ * this process (see `StoreSlots`).
+ *
+ * @internal
+ */
+export const makeWithStore = (options: StoreOptions): Effect.Effect<StoreSlots> =>
+  Effect.sync(() => unsafeMakeWithStore(options))

@@ -13,6 +13,7 @@ import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
+import * as ConcurrencyStore from "../../src/ConcurrencyStore.js"
 import * as InferenceError from "../../src/InferenceError.js"
 import * as Adaptive from "../../src/internal/adaptiveConcurrency.js"
 
@@ -77,6 +78,34 @@ describe("adaptive concurrency", () => {
           assert.isAtLeast(limits.limit("m"), limit, `limit ${limit}: found`)
           assert.isAtMost(limits.limit("m"), limit + 1, `limit ${limit}: not far above`)
         }
+      }),
+    60_000
+  )
+
+  it.effect(
+    "two processes sharing a ConcurrencyStore learn the one limit together and stay under it",
+    () =>
+      Effect.gen(function*() {
+        const store = yield* ConcurrencyStore.makeMemory
+        const clock = yield* Effect.clock
+        const shared = { store, scope: "http://inference.test/v1 team/project" }
+        const a = Adaptive.make(options, clock, shared)
+        const b = Adaptive.make(options, clock, shared)
+        const { call, counts } = service(6)
+        yield* Effect.all([drive(a, call, 300), drive(b, call, 300)], { concurrency: "unbounded" })
+        assert.strictEqual(counts.peak, 6)
+        // Alone, each would have found 6 for itself and sent 12 at once: the shared counts keep both at the one limit.
+        for (const limits of [a, b]) {
+          assert.isAtLeast(limits.limit("m"), 6)
+          assert.isAtMost(limits.limit("m"), 7)
+        }
+        // The first burst (16 each, within the store's count) is over the limit; after that, a few probes.
+        assert.isAtMost(counts.refused, 16 - 6 + 0.03 * counts.sent, `refused ${counts.refused} of ${counts.sent}`)
+        assert.strictEqual(
+          yield* store.held("adaptive http://inference.test/v1 team/project m"),
+          0,
+          "every lease given back"
+        )
       }),
     60_000
   )

@@ -125,15 +125,28 @@ describe("adaptiveCore", () => {
     assert.strictEqual(state.probeEvery, Core.MAX_PROBE_EVERY)
   })
 
-  it("a success with as many in flight as the ceiling raises it by one, and probes twice as often", () => {
+  it("CONFIRM successes with as many in flight as the ceiling raise it by one; one alone does not", () => {
     let state = Core.step(Core.initial(options), refused(9, 0), 0, options) // 8, ceiling 9, probe every 8
     state = { ...state, limit: 9 }
     state = Core.step(state, accepted(9, true, 1), 1, options)
+    assert.strictEqual(state.ceiling, 9, "one may be a slot the service freed a moment early")
+    for (let i = 1; i < Core.CONFIRM; i++) state = Core.step(state, accepted(9, true, 1 + i), 1 + i, options)
     assert.strictEqual(state.ceiling, 10)
-    assert.strictEqual(state.probeEvery, 4)
-    // A limit that rose is found: each probe that succeeds raises the ceiling again, sooner each time.
-    for (let i = 0; i < 40; i++) state = Core.step(state, accepted(Core.permits(state), true, 2 + i), 2 + i, options)
+    // A limit that rose is found: each level confirmed raises the ceiling again.
+    for (let i = 0; i < 200; i++) state = Core.step(state, accepted(Core.permits(state), true, 10 + i), 10 + i, options)
     assert.isAbove(Core.permits(state), 12)
+  })
+
+  it("refused again at the same wall: the wait between probes doubles, even after the ceiling moved", () => {
+    let state = Core.step(Core.initial(options), refused(7, 0), 0, options) // 6, ceiling 7, wall 7, probe every 6
+    state = { ...state, ceiling: 8 } // as if the service had let 7 through a few times
+    state = Core.step(state, refused(7, 1), 1, options)
+    assert.strictEqual(Core.permits(state), 6)
+    assert.strictEqual(state.probeEvery, 12)
+    // Below the wall (the service's limit fell): the wait is kept, not doubled.
+    const fell = Core.step(state, refused(5, 2), 2, options)
+    assert.strictEqual(fell.probeEvery, 12)
+    assert.strictEqual(fell.wall, 5)
   })
 
   it("an answer to a request sent before the last decrease changes nothing", () => {

@@ -203,6 +203,33 @@ describe("several processes over the Redis stores", () => {
     )
 
     it.scoped(
+      "4 processes with adaptive concurrency and no maxConcurrency below 64 find the project's limit of 16 together: 429s at most 3%",
+      () =>
+        Effect.gen(function*() {
+          const server = yield* RedisServer.Server
+          const simulator = yield* InferenceSimulator.make({ concurrencyLimit: 16, perToken: "2 millis" })
+          const setup: Setup = { simulator, redisUrl: server.url, keyPrefix: uniquePrefix() }
+          // Retried (a refused call goes back in line), so that every call ends answered.
+          const retry = { maxRetries: 20, baseDelay: "20 millis", maxDelay: "200 millis", jitter: false } as const
+          const all = yield* clients(setup, ["p1", "p2", "p3", "p4"], { retry })
+
+          const results = yield* runAll(all, { calls: 500, concurrency: 64 })
+          const log = yield* chatLog(simulator)
+
+          allAccountedFor(results)
+          assert.strictEqual(succeeded(results), 2000, JSON.stringify(results.map((r) => r.messages)))
+          const refused = log.filter((entry) => entry.status === 429)
+          assert.isAtMost(refused.length, 0.03 * log.length, `${refused.length} of ${log.length} requests refused`)
+          // Converged: the second half of the run is nearly free of 429s (a probe now and then).
+          const half = log[Math.floor(log.length / 2)]!.at
+          assert.isAtMost(refused.filter((entry) => entry.at >= half).length, 0.01 * log.length)
+          assert.isTrue(overlapped(log), "requests of different processes in flight together")
+          noPassword(all.map((c) => c.process))
+        }),
+      TIMEOUT
+    )
+
+    it.scoped(
       "a budget of 10 calls' cost shared by 4 processes lets 10 requests through; a fifth process started later finds it spent",
       () =>
         Effect.gen(function*() {
