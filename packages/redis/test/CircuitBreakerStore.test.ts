@@ -8,18 +8,7 @@ import * as Contract from "./utils/Contract.js"
 import * as RedisServer from "./utils/RedisServer.js"
 import * as Stores from "./utils/Stores.js"
 
-const closed: CircuitBreakerStore.BreakerState = {
-  state: "closed",
-  consecutiveFailures: 0,
-  window: [],
-  trips: 0,
-  openUntil: null,
-  openedAt: null,
-  isolated: false,
-  probes: 0,
-  probesSucceeded: 0,
-  generation: 0
-}
+const closed: CircuitBreakerStore.BreakerState = Stores.breakerState()
 
 describe("CircuitBreakerStore", () => {
   describe("the memory store meets the contract", () => {

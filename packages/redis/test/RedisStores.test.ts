@@ -20,18 +20,7 @@ import * as Stores from "./utils/Stores.js"
 const leaseMillis = 30_000
 const tokens: RateLimitStore.Limits = { requests: undefined, tokens: { limit: 100, intervalMillis: 60_000 } }
 const budget: BudgetStore.Limits = { usd: 1, tokens: undefined, periodMillis: undefined, origin: 0, thresholds: [] }
-const breaker: CircuitBreakerStore.BreakerState = {
-  state: "closed",
-  consecutiveFailures: 0,
-  window: [],
-  trips: 0,
-  openUntil: null,
-  openedAt: null,
-  isolated: false,
-  probes: 0,
-  probesSucceeded: 0,
-  generation: 0
-}
+const breaker: CircuitBreakerStore.BreakerState = Stores.breakerState()
 
 /** Waits until `condition` holds, for 5 seconds at most. */
 const eventually = (condition: Effect.Effect<boolean>) =>

@@ -18,6 +18,7 @@ import { assert } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import { breakerState } from "./Stores.js"
 
 type Tester<R> = Vitest.Test<Scope.Scope | R>
 
@@ -297,19 +298,7 @@ export const circuitBreaker = <R>(
   it: Tester<R>,
   make: Effect.Effect<CircuitBreakerStore.CircuitBreakerStore.Service, never, Scope.Scope | R>
 ) => {
-  const state = (overrides: Partial<CircuitBreakerStore.BreakerState> = {}): CircuitBreakerStore.BreakerState => ({
-    state: "closed",
-    consecutiveFailures: 0,
-    window: [],
-    trips: 0,
-    openUntil: null,
-    openedAt: null,
-    isolated: false,
-    probes: 0,
-    probesSucceeded: 0,
-    generation: 0,
-    ...overrides
-  })
+  const state = breakerState
 
   it("a key never written reads as None, at version 0", () =>
     Effect.gen(function*() {
