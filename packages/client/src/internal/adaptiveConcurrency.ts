@@ -49,7 +49,6 @@ class ModelLimit {
   state: Core.State
   /** This process's line (`Slots`), or the store's leases behind this process's line (`StoreSlots`). */
   readonly slots: Slots.Slots | Slots.StoreSlots
-  inFlight = 0
   readonly gauge: Metric.Metric.Gauge<number>
   /** The gauge has not been set yet: the first answer sets it. */
   unreported = true
@@ -174,26 +173,20 @@ export class AdaptiveLimits {
   ): Effect.Effect<A, InferenceError.InferenceError, R> {
     return Effect.uninterruptibleMask((restore) => {
       const run = (): Effect.Effect<A, InferenceError.InferenceError, R> => {
-        const inFlight = ++limit.inFlight
+        // This one included: the permits the line has given out.
+        const inFlight = slots.inUse
         const atLimit = inFlight >= Core.permits(limit.state)
         const sentAt = this.clock.unsafeCurrentTimeMillis()
-        let released = false
-        const release = () => {
-          if (released) return
-          released = true
-          limit.inFlight--
-          slots.unsafeRelease()
-        }
         // The limit first, then the permit back: a 429 that lowers the limit keeps this permit from going to the
         // next in line, who would only be refused too.
         const adapt = (exit: Exit.Exit<A, InferenceError.InferenceError>): Effect.Effect<void> => {
           const recorded = this.adapt(limit, exit, inFlight, atLimit, sentAt)
-          if (hold === "attempt") release()
+          if (hold === "attempt") slots.unsafeRelease()
           return recorded
         }
         if (hold === "attempt") return Effect.onExit(restore(self), adapt)
         // A stream's attempt: the permit stays with its scope; a failed attempt's scope is closed by its caller.
-        return Effect.zipRight(Scope.addFinalizer(hold, Effect.sync(release)), Effect.onExit(restore(self), adapt))
+        return Effect.zipRight(Scope.addFinalizer(hold, slots.release), Effect.onExit(restore(self), adapt))
       }
       return slots.tryTake() ? run() : Effect.flatMap(slots.take(restore), run)
     })

@@ -134,6 +134,11 @@ export class Slots implements Permits {
     return this.free
   }
 
+  /** Permits held (more than `permits` after `resize` down, until enough come back). */
+  get inUse(): number {
+    return this.limit - this.free
+  }
+
   /** Fibers waiting for a permit. */
   get waiting(): number {
     return this.queued
@@ -442,15 +447,34 @@ export class StoreSlots implements Permits {
     )
   }
 
+  /**
+   * Keeps a taken lease for `run` (to be called in the uninterruptible region
+   * `take` ran in): renewed, and given back when `run` ends (`hold`
+   * "attempt") or when `hold` closes.
+   */
+  private keep<A, E, R>(
+    lease: Lease,
+    hold: Scope.Scope | "attempt",
+    run: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E, R> {
+    const renewal = Effect.interruptible(this.keepAlive(lease))
+    if (hold !== "attempt") {
+      return Effect.zipRight(
+        Scope.addFinalizer(hold, this.release(lease)),
+        // Closed before the release above: finalizers run in reverse.
+        lease.stored ? Effect.zipRight(Effect.forkIn(renewal, hold), run) : run
+      )
+    }
+    if (!lease.stored) return Effect.ensuring(run, this.release(lease))
+    return Effect.flatMap(
+      Effect.fork(renewal),
+      (renewing) => Effect.ensuring(run, Effect.zipRight(Fiber.interrupt(renewing), this.release(lease)))
+    )
+  }
+
   withPermit<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | InferenceError.CoordinationError, R> {
     return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(this.take(restore), (lease) => {
-        if (!lease.stored) return Effect.ensuring(restore(self), this.release(lease))
-        return Effect.flatMap(
-          Effect.fork(Effect.interruptible(this.keepAlive(lease))),
-          (renewal) => Effect.ensuring(restore(self), Effect.zipRight(Fiber.interrupt(renewal), this.release(lease)))
-        )
-      })
+      Effect.flatMap(this.take(restore), (lease) => this.keep(lease, "attempt", restore(self)))
     )
   }
 
@@ -473,23 +497,7 @@ export class StoreSlots implements Permits {
             () => Effect.succeed(this.holding)
           )
           : Effect.succeed(this.holding)
-        if (hold !== "attempt") {
-          return Effect.zipRight(
-            Scope.addFinalizer(hold, this.release(lease)),
-            Effect.zipRight(
-              lease.stored
-                ? Effect.asVoid(Effect.forkIn(Effect.interruptible(this.keepAlive(lease)), hold))
-                : Effect.void,
-              Effect.flatMap(count, (held) => restore(use(held)))
-            )
-          )
-        }
-        const run = Effect.flatMap(count, (held) => restore(use(held)))
-        if (!lease.stored) return Effect.ensuring(run, this.release(lease))
-        return Effect.flatMap(
-          Effect.fork(Effect.interruptible(this.keepAlive(lease))),
-          (renewal) => Effect.ensuring(run, Effect.zipRight(Fiber.interrupt(renewal), this.release(lease)))
-        )
+        return this.keep(lease, hold, Effect.flatMap(count, (held) => restore(use(held))))
       })
     )
   }
@@ -501,12 +509,7 @@ export class StoreSlots implements Permits {
 
   takeIn(scope: Scope.Scope): Effect.Effect<void, InferenceError.CoordinationError> {
     return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(this.take(restore), (lease) =>
-        Effect.zipRight(
-          Scope.addFinalizer(scope, this.release(lease)),
-          // Closed before the release above: finalizers run in reverse.
-          lease.stored ? Effect.asVoid(Effect.forkIn(Effect.interruptible(this.keepAlive(lease)), scope)) : Effect.void
-        ))
+      Effect.flatMap(this.take(restore), (lease) => this.keep(lease, scope, Effect.void))
     )
   }
 }
