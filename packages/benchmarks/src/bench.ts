@@ -284,7 +284,7 @@ interface Scenario {
   readonly warmup?: number
 }
 
-const streamingClients = clients.filter((client) => ["undici", "openai", "client"].includes(client))
+const streamingClients = clients.filter((client) => ["undici", "openai", "platform", "client"].includes(client))
 // The cost of each feature shows at C = 64; at C = 256 the clients alone, which keeps a default run within ten minutes.
 const clients256 = clients.filter((client) => !client.startsWith("client:"))
 

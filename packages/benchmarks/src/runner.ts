@@ -136,7 +136,23 @@ const platformCall = Effect.gen(function*() {
     HttpClientRequest.bearerToken(API_KEY),
     HttpClientRequest.bodyUnsafeJson(body)
   )
-  return Effect.map(Effect.flatMap(http.execute(request), decodeCompletion), () => 1)
+  if (!stream) return Effect.map(Effect.flatMap(http.execute(request), decodeCompletion), () => 1)
+  // The floor of an Effect stream: the response body as a `Stream`, split into SSE lines, each `data:` parsed,
+  // counted by `Stream.runCount`; no timeouts, no retry, no usage, no schema.
+  const streamRequest = HttpClientRequest.post(`${url}/chat/completions`).pipe(
+    HttpClientRequest.bearerToken(API_KEY),
+    HttpClientRequest.bodyUnsafeJson({ ...body, stream: true, stream_options: { include_usage: true } })
+  )
+  return Stream.runCount(
+    http.execute(streamRequest).pipe(
+      Effect.map((response) => response.stream),
+      Stream.unwrapScoped,
+      Stream.decodeText(),
+      Stream.splitLines,
+      Stream.filter((line) => line.startsWith("data: ") && line !== "data: [DONE]"),
+      Stream.map((line) => JSON.parse(line.slice(6)) as unknown)
+    )
+  )
 })
 
 /** "client: no retry" is the variant "no retry"; "client" (over any transport) is the defaults. */

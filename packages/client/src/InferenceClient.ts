@@ -12,6 +12,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import type * as Metric from "effect/Metric"
 import type * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
 import type * as Stream from "effect/Stream"
@@ -19,6 +20,7 @@ import type { ChatCompletion, ChatCompletionRequest, ChatCompletionRequestInput 
 import type { ChatCompletionChunk } from "./ChatCompletionChunk.js"
 import type * as CircuitBreaker from "./CircuitBreaker.js"
 import type * as InferenceError from "./InferenceError.js"
+import * as adaptive from "./internal/adaptiveConcurrency.js"
 import * as internal from "./internal/inferenceClient.js"
 import * as validate from "./internal/validate.js"
 import type { Model } from "./Model.js"
@@ -437,3 +439,14 @@ export const layerConfig = (
   options?: Omit<Options, "apiKey" | "project" | "baseUrl">
 ): Layer.Layer<InferenceClient, ConfigError.ConfigError, HttpClient.HttpClient> =>
   Layer.effect(InferenceClient, Effect.flatMap(config, (fromEnv) => make({ ...options, ...fromEnv })))
+
+/**
+ * The gauge `inference_concurrency_limit`, tagged `model`: each model's limit of
+ * requests in flight as adaptive concurrency has found it (see
+ * `Options.adaptiveConcurrency`). Read one model's with
+ * `Metric.value(Metric.tagged(InferenceClient.concurrencyLimit, "model", id))`.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const concurrencyLimit: Metric.Metric.Gauge<number> = adaptive.limitGauge

@@ -31,6 +31,7 @@ import type {
   InvalidRequestError
 } from "./InferenceError.js"
 import * as pricing from "./internal/pricing.js"
+import * as tokens from "./internal/tokens.js"
 import * as events from "./internal/usageEvents.js"
 import * as usageMetrics from "./internal/usageMetrics.js"
 import * as internal from "./internal/usageTracker.js"
@@ -516,3 +517,69 @@ export const layer = (options?: Options): Layer.Layer<UsageTracker> => Layer.eff
  * @category metrics
  */
 export const metrics = usageMetrics.metrics
+
+/**
+ * What a request is expected to use and cost before it is sent: the estimate
+ * a budget holds for it (see {@link estimate}).
+ *
+ * - `promptTokens`: the prompt, estimated from its text at about 4 characters
+ *   a token (the server's tokenizer decides the real count).
+ * - `completionTokens`: the most the request may generate: `max_completion_tokens`,
+ *   else `max_tokens`, else 1,024, times `n`.
+ * - `usd`: from no completion at all (`min`: the prompt at the cheaper input
+ *   rate) to the whole `completionTokens` (`max`: the prompt at the dearer
+ *   input rate, what a budget reserves); `undefined` for a model without a price.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Estimate {
+  readonly model: string
+  readonly promptTokens: number
+  readonly completionTokens: number
+  readonly usd: { readonly min: number; readonly max: number } | undefined
+}
+
+/**
+ * The estimate a budget reserves for a request, without a tracker: for a cost
+ * preview before a batch, or a check of what a budget will let through.
+ * `prices` are merged over {@link DEFAULT_PRICES}, as a tracker's are.
+ *
+ * @example
+ * ```ts
+ * import { UsageTracker } from "@effect-inference/client"
+ * import { strictEqual } from "node:assert"
+ *
+ * const estimate = UsageTracker.estimate(
+ *   { model: "my-org/my-model", messages: [{ role: "user", content: "Hi" }], max_tokens: 100 },
+ *   { "my-org/my-model": { input: 1, output: 2 } }
+ * )
+ * strictEqual(estimate.completionTokens, 100)
+ * strictEqual(estimate.usd?.max, (estimate.promptTokens * 1 + 100 * 2) / 1_000_000)
+ * ```
+ *
+ * @since 0.2.0
+ * @category estimates
+ */
+export const estimate = (
+  request: ChatCompletionRequestInput,
+  prices?: Readonly<Record<string, Price>>
+): Estimate => {
+  const table = prices === undefined ? pricing.DEFAULT_PRICES : { ...pricing.DEFAULT_PRICES, ...prices }
+  const promptTokens = tokens.estimatePromptTokens(request)
+  const completionTokens = tokens.estimateCompletionTokens(request)
+  const price = pricing.priceOf(table, request.model)
+  return {
+    model: request.model,
+    promptTokens,
+    completionTokens,
+    usd: price === undefined ? undefined : {
+      min: pricing.priceTokens(
+        { input: Math.min(price.input, price.cachedInput ?? price.input), output: price.output },
+        promptTokens,
+        0
+      ),
+      max: pricing.upperCostOf(table, request.model, promptTokens, completionTokens)!
+    }
+  }
+}

@@ -1,0 +1,453 @@
+/**
+ * The place where a batch runs: rows in, calls through the client, results out.
+ * `process` is the pipeline both `Batch.stream` and `Batch.run` use; `run` adds
+ * the files around it: the first pass, the preflight, resume, the journal,
+ * progress, stopping and the summary.
+ *
+ * The order of a run, and why:
+ * 1. The whole input is checked before anything is sent, so a bad row on line
+ *    90,000 does not stop a run that has paid for 89,999.
+ * 2. The preflight (`listModels`) fails a bad key, a wrong URL or an unknown
+ *    model with one cheap request.
+ * 3. What earlier runs wrote is read: torn last lines cut off, succeeded rows
+ *    skipped, failed rows kept or (retryable, or with `retryFailed`) dropped
+ *    from the errors file to be tried again.
+ * 4. Each row is written to the journal as it is taken, and its result to the
+ *    output or the errors file as it finishes; a row refused by the budget, or
+ *    that met an error that stops the run, is written nowhere and stays to do.
+ *
+ * @internal
+ */
+import type { ChatCompletion } from "@effect-inference/client"
+import type { InferenceError } from "@effect-inference/client"
+import { InferenceClient, UsageTracker } from "@effect-inference/client"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
+import * as fs from "node:fs"
+import type { BatchError } from "./errors.js"
+import { InvalidInputError, PreflightError } from "./errors.js"
+import * as Input from "./input.js"
+import * as Lines from "./lines.js"
+import * as Output from "./output.js"
+
+// ---------------------------------------------------------------------------
+// One row
+// ---------------------------------------------------------------------------
+
+/** A row to send: its id and its request. */
+export interface Row {
+  readonly customId: string
+  readonly body: ChatCompletion.ChatCompletionRequestInput
+}
+
+/** What became of a row. */
+export type Result =
+  | { readonly _tag: "Succeeded"; readonly customId: string; readonly completion: ChatCompletion.ChatCompletion }
+  | { readonly _tag: "Failed"; readonly customId: string; readonly error: InferenceError.InferenceError }
+
+/**
+ * Errors that stop a run rather than fail a row: every later row would meet
+ * them too (the budget is spent, the key is refused, the account is out of
+ * credits). The row is left to do.
+ */
+export const stopsRun = (error: InferenceError.InferenceError): boolean =>
+  error._tag === "BudgetExceededError" || error._tag === "AuthenticationError" ||
+  error._tag === "QuotaExceededError"
+
+/** Default rows in flight at once: the client's own limits decide how many are sent. */
+export const DEFAULT_CONCURRENCY = 256
+
+/**
+ * Sends each row through the client, `concurrency` at once, results as they
+ * finish. After a result whose error {@link stopsRun}, no further row is taken
+ * (rows already taken still finish). `stop`, when it completes, stops the taking too.
+ */
+export const process = <E, R>(
+  rows: Stream.Stream<Row, E, R>,
+  options: {
+    readonly concurrency?: number | undefined
+    readonly stop?: Effect.Effect<void> | undefined
+    readonly onTake?: ((row: Row) => void) | undefined
+  } = {}
+): Stream.Stream<Result, E, R | InferenceClient.InferenceClient> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const client = yield* InferenceClient.InferenceClient
+    const stopped = yield* Deferred.make<void>()
+    const stop = options.stop === undefined
+      ? Deferred.await(stopped)
+      : Effect.raceFirst(Deferred.await(stopped), options.stop)
+    const call = (row: Row): Effect.Effect<Result> =>
+      client.chatCompletion(row.body).pipe(
+        Effect.map((completion): Result => ({ _tag: "Succeeded", customId: row.customId, completion })),
+        Effect.catchAll((error) =>
+          Effect.as(
+            stopsRun(error) ? Deferred.succeed(stopped, undefined) : Effect.void,
+            { _tag: "Failed", customId: row.customId, error } as Result
+          )
+        )
+      )
+    return rows.pipe(
+      Stream.interruptWhen(stop),
+      Stream.tap((row) => Effect.sync(() => options.onTake?.(row))),
+      Stream.mapEffect(call, { concurrency: options.concurrency ?? DEFAULT_CONCURRENCY, unordered: true })
+    )
+  }))
+
+// ---------------------------------------------------------------------------
+// A run
+// ---------------------------------------------------------------------------
+
+export interface RunOptions {
+  readonly input: string
+  readonly output: string
+  readonly errors?: string | undefined
+  readonly concurrency?: number | undefined
+  readonly dryRun?: boolean | undefined
+  readonly retryFailed?: boolean | undefined
+  readonly skipInvalid?: boolean | undefined
+  readonly shard?: Input.Shard | undefined
+  readonly prices?: UsageTracker.Options["prices"]
+  readonly preflight?: boolean | undefined
+  readonly stop?: Effect.Effect<void> | undefined
+  readonly grace?: Duration.DurationInput | undefined
+  readonly onProgress?: ((progress: Progress) => Effect.Effect<void>) | undefined
+  readonly progressInterval?: Duration.DurationInput | undefined
+}
+
+/** Where a run stands. */
+export interface Progress {
+  /** Rows this run has to do. */
+  readonly total: number
+  readonly done: number
+  readonly succeeded: number
+  readonly failed: number
+  readonly failedByTag: Readonly<Record<string, number>>
+  /** Rows taken and not finished. */
+  readonly inFlight: number
+  /** The adaptive concurrency limits of the input's models, added up; `undefined` when none is set. */
+  readonly limit: number | undefined
+  readonly promptTokens: number
+  readonly completionTokens: number
+  readonly usd: number
+  readonly elapsedMillis: number
+  /** Rows finished per second, over the run so far. */
+  readonly rowsPerSecond: number
+  /** The time left at that rate; `undefined` before the first row finishes. */
+  readonly etaMillis: number | undefined
+}
+
+/** Why a run ended before every row was done. */
+export interface Stopped {
+  readonly reason: "budget" | "interrupted" | "error"
+  readonly message: string
+}
+
+/** What a run did. */
+export interface Summary {
+  readonly input: string
+  readonly output: string
+  readonly errors: string
+  readonly dryRun: boolean
+  /** Rows in the file (blank lines left out). */
+  readonly rows: number
+  /** Valid rows of this shard (all valid rows without a shard). */
+  readonly inShard: number
+  readonly invalid: number
+  /** Rows earlier runs had done: succeeded, or failed and not tried again. */
+  readonly alreadySucceeded: number
+  readonly alreadyFailed: number
+  /** Rows an earlier run failed that this run tried again. */
+  readonly retried: number
+  /** Rows an earlier run had sent but not finished when it stopped: they may have been paid twice. */
+  readonly unfinishedBefore: number
+  readonly succeeded: number
+  readonly failed: number
+  readonly failedByTag: Readonly<Record<string, number>>
+  /** Rows of this shard not done when the run ended (budget, interrupt, a stopping error). */
+  readonly pending: number
+  /** Rows in flight when the run gave up waiting for them (after an interrupt's grace). */
+  readonly abandoned: number
+  /** HTTP attempts made, retries included. */
+  readonly attempts: number
+  readonly promptTokens: number
+  readonly completionTokens: number
+  readonly usd: number
+  /** The estimate of the rows to do (all rows of the shard for a dry run). */
+  readonly estimate: ReadonlyArray<Input.ModelEstimate>
+  readonly wallMillis: number
+  readonly stopped: Stopped | undefined
+}
+
+/** The errors file of an output file, unless one is given. */
+export const defaultErrors = (output: string): string => `${output}.errors.jsonl`
+
+/** The journal of an output file: the `custom_id` of each row taken, a line each. */
+export const journalOf = (output: string): string => `${output}.journal`
+
+const preflight = (models: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const client = yield* InferenceClient.InferenceClient
+    const offered = yield* client.listModels().pipe(
+      Effect.mapError((error) => new PreflightError({ error, unknownModels: [], available: [] }))
+    )
+    const ids = new Set(offered.map((model) => model.id))
+    const unknown = models.filter((model) => !ids.has(model))
+    if (unknown.length > 0) {
+      return yield* new PreflightError({ unknownModels: unknown, available: [...ids].slice(0, 20) })
+    }
+  })
+
+const emptySummary = (options: RunOptions, errors: string, scan: Input.Scan) => ({
+  input: options.input,
+  output: options.output,
+  errors,
+  dryRun: options.dryRun === true,
+  rows: scan.rows,
+  inShard: scan.inShard,
+  invalid: scan.problemCount,
+  alreadySucceeded: 0,
+  alreadyFailed: 0,
+  retried: 0,
+  unfinishedBefore: 0,
+  succeeded: 0,
+  failed: 0,
+  failedByTag: {},
+  pending: 0,
+  abandoned: 0,
+  attempts: 0,
+  promptTokens: 0,
+  completionTokens: 0,
+  usd: 0,
+  estimate: scan.models,
+  wallMillis: 0,
+  stopped: undefined
+})
+
+/** Adds the estimates of the rows `wanted` accepts, model by model, for the summary of a resumed run. */
+const estimateOf = (
+  options: RunOptions,
+  skipLines: ReadonlySet<number>,
+  wanted: (customId: string) => boolean
+): Effect.Effect<ReadonlyArray<Input.ModelEstimate>, BatchError> =>
+  Effect.suspend(() => {
+    const models = new Map<string, {
+      model: string
+      rows: number
+      promptTokens: number
+      completionTokens: number
+      usd: { min: number; max: number } | undefined
+    }>()
+    return Stream.runForEach(Input.rows(options.input, options.shard, skipLines, wanted), (row) =>
+      Effect.sync(() => {
+        const estimate = UsageTracker.estimate(row.body, options.prices)
+        let entry = models.get(estimate.model)
+        if (entry === undefined) {
+          entry = { model: estimate.model, rows: 0, promptTokens: 0, completionTokens: 0, usd: { min: 0, max: 0 } }
+          models.set(estimate.model, entry)
+        }
+        entry.rows++
+        entry.promptTokens += estimate.promptTokens
+        entry.completionTokens += estimate.completionTokens
+        if (estimate.usd === undefined) entry.usd = undefined
+        else if (entry.usd !== undefined) {
+          entry.usd.min += estimate.usd.min
+          entry.usd.max += estimate.usd.max
+        }
+      })).pipe(Effect.map(() => [...models.values()]))
+  })
+
+const totalsOf = (tracker: Option.Option<UsageTracker.UsageTracker.Service>) =>
+  Option.match(tracker, {
+    onNone: () => Effect.succeed(undefined),
+    onSome: (tracker) => Effect.map(tracker.totals, (totals) => totals.overall)
+  })
+
+/**
+ * Runs a batch file to its end (or to a stop) and returns the summary. Fails
+ * only when the run cannot start or a file cannot be read or written.
+ */
+export const run = (
+  options: RunOptions
+): Effect.Effect<Summary, BatchError, InferenceClient.InferenceClient> =>
+  Effect.gen(function*() {
+    const started = Date.now()
+    const errors = options.errors ?? defaultErrors(options.output)
+    const journal = journalOf(options.output)
+    const scan = yield* Input.scan(options.input, { shard: options.shard, prices: options.prices })
+    if (scan.problemCount > 0 && options.skipInvalid !== true) {
+      return yield* new InvalidInputError({ path: options.input, problems: scan.problems, count: scan.problemCount })
+    }
+    const base = emptySummary(options, errors, scan)
+    if (options.dryRun === true) return { ...base, wallMillis: Date.now() - started }
+
+    if (options.preflight !== false && scan.models.length > 0) yield* preflight(scan.models.map((m) => m.model))
+
+    const prior = yield* Output.readPrior({ output: options.output, errors, journal })
+    const retry = (customId: string) => {
+      const failure = prior.failed.get(customId)
+      return failure !== undefined && (failure.retryable || options.retryFailed === true)
+    }
+    const wanted = (customId: string) =>
+      !prior.succeeded.has(customId) && (!prior.failed.has(customId) || retry(customId))
+    // Rows of this shard an earlier run finished: the results files may hold rows of other shards too.
+    let alreadySucceeded = 0
+    let alreadyFailed = 0
+    let retried = 0
+    yield* Stream.runForEach(Input.rows(options.input, options.shard, scan.duplicateLines, () => true), (row) =>
+      Effect.sync(() => {
+        if (prior.succeeded.has(row.customId)) {
+          alreadySucceeded++
+        } else if (prior.failed.has(row.customId)) {
+          if (retry(row.customId)) {
+            retried++
+          } else alreadyFailed++
+        }
+      }))
+    // The error lines of rows tried again go: each row is in exactly one file at the end.
+    if (retried > 0) {
+      yield* Lines.filter(errors, (text) => {
+        const customId = Output.customIdOf(text)
+        return customId === undefined || !retry(customId)
+      })
+    }
+    const estimate = alreadySucceeded + alreadyFailed === 0
+      ? scan.models
+      : yield* estimateOf(options, scan.duplicateLines, wanted)
+    const total = scan.inShard - alreadySucceeded - alreadyFailed
+
+    const tracker = yield* Effect.serviceOption(UsageTracker.UsageTracker)
+    const before = yield* totalsOf(tracker)
+    const models = scan.models.map((m) =>
+      m.model
+    )
+
+    let succeeded = 0
+    let failed = 0
+    let inFlight = 0
+    const failedByTag: Record<string, number> = {}
+    let stopped: Stopped | undefined
+    const stop = yield* Deferred.make<void>()
+    const external = options.stop === undefined ? Effect.never : options.stop
+    const interrupted = Effect.tap(external, () =>
+      Effect.sync(() => {
+        stopped ??= { reason: "interrupted", message: "interrupted: no further rows were taken" }
+      }))
+
+    const progress = (): Effect.Effect<Progress> =>
+      Effect.gen(function*() {
+        const now = yield* totalsOf(tracker)
+        let limit: number | undefined
+        for (const model of models) {
+          const value = (yield* Metric.value(Metric.tagged(InferenceClient.concurrencyLimit, "model", model))).value
+          if (value > 0) limit = (limit ?? 0) + value
+        }
+        const elapsedMillis = Date.now() - started
+        const done = succeeded + failed
+        const rowsPerSecond = elapsedMillis > 0 ? done / (elapsedMillis / 1000) : 0
+        return {
+          total,
+          done,
+          succeeded,
+          failed,
+          failedByTag: { ...failedByTag },
+          inFlight,
+          limit,
+          promptTokens: now === undefined || before === undefined ? 0 : now.promptTokens - before.promptTokens,
+          completionTokens: now === undefined || before === undefined ?
+            0 :
+            now.completionTokens - before.completionTokens,
+          usd: now === undefined || before === undefined ? 0 : now.costUsd - before.costUsd,
+          elapsedMillis,
+          rowsPerSecond,
+          etaMillis: done === 0 || rowsPerSecond === 0 ? undefined : ((total - done) / rowsPerSecond) * 1000
+        }
+      })
+
+    const report = options.onProgress === undefined ? Effect.void : Effect.flatMap(progress(), options.onProgress)
+    const reporter = yield* Effect.forkScoped(
+      Effect.repeat(report, Schedule.spaced(options.progressInterval ?? Duration.seconds(1))).pipe(
+        Effect.delay(options.progressInterval ?? Duration.seconds(1))
+      )
+    )
+
+    const abandoned = { count: 0 }
+    yield* Effect.scoped(Effect.gen(function*() {
+      const out = yield* Lines.appender(options.output)
+      const err = yield* Lines.appender(errors)
+      const journalFile = yield* Lines.appender(journal)
+      const rows = Input.rows(options.input, options.shard, scan.duplicateLines, wanted).pipe(
+        Stream.map((row): Row => ({ customId: row.customId, body: row.body }))
+      )
+      const results = process(rows, {
+        concurrency: options.concurrency,
+        stop: Effect.race(interrupted, Deferred.await(stop)),
+        onTake: (row) => {
+          inFlight++
+          journalFile.append(JSON.stringify(row.customId))
+        }
+      })
+      // After a stop, rows in flight have `grace` to finish; then they are interrupted (their requests aborted).
+      const giveUp = Effect.zipRight(
+        Effect.race(interrupted, Deferred.await(stop)),
+        Effect.sleep(options.grace ?? Duration.seconds(30))
+      ).pipe(Effect.tap(() => Effect.sync(() => (abandoned.count = inFlight))))
+      yield* results.pipe(
+        Stream.interruptWhen(giveUp),
+        Stream.runForEach((result) =>
+          Effect.sync(() => {
+            inFlight--
+            if (result._tag === "Succeeded") {
+              out.append(Output.successLine(result.customId, result.completion))
+              succeeded++
+              return
+            }
+            const error = result.error
+            if (stopsRun(error)) {
+              stopped ??= {
+                reason: error._tag === "BudgetExceededError" ? "budget" : "error",
+                message: error._tag === "BudgetExceededError"
+                  ? `stopped taking rows: the next would pass the budget (${error.message})`
+                  : `stopped taking rows: ${error.message}`
+              }
+              return
+            }
+            err.append(Output.failureLine(result.customId, error))
+            failed++
+            failedByTag[error._tag] = (failedByTag[error._tag] ?? 0) + 1
+          }).pipe(Effect.flatMap(() => stopped === undefined ? Effect.void : Deferred.succeed(stop, undefined)))
+        )
+      )
+    }))
+    yield* Fiber.interrupt(reporter)
+    if (options.onProgress !== undefined) yield* report
+    const after = yield* totalsOf(tracker)
+    const pending = total - succeeded - failed
+    if (pending === 0) yield* Effect.sync(() => fs.rmSync(journal, { force: true }))
+    const diff = (key: "attempts" | "promptTokens" | "completionTokens" | "costUsd") =>
+      after === undefined || before === undefined ? 0 : after[key] - before[key]
+    return {
+      ...base,
+      alreadySucceeded,
+      alreadyFailed,
+      retried,
+      unfinishedBefore: prior.unfinished,
+      succeeded,
+      failed,
+      failedByTag,
+      pending,
+      abandoned: abandoned.count,
+      attempts: diff("attempts"),
+      promptTokens: diff("promptTokens"),
+      completionTokens: diff("completionTokens"),
+      usd: diff("costUsd"),
+      estimate,
+      wallMillis: Date.now() - started,
+      stopped
+    }
+  }).pipe(Effect.scoped)
