@@ -142,21 +142,36 @@ export const streamBody = (request: ChatCompletionRequest, model: string, extra:
  * tool parameters and JSON schemas; one that JSON cannot hold (a BigInt, a
  * cycle) is the caller's mistake, reported before anything is sent.
  *
+ * Encoded in the caller's step rather than through `HttpClientRequest.bodyJson`
+ * (an `Effect.try` and a map): the same body and the same error, with no
+ * runtime operation of its own.
+ *
+ * @internal
+ */
+export const jsonBodyEither = (
+  body: { readonly stream: boolean }
+): Either.Either<HttpClientRequest.HttpClientRequest, InferenceError.InvalidRequestError> => {
+  try {
+    return Either.right(HttpClientRequest.bodyUnsafeJson(body.stream ? streamPost : completionPost, body))
+  } catch (error) {
+    return Either.left(
+      new InferenceError.InvalidRequestError({ path: "(request)", issue: `cannot be sent as JSON: ${String(error)}` })
+    )
+  }
+}
+
+/**
+ * `jsonBodyEither` as an effect.
+ *
  * @internal
  */
 export const jsonBody = (
   body: { readonly stream: boolean }
 ): Effect.Effect<HttpClientRequest.HttpClientRequest, InferenceError.InvalidRequestError> =>
-  Effect.mapError(
-    HttpClientRequest.bodyJson(body.stream ? streamPost : completionPost, body),
-    (error) =>
-      new InferenceError.InvalidRequestError({
-        path: "(request)",
-        issue: `cannot be sent as JSON: ${
-          error.reason._tag === "JsonError" ? String(error.reason.error) : error.reason._tag
-        }`
-      })
-  )
+  Effect.suspend(() => {
+    const encoded = jsonBodyEither(body)
+    return Either.isRight(encoded) ? Effect.succeed(encoded.right) : Effect.fail(encoded.left)
+  })
 
 /**
  * A call checked: its request, its `extraBody`, and its use of the cache.

@@ -5,6 +5,7 @@
  * consumer, so any failure can be retried from scratch, or fall back), and
  * from then on the idle timeout between chunks, with no retry.
  */
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Cause from "effect/Cause"
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
@@ -66,36 +67,37 @@ interface Started {
   readonly permit: RateLimit.Permit | undefined
 }
 
-/** Opens the stream and reads it up to its first content: what was read, and the pull of the rest. */
+/**
+ * Opens the stream and reads it up to its first content: what was read, and the pull of the rest. Written as
+ * one loop of `matchEffect` over the pull (no generator, no `Effect.either` per batch): it runs for every stream.
+ */
 const firstContent = (
   env: Environment,
   call: CallState,
-  httpRequest: Parameters<typeof streamPull.open>[2],
+  httpRequest: HttpClientRequest.HttpClientRequest,
   context: classify.CallContext,
   shape: Shape,
   scope: Scope.Scope
 ): Effect.Effect<Omit<Started, "permit">, InferenceError.InferenceError> =>
-  Effect.gen(function*() {
-    const { abort, pull } = yield* streamPull.open(
-      env,
-      call,
-      httpRequest,
-      context,
-      shape.includeUsage,
-      shape.choices,
-      scope
-    )
-    const prefix: Array<ChatCompletionChunk> = []
-    while (true) {
-      const batch = yield* Effect.either(pull)
-      if (Either.isLeft(batch)) {
-        if (Option.isSome(batch.left)) return yield* Effect.fail(batch.left.value)
-        return { prefix, pull, abort, ended: true, context }
-      }
-      prefix.push(...batch.right)
-      if (Chunk.some(batch.right, ChunkInternal.hasContent)) return { prefix, pull, abort, ended: false, context }
+  Effect.flatMap(
+    streamPull.open(env, call, httpRequest, context, shape.includeUsage, shape.choices, scope),
+    ({ abort, pull }) => {
+      const prefix: Array<ChatCompletionChunk> = []
+      const loop: Effect.Effect<Omit<Started, "permit">, InferenceError.InferenceError> = Effect.matchEffect(pull, {
+        onFailure: (cause) =>
+          Option.isSome(cause)
+            ? Effect.fail(cause.value)
+            : Effect.succeed({ prefix, pull, abort, ended: true, context }),
+        onSuccess: (batch) => {
+          for (const chunk of batch) prefix.push(chunk)
+          return Chunk.some(batch, ChunkInternal.hasContent)
+            ? Effect.succeed({ prefix, pull, abort, ended: false, context })
+            : loop
+        }
+      })
+      return loop
     }
-  })
+  )
 
 /**
  * The stream of one model, up to its first content, retried by the policy.
@@ -112,9 +114,11 @@ const start = (
   shape: Shape,
   outer: Scope.Scope
 ): Effect.Effect<Started, InferenceError.InferenceError> =>
-  Effect.gen(function*() {
-    const httpRequest = yield* request.jsonBody(request.streamBody(chatRequest, model, extra))
-    return yield* pipeline.retried(env, call, undefined, model, (attempt) =>
+  Effect.suspend(() => {
+    const encoded = request.jsonBodyEither(request.streamBody(chatRequest, model, extra))
+    if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
+    const httpRequest = encoded.right
+    return pipeline.retried(env, call, undefined, model, (attempt) =>
       Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (scope) => {
         const context: classify.CallContext = { ...attempt, chunksDelivered: undefined }
         let permit: RateLimit.Permit | undefined
@@ -162,9 +166,9 @@ const track = (
   seen: Seen,
   scope: Scope.Scope
 ): Effect.Effect<void, InferenceError.InferenceError> =>
-  Effect.gen(function*() {
-    const start = yield* Clock.currentTimeMillis
-    yield* Scope.addFinalizerExit(scope, (exit) =>
+  Effect.clockWith((clock) => {
+    const start = clock.unsafeCurrentTimeMillis()
+    const record = Scope.addFinalizerExit(scope, (exit) =>
       usage.recordCall(tracker, chatRequest, call, start, {
         stream: true,
         reservation: seen.reservation,
@@ -186,7 +190,12 @@ const track = (
           ? { defect: true }
           : { interrupted: true })
       }))
-    seen.reservation = yield* tracker.reserve(chatRequest, modelsOf(chatRequest.model, env.options.fallback))
+    return Effect.zipRight(
+      record,
+      Effect.map(tracker.reserve(chatRequest, modelsOf(chatRequest.model, env.options.fallback)), (reservation) => {
+        seen.reservation = reservation
+      })
+    )
   })
 
 /** What a stream's channel writes, and how it ends. */
@@ -221,9 +230,8 @@ const rest = (
   seen: Seen,
   scope: Scope.Scope
 ): Effect.Effect<Out> =>
-  Effect.gen(function*() {
+  Effect.suspend(() => {
     const { context } = started
-    if (env.tracing) yield* Effect.annotateCurrentSpan("inference.attempts", context.attempt)
     const idle = (): Option.Option<InferenceError.InferenceError> =>
       Option.some(
         new InferenceError.TimeoutError({
@@ -251,7 +259,7 @@ const rest = (
       )
     }
     /** Counts the chunks as they leave, settles the permit from the usage chunk, and writes them; then `next`. */
-    const send = (chunks: Chunk.Chunk<ChatCompletionChunk>, next: () => Out): Effect.Effect<Out> => {
+    const send = (chunks: Chunk.Chunk<ChatCompletionChunk>, next: () => Out): Out => {
       context.chunksDelivered = (context.chunksDelivered ?? 0) + chunks.length
       let settle: Effect.Effect<void> | undefined
       for (const chunk of Chunk.toReadonlyArray(chunks)) {
@@ -262,33 +270,39 @@ const rest = (
         }
       }
       const written = Channel.flatMap(Channel.write(chunks), next)
-      return settle === undefined ? Effect.succeed(written) : Effect.as(settle, written)
+      return settle === undefined ? written : Channel.unwrap(Effect.as(settle, written))
     }
     const withPrefix = (next: Out): Out =>
       started.prefix.length === 0
         ? next
-        : Channel.unwrap(Effect.suspend(() => send(Chunk.unsafeFromArray(started.prefix), () => next)))
-    if (started.ended) return withPrefix(Channel.unwrap(Effect.suspend(() => stop(Option.none()))))
-    const guard = yield* timeout.idleGuard(started.abort, env.options.idleTimeout, scope)
-    // A read begins when the consumer asks for more, not when the last batch went out.
-    const more: Out = Channel.suspend(() => {
-      guard.begin()
-      return read
-    })
-    const thenMore = () => more
-    const read: Out = Channel.unwrap(Effect.matchEffect(started.pull, {
-      onSuccess: (chunks) => {
-        guard.end()
-        // The watchdog stopped the read as these came: the stream fails with the idle timeout all the same.
-        return guard.expired() ? stop(idle()) : send(chunks, thenMore)
-      },
-      onFailure: (cause) => {
-        guard.end()
-        // The read failed because the watchdog stopped it: what it failed with is the idle timeout.
-        return stop(guard.expired() ? idle() : cause)
-      }
-    }))
-    return withPrefix(more)
+        : Channel.suspend(() => send(Chunk.unsafeFromArray(started.prefix), () => next))
+    const annotated = (out: Effect.Effect<Out>): Effect.Effect<Out> =>
+      env.tracing ? Effect.zipRight(Effect.annotateCurrentSpan("inference.attempts", context.attempt), out) : out
+    if (started.ended) {
+      return annotated(Effect.succeed(withPrefix(Channel.unwrap(Effect.suspend(() => stop(Option.none()))))))
+    }
+    const guarded = (guard: timeout.IdleGuard): Out => {
+      // A read begins when the consumer asks for more, not when the last batch went out.
+      const more: Out = Channel.suspend(() => {
+        guard.begin()
+        return read
+      })
+      const thenMore = () => more
+      const read: Out = Channel.unwrap(Effect.matchEffect(started.pull, {
+        onSuccess: (chunks) => {
+          guard.end()
+          // The watchdog stopped the read as these came: the stream fails with the idle timeout all the same.
+          return guard.expired() ? stop(idle()) : Effect.succeed(send(chunks, thenMore))
+        },
+        onFailure: (cause) => {
+          guard.end()
+          // The read failed because the watchdog stopped it: what it failed with is the idle timeout.
+          return stop(guard.expired() ? idle() : cause)
+        }
+      }))
+      return withPrefix(more)
+    }
+    return annotated(Effect.map(timeout.idleGuard(started.abort, env.options.idleTimeout, scope), guarded))
   })
 
 /**
@@ -328,7 +342,7 @@ const live = (
     estimatedTokens: env.limiter === undefined ? 0 : RateLimit.estimateTokens(chatRequest)
   }
   const stream = scopedChannel((scope) =>
-    Effect.gen(function*() {
+    Effect.suspend(() => {
       const call = callState(chatRequest.model)
       const seen: Seen = {
         failure: undefined,
@@ -337,21 +351,25 @@ const live = (
         generatedChars: 0,
         reservation: undefined
       }
-      const remember = <A, R>(effect: Effect.Effect<A, InferenceError.InferenceError, R>) =>
-        Effect.tapError(effect, (error) =>
-          Effect.sync(() => {
-            seen.failure = error
-          }))
-      if (env.tracker !== undefined) yield* remember(track(env.tracker, env, chatRequest, call, seen, scope))
-      const started = yield* remember(
+      const started = Effect.flatMap(
         pipeline.call(
           env,
           call,
           chatRequest.model,
           (model) => start(env, call, chatRequest, extra, model, shape, scope)
-        )
+        ),
+        (started) => rest(env, started, seen, scope)
       )
-      return yield* rest(env, started, seen, scope)
+      // Up to the first content, a failure is the stream's, and its usage record says so (`rest` cannot fail).
+      return Effect.tapError(
+        env.tracker === undefined
+          ? started
+          : Effect.zipRight(track(env.tracker, env, chatRequest, call, seen, scope), started),
+        (error) =>
+          Effect.sync(() => {
+            seen.failure = error
+          })
+      )
     })
   )
   return env.tracing

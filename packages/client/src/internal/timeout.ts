@@ -10,8 +10,10 @@
  * through the transport (`deadlineFail`, no fiber), over any other transport it
  * interrupts the one fiber the attempt runs in (`timeoutFail`).
  */
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
@@ -118,11 +120,14 @@ export const deadlineFail = <A, E, R, E1>(
   self: Effect.Effect<A, E, R>,
   options: Bound<E1>
 ): Effect.Effect<A, E | E1, R> =>
-  underTimer(self, options, (millis) => {
-    let timedOut = false
-    let timer: ReturnType<typeof setTimeout> | undefined
-    return Effect.catchAll(
-      Effect.acquireUseRelease(
+  underTimer(self, options, (millis) =>
+    // `Effect.acquireUseRelease` and `Effect.catchAll` in one step each way: the deadline set, `self` run, then the
+    // deadline put back and a failure after the timer fired turned into `onTimeout()`. Fewer runtime operations
+    // (this runs for every attempt), the same outcome: a value or error that came first wins.
+    Effect.uninterruptibleMask((restore) => {
+      let timedOut = false
+      let timer: ReturnType<typeof setTimeout> | undefined
+      return Effect.flatMap(
         FiberRef.modify(currentDeadline, (outer) => {
           const deadline = new Deadline()
           // A deadline set already (none is, by the client's own calls) still applies: the earlier one wins.
@@ -133,16 +138,27 @@ export const deadlineFail = <A, E, R, E1>(
           }, millis)
           return [outer, deadline]
         }),
-        () => self,
-        (outer) =>
-          Effect.suspend(() => {
-            clearTimeout(timer)
-            return FiberRef.set(currentDeadline, outer)
+        (outer) => {
+          const release = FiberRef.set(currentDeadline, outer)
+          return Effect.matchCauseEffect(restore(self), {
+            onSuccess: (value) => {
+              clearTimeout(timer)
+              return Effect.as(release, value)
+            },
+            onFailure: (cause) => {
+              clearTimeout(timer)
+              const failure = Cause.failureOrCause(cause)
+              return Effect.zipRight(
+                release,
+                Either.isLeft(failure)
+                  ? Effect.fail(timedOut ? options.onTimeout() : failure.left)
+                  : Effect.failCause(failure.right)
+              )
+            }
           })
-      ),
-      (error): Effect.Effect<never, E | E1> => Effect.fail(timedOut ? options.onTimeout() : error)
-    )
-  })
+        }
+      )
+    }))
 
 /**
  * Bounds one attempt by `duration`: `TimeoutError` with `phase` (`"attempt"`
