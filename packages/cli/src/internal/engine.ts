@@ -67,6 +67,11 @@ export const DEFAULT_CONCURRENCY = 256
  * Sends each row through the client, `concurrency` at once, results as they
  * finish. After a result whose error {@link stopsRun}, no further row is taken
  * (rows already taken still finish). `stop`, when it completes, stops the taking too.
+ *
+ * A row is taken when its call starts, not when the stream hands it over: rows
+ * come in chunks (a file read gives thousands at once, `Stream.fromIterable` all
+ * of them), and `interruptWhen` stops only the next chunk, so each call checks
+ * the stop first and a row that comes after it is left untaken (no result).
  */
 export const process = <E, R>(
   rows: Stream.Stream<Row, E, R>,
@@ -76,26 +81,31 @@ export const process = <E, R>(
     readonly onTake?: ((row: Row) => void) | undefined
   } = {}
 ): Stream.Stream<Result, E, R | InferenceClient.InferenceClient> =>
-  Stream.unwrap(Effect.gen(function*() {
+  Stream.unwrapScoped(Effect.gen(function*() {
     const client = yield* InferenceClient.InferenceClient
     const stopped = yield* Deferred.make<void>()
-    const stop = options.stop === undefined
-      ? Deferred.await(stopped)
-      : Effect.raceFirst(Deferred.await(stopped), options.stop)
-    const call = (row: Row): Effect.Effect<Result> =>
-      client.chatCompletion(row.body).pipe(
-        Effect.map((completion): Result => ({ _tag: "Succeeded", customId: row.customId, completion })),
-        Effect.catchAll((error) =>
-          Effect.as(
-            stopsRun(error) ? Deferred.succeed(stopped, undefined) : Effect.void,
-            { _tag: "Failed", customId: row.customId, error } as Result
-          )
+    if (options.stop !== undefined) {
+      yield* Effect.forkScoped(Effect.zipRight(options.stop, Deferred.succeed(stopped, undefined)))
+    }
+    const call = (row: Row): Effect.Effect<Option.Option<Result>> =>
+      Effect.flatMap(Deferred.isDone(stopped), (done) => {
+        if (done) return Effect.succeedNone
+        options.onTake?.(row)
+        return client.chatCompletion(row.body).pipe(
+          Effect.map((completion): Result => ({ _tag: "Succeeded", customId: row.customId, completion })),
+          Effect.catchAll((error) =>
+            Effect.as(
+              stopsRun(error) ? Deferred.succeed(stopped, undefined) : Effect.void,
+              { _tag: "Failed", customId: row.customId, error } as Result
+            )
+          ),
+          Effect.map(Option.some)
         )
-      )
+      })
     return rows.pipe(
-      Stream.interruptWhen(stop),
-      Stream.tap((row) => Effect.sync(() => options.onTake?.(row))),
-      Stream.mapEffect(call, { concurrency: options.concurrency ?? DEFAULT_CONCURRENCY, unordered: true })
+      Stream.interruptWhen(Deferred.await(stopped)),
+      Stream.mapEffect(call, { concurrency: options.concurrency ?? DEFAULT_CONCURRENCY, unordered: true }),
+      Stream.filterMap((result) => result)
     )
   }))
 

@@ -74,14 +74,18 @@ const estimateTotal = (estimate: ReadonlyArray<Input.ModelEstimate>) => {
   let min = 0
   let max = 0
   let priced = true
+  let promptTokens = 0
+  let completionTokens = 0
   for (const model of estimate) {
+    promptTokens += model.promptTokens
+    completionTokens += model.completionTokens
     if (model.usd === undefined) priced = false
     else {
       min += model.usd.min
       max += model.usd.max
     }
   }
-  return { min, max, priced }
+  return { min, max, priced, promptTokens, completionTokens }
 }
 
 /** What a dry run prints. */
@@ -89,7 +93,8 @@ export const dryRun = (summary: Summary): string => {
   const total = estimateTotal(summary.estimate)
   const rows = summary.estimate.reduce((sum, model) => sum + model.rows, 0)
   return [
-    `dry run: ${count(summary.rows)} rows in ${summary.input}, all valid; nothing was sent`,
+    `dry run: ${count(summary.rows)} rows in ${summary.input}, ` +
+    `${summary.invalid === 0 ? "all valid" : `${count(summary.invalid)} invalid (skipped)`}; nothing was sent`,
     ...(summary.inShard === summary.rows - summary.invalid ? [] : [`${count(rows)} rows in this shard`]),
     "estimate (prompt at about 4 characters a token; completion from none to max_tokens, 1,024 when unset):",
     ...modelLines(summary.estimate),
@@ -119,7 +124,11 @@ export const summary = (s: Summary, resumeCommand: string): string => {
     row("failed", s.failed === 0 ? "0" : `${count(s.failed)} (${byTag(s.failedByTag)})`),
     row("retried", `${count(s.retried)} rows an earlier run failed`),
     row("attempts", count(s.attempts)),
-    row("tokens", `${count(s.promptTokens)} prompt + ${count(s.completionTokens)} completion`),
+    row(
+      "tokens",
+      `${count(s.promptTokens)} prompt + ${count(s.completionTokens)} completion ` +
+        `(estimate ${count(total.promptTokens)} prompt + up to ${count(total.completionTokens)} completion)`
+    ),
     row(
       "cost",
       `${usd(s.usd)} (estimate ${
