@@ -9,8 +9,7 @@
  *
  * @since 0.2.0
  */
-import type { ChatCompletion, InferenceClient, InferenceError, UsageTracker } from "@effect-inference/client"
-import type * as Duration from "effect/Duration"
+import type { ChatCompletion, InferenceClient, InferenceError } from "@effect-inference/client"
 import type * as Effect from "effect/Effect"
 import type * as Stream from "effect/Stream"
 import * as engine from "./internal/engine.js"
@@ -24,10 +23,7 @@ import * as output from "./internal/output.js"
  * @since 0.2.0
  * @category models
  */
-export interface Row {
-  readonly customId: string
-  readonly body: ChatCompletion.ChatCompletionRequestInput
-}
+export type Row = engine.Row
 
 /**
  * What became of a row: its completion, or the client's error.
@@ -35,9 +31,7 @@ export interface Row {
  * @since 0.2.0
  * @category models
  */
-export type Result =
-  | { readonly _tag: "Succeeded"; readonly customId: string; readonly completion: ChatCompletion.ChatCompletion }
-  | { readonly _tag: "Failed"; readonly customId: string; readonly error: InferenceError.InferenceError }
+export type Result = engine.Result
 
 /**
  * How {@link stream} runs.
@@ -109,10 +103,7 @@ export const stopsRun: (error: InferenceError.InferenceError) => boolean = engin
  * @since 0.2.0
  * @category models
  */
-export interface Shard {
-  readonly index: number
-  readonly count: number
-}
+export type Shard = input.Shard
 
 /**
  * Whether a `custom_id` belongs to a shard.
@@ -153,22 +144,7 @@ export const inShard: (customId: string, shard: Shard) => boolean = input.inShar
  * @since 0.2.0
  * @category models
  */
-export interface RunOptions {
-  readonly input: string
-  readonly output: string
-  readonly errors?: string | undefined
-  readonly concurrency?: number | undefined
-  readonly dryRun?: boolean | undefined
-  readonly retryFailed?: boolean | undefined
-  readonly skipInvalid?: boolean | undefined
-  readonly shard?: Shard | undefined
-  readonly prices?: UsageTracker.Options["prices"]
-  readonly preflight?: boolean | undefined
-  readonly stop?: Effect.Effect<void> | undefined
-  readonly grace?: Duration.DurationInput | undefined
-  readonly onProgress?: ((progress: Progress) => Effect.Effect<void>) | undefined
-  readonly progressInterval?: Duration.DurationInput | undefined
-}
+export type RunOptions = engine.RunOptions
 
 /**
  * Where a run stands: rows done of `total` (the rows this run has to do),

@@ -246,30 +246,11 @@ const estimateOf = (
   wanted: (customId: string) => boolean
 ): Effect.Effect<ReadonlyArray<Input.ModelEstimate>, BatchError> =>
   Effect.suspend(() => {
-    const models = new Map<string, {
-      model: string
-      rows: number
-      promptTokens: number
-      completionTokens: number
-      usd: { min: number; max: number } | undefined
-    }>()
-    return Stream.runForEach(Input.rows(options.input, options.shard, skipLines, wanted), (row) =>
-      Effect.sync(() => {
-        const estimate = UsageTracker.estimate(row.body, options.prices)
-        let entry = models.get(estimate.model)
-        if (entry === undefined) {
-          entry = { model: estimate.model, rows: 0, promptTokens: 0, completionTokens: 0, usd: { min: 0, max: 0 } }
-          models.set(estimate.model, entry)
-        }
-        entry.rows++
-        entry.promptTokens += estimate.promptTokens
-        entry.completionTokens += estimate.completionTokens
-        if (estimate.usd === undefined) entry.usd = undefined
-        else if (entry.usd !== undefined) {
-          entry.usd.min += estimate.usd.min
-          entry.usd.max += estimate.usd.max
-        }
-      })).pipe(Effect.map(() => [...models.values()]))
+    const models = Input.estimates(options.prices)
+    return Stream.runForEach(
+      Input.rows(options.input, options.shard, skipLines, wanted),
+      (row) => Effect.sync(() => models.add(row.body))
+    ).pipe(Effect.map(models.result))
   })
 
 const totalsOf = (tracker: Option.Option<UsageTracker.UsageTracker.Service>) =>

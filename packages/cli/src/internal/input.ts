@@ -111,6 +111,36 @@ export interface Scan {
   readonly models: ReadonlyArray<ModelEstimate>
 }
 
+/** Adds up the estimates of rows, model by model, in the order the models first appear. */
+export const estimates = (prices: UsageTracker.Options["prices"]) => {
+  const models = new Map<string, {
+    model: string
+    rows: number
+    promptTokens: number
+    completionTokens: number
+    usd: { min: number; max: number } | undefined
+  }>()
+  return {
+    add: (body: ChatCompletion.ChatCompletionRequestInput): void => {
+      const estimate = UsageTracker.estimate(body, prices)
+      let entry = models.get(estimate.model)
+      if (entry === undefined) {
+        entry = { model: estimate.model, rows: 0, promptTokens: 0, completionTokens: 0, usd: { min: 0, max: 0 } }
+        models.set(estimate.model, entry)
+      }
+      entry.rows++
+      entry.promptTokens += estimate.promptTokens
+      entry.completionTokens += estimate.completionTokens
+      if (estimate.usd === undefined) entry.usd = undefined
+      else if (entry.usd !== undefined) {
+        entry.usd.min += estimate.usd.min
+        entry.usd.max += estimate.usd.max
+      }
+    },
+    result: (): ReadonlyArray<ModelEstimate> => [...models.values()]
+  }
+}
+
 /** Problems kept for the report; the rest are counted. */
 export const MAX_PROBLEMS = 50
 
@@ -130,13 +160,7 @@ export const scan = (
     let problemCount = 0
     let rows = 0
     let inShardCount = 0
-    const models = new Map<string, {
-      model: string
-      rows: number
-      promptTokens: number
-      completionTokens: number
-      usd: { min: number; max: number } | undefined
-    }>()
+    const models = estimates(options.prices)
     const report = (problem: RowProblem) => {
       problemCount++
       if (problems.length < MAX_PROBLEMS) problems.push(problem)
@@ -160,20 +184,7 @@ export const scan = (
         seen.set(row.customId, line.number)
         if (!inShard(row.customId, options.shard)) return
         inShardCount++
-        const estimate = UsageTracker.estimate(row.body, options.prices)
-        let entry = models.get(estimate.model)
-        if (entry === undefined) {
-          entry = { model: estimate.model, rows: 0, promptTokens: 0, completionTokens: 0, usd: { min: 0, max: 0 } }
-          models.set(estimate.model, entry)
-        }
-        entry.rows++
-        entry.promptTokens += estimate.promptTokens
-        entry.completionTokens += estimate.completionTokens
-        if (estimate.usd === undefined) entry.usd = undefined
-        else if (entry.usd !== undefined) {
-          entry.usd.min += estimate.usd.min
-          entry.usd.max += estimate.usd.max
-        }
+        models.add(row.body)
       })).pipe(
         Effect.map((): Scan => ({
           rows,
@@ -181,7 +192,7 @@ export const scan = (
           problems,
           problemCount,
           duplicateLines,
-          models: [...models.values()]
+          models: models.result()
         }))
       )
   })
