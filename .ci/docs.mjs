@@ -22,7 +22,8 @@ const check = process.argv.includes("--check")
 const packages = [
   { dir: "client", name: "@effect-inference/client" },
   { dir: "testing", name: "@effect-inference/testing" },
-  { dir: "redis", name: "@effect-inference/redis" }
+  { dir: "redis", name: "@effect-inference/redis" },
+  { dir: "cli", name: "@effect-inference/cli" }
 ]
 
 const runDocgen = (pkg) =>

@@ -9,9 +9,12 @@
  *
  * @since 0.2.0
  */
+import * as ValidationError from "@effect/cli/ValidationError"
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import { createRequire } from "node:module"
 import * as Command from "./internal/command.js"
 
@@ -25,6 +28,11 @@ Effect.runPromiseExit(
     code = exit
   }).pipe(Effect.provide(NodeContext.layer))
 ).then((exit) => {
-  // @effect/cli has printed a usage error itself: exit code 2.
-  process.exit(Exit.isSuccess(exit) ? code : Command.EXIT_NOT_STARTED)
+  if (Exit.isSuccess(exit)) return process.exit(code)
+  // @effect/cli has printed a usage error itself; anything else (a defect) is printed here, not lost: exit code 2.
+  const failure = Cause.failureOption(exit.cause)
+  if (!(Option.isSome(failure) && ValidationError.isValidationError(failure.value))) {
+    process.stderr.write(`effect-inference: unexpected error: ${Cause.pretty(exit.cause)}\n`)
+  }
+  process.exit(Command.EXIT_NOT_STARTED)
 })

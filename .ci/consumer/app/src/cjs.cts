@@ -2,12 +2,16 @@
  * The same application as a CommonJS module: compiled to out/cjs.cjs, whose `require()` loads the
  * ES module packages (Node >= 20.19 and >= 22.12 do). One line per check; exit code 1 if any fails.
  */
+import { Batch } from "@effect-inference/cli"
 import { InferenceClient } from "@effect-inference/client"
 import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
 import { RedisStores } from "@effect-inference/redis"
 import { Fault, InferenceSimulator } from "@effect-inference/testing"
 import { Effect, Either, Layer, Logger, Stream } from "effect"
+import * as Fs from "node:fs"
 import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
 
 const model = "meta-llama/Llama-3.1-8B-Instruct"
 const messages = [{ role: "user" as const, content: "Say hello in five words" }]
@@ -130,12 +134,39 @@ const redisChecks = Effect.gen(function*() {
   }
 })
 
+/**
+ * @effect-inference/cli's Batch.run on a file of 3 rows in a temporary directory, through the client on the
+ * simulator: every row answered, one success line each in the output file, nothing in the errors file.
+ */
+const batchChecks = Effect.acquireUseRelease(
+  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "consumer-cjs-batch-"))),
+  (dir) =>
+    Effect.gen(function*() {
+      const input = Path.join(dir, "prompts.jsonl")
+      const output = Path.join(dir, "results.jsonl")
+      const row = (id: string) =>
+        JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { model, messages } })
+      Fs.writeFileSync(input, `${["a", "b", "c"].map(row).join("\n")}\n`)
+      const summary = yield* Batch.run({ input, output }).pipe(
+        Effect.mapError((error) => `Batch.run failed: ${error.message}`)
+      )
+      const lines = (file: string) => Fs.existsSync(file) ? Fs.readFileSync(file, "utf8").split("\n").length - 1 : 0
+      const written = lines(output)
+      const failures = lines(Batch.defaultErrors(output))
+      yield* check(
+        summary.succeeded === 3 && written === 3 && failures === 0,
+        `Batch.run: ${summary.succeeded} of 3 rows succeeded, ${written} lines in the output, ${failures} in the errors file`
+      )
+    }),
+  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+)
+
 const TestLive = InferenceSimulator.clientLayer().pipe(
   Layer.provideMerge(InferenceSimulator.layer({ seed: 7 })),
   Layer.provide(UndiciHttpClient.layer)
 )
 
-Effect.runPromise(Effect.provide(Effect.zipRight(program, redisChecks), TestLive)).then(
+Effect.runPromise(Effect.provide(Effect.zipRight(Effect.zipRight(program, redisChecks), batchChecks), TestLive)).then(
   () => console.log("cjs: ok"),
   (error: unknown) => {
     console.error(`cjs: FAILED: ${String(error)}`)

@@ -2,8 +2,6 @@
  * The place where the `effect-inference` command is defined: its options, how
  * they become a client, a tracker and the Redis stores, the signals, the
  * progress output and the exit code. The work itself is `engine.run`.
- *
- * @internal
  */
 import { InferenceClient, UsageTracker } from "@effect-inference/client"
 import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
@@ -112,6 +110,15 @@ const isLoopback = (url: string): boolean => {
   }
 }
 
+const isRedisUrl = (url: string): boolean => {
+  try {
+    const protocol = new URL(url).protocol
+    return protocol === "redis:" || protocol === "rediss:"
+  } catch {
+    return false
+  }
+}
+
 const options = {
   input: Args.file({ name: "input.jsonl", exists: "yes" }).pipe(
     Args.withDescription("the requests: the OpenAI Batch API's JSONL, one request a line")
@@ -198,6 +205,10 @@ const settings = (parsed: Parsed, io: Io) =>
     if (!(parsed.grace >= 0 && Number.isFinite(parsed.grace))) {
       return yield* fail(`--grace: must be a number of seconds, 0 or more, not ${parsed.grace}`)
     }
+    if (Option.isSome(parsed.redis) && !isRedisUrl(parsed.redis.value)) {
+      // Checked here: the Redis layer dies on it, after the input has been read. The URL may hold a password.
+      return yield* fail("--redis: not a redis:// or rediss:// URL, e.g. redis://localhost:6379")
+    }
     const prices = Option.isSome(parsed.prices) ? yield* readPrices(parsed.prices.value) : undefined
     const baseUrl = Option.getOrUndefined(parsed.baseUrl) ?? io.env.WANDB_INFERENCE_BASE_URL
     const project = Option.getOrUndefined(parsed.project) ?? io.env.WANDB_PROJECT
@@ -258,8 +269,8 @@ const layers = (s: Settings) => {
 
 /**
  * Ctrl-C (or SIGTERM) once: stop taking rows, give those in flight the grace
- * period. A second Ctrl-C: exit at once, code 130 (every line written so far
- * is whole: lines are written synchronously).
+ * period. A second Ctrl-C: exit at once, code 130 (143 for SIGTERM; every line
+ * written so far is whole: lines are written synchronously).
  */
 const signals = (io: Io, stop: Deferred.Deferred<void>) =>
   Effect.acquireRelease(
@@ -274,7 +285,8 @@ const signals = (io: Io, stop: Deferred.Deferred<void>) =>
           Deferred.unsafeDone(stop, Effect.void)
         } else {
           io.err(`\n${signal} again: exiting now; run the same command again to go on\n`)
-          process.exit(130)
+          // 128 + the signal's number, as a shell reports a process the signal ended.
+          process.exit(signal === "SIGTERM" ? 143 : 130)
         }
       }
       process.on("SIGINT", onSignal)

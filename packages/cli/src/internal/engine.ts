@@ -15,8 +15,6 @@
  * 4. Each row is written to the journal as it is taken, and its result to the
  *    output or the errors file as it finishes; a row refused by the budget, or
  *    that met an error that stops the run, is written nowhere and stays to do.
- *
- * @internal
  */
 import type { ChatCompletion } from "@effect-inference/client"
 import type { InferenceError } from "@effect-inference/client"

@@ -1,8 +1,6 @@
 /**
  * The errors of a batch run that are not a row's: a file that cannot be read or
  * written, an input with invalid rows, a failed preflight.
- *
- * @internal
  */
 import { InferenceError } from "@effect-inference/client"
 import * as Schema from "effect/Schema"

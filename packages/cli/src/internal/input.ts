@@ -2,8 +2,6 @@
  * The place where input rows are read and checked: the OpenAI Batch API's
  * request lines, each row's check, the shard a row belongs to, and the first
  * pass over a file (problems, counts and the cost estimate) before anything is sent.
- *
- * @internal
  */
 import type { ChatCompletion } from "@effect-inference/client"
 import { InferenceClient, UsageTracker } from "@effect-inference/client"

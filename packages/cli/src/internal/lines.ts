@@ -12,8 +12,6 @@
  * on a second Ctrl-C, a SIGKILL between two steps); only a power cut in the
  * middle of a write can leave a torn last line, which {@link repairTail} cuts
  * off before a file is appended to again.
- *
- * @internal
  */
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"

@@ -2,8 +2,6 @@
  * The place for what a run leaves on disk: the result lines (the OpenAI Batch
  * API's output format), the journal of rows sent, and what an earlier run left
  * there (what to skip, what to try again, what may have been paid twice).
- *
- * @internal
  */
 import type { ChatCompletion } from "@effect-inference/client"
 import type { InferenceError } from "@effect-inference/client"

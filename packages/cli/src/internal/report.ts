@@ -3,8 +3,6 @@
  * terminal, the plain progress line of a log, the dry run's estimate and the
  * summary at the end. Pure functions of the figures, so their text is tested
  * as it is.
- *
- * @internal
  */
 import type { Progress, Summary } from "./engine.js"
 import type * as Input from "./input.js"

@@ -3,14 +3,37 @@
  *
  * With no WANDB_API_KEY it starts the W&B Inference simulator in this process and
  * runs against it; with the key set it runs the fault-free parts against the real
- * service (WANDB_PROJECT and WANDB_INFERENCE_BASE_URL are read too). It ends with
- * the usage report of the `UsageTracker` every client records into.
+ * service (WANDB_PROJECT and WANDB_INFERENCE_BASE_URL are read too). It shows the
+ * usage report of the `UsageTracker` every client records into, and, against the
+ * simulator, ends with a batch of 50 rows run by `Batch.run`, the engine of the
+ * `effect-inference batch` command, with the command's progress bar and summary.
+ *
+ * It lives in the cli package, the top of the packages' graph, because it uses all
+ * of them: the cli package already depends on the testing one.
  */
 import { InferenceClient, type InferenceError, ResponseCache, UsageTracker } from "@effect-inference/client"
 import * as UndiciHttpClient from "@effect-inference/client/UndiciHttpClient"
 import { Fault, InferenceSimulator } from "@effect-inference/testing"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Chunk, Config, Duration, Effect, HashMap, Layer, Logger, Option, Queue, Redacted, Stream } from "effect"
+import {
+  Chunk,
+  Config,
+  Duration,
+  Effect,
+  HashMap,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Queue,
+  Redacted,
+  Stream
+} from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Batch from "../src/Batch.js"
+import * as Report from "../src/internal/report.js"
 
 const MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 const PROJECT = "demo-team/demo"
@@ -161,6 +184,69 @@ const report = Effect.gen(function*() {
   )
 })
 
+const BATCH_ROWS = 50
+
+/** A batch file of `BATCH_ROWS` rows in the OpenAI Batch API's input format, in a directory removed at the end. */
+const batchFiles = Effect.acquireRelease(
+  Effect.sync(() => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-inference-demo-"))
+    const input = path.join(dir, "questions.jsonl")
+    const rows = Array.from({ length: BATCH_ROWS }, (_, i) =>
+      JSON.stringify({
+        custom_id: `question-${i + 1}`,
+        method: "POST",
+        url: "/v1/chat/completions",
+        body: { model: MODEL, messages: [{ role: "user", content: `What is ${i + 1} squared?` }], max_tokens: 32 }
+      }))
+    fs.writeFileSync(input, `${rows.join("\n")}\n`)
+    return { dir, input, output: path.join(dir, "answers.jsonl") }
+  }),
+  ({ dir }) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+/**
+ * The progress as the command shows it: on a terminal, its bar redrawn in place; otherwise one line per
+ * report, so that a log keeps each.
+ */
+const showProgress = (progress: Batch.Progress) =>
+  Effect.sync(() => {
+    if (process.stdout.isTTY) {
+      process.stdout.write(`\r\x1b[2K${stamp()}  ${Report.progressBar(progress, (process.stdout.columns || 100) - 28)}`)
+    } else console.log(`${stamp()}  ${Report.progressBar(progress, 140)}`)
+  })
+
+/**
+ * `effect-inference batch questions.jsonl --output answers.jsonl`, as an Effect: 50 rows through a client
+ * with its defaults (adaptive concurrency finds the project's limit of 4 from its 429s), one 503 retried and
+ * one 400 that fails its row; then the same run again, which finds every row done and sends nothing.
+ */
+const batch = (client: InferenceClient.InferenceClient.Service, simulator: InferenceSimulator.Service) =>
+  Effect.gen(function*() {
+    yield* section(`11. A batch of ${BATCH_ROWS} rows (Batch.run, the engine of \`effect-inference batch\`)`)
+    const files = yield* batchFiles
+    yield* say(`${BATCH_ROWS} questions in ${files.input}; one answer a line to ${path.basename(files.output)}`)
+    yield* simulator.script(Fault.overloaded, Fault.badRequest)
+    const run = (options: Partial<Batch.RunOptions>) =>
+      Batch.run({ input: files.input, output: files.output, ...options }).pipe(
+        Effect.provideService(InferenceClient.InferenceClient, client),
+        // As the command does: each row's retries are in its attempts, not a warning line each.
+        Logger.withMinimumLogLevel(LogLevel.Error)
+      )
+    const summary = yield* run({ onProgress: showProgress, progressInterval: "300 millis" })
+    if (process.stdout.isTTY) process.stdout.write("\n")
+    const resume = `effect-inference batch ${files.input} --output ${files.output}`
+    for (const line of Report.summary(summary, resume).split("\n")) yield* say(line)
+    const failure = fs.readFileSync(Batch.defaultErrors(files.output), "utf8").split("\n")[0] ?? ""
+    yield* say(`the failed row's line: ${failure.length > 160 ? `${failure.slice(0, 157)}...` : failure}`)
+
+    yield* section("12. The same batch again: every row is done, so nothing is sent (a resume)")
+    const again = yield* run({})
+    yield* say(
+      `${again.alreadySucceeded} rows already succeeded, ${again.alreadyFailed} failed and kept ` +
+        `(--retry-failed would try it again); ${again.attempts} requests sent`
+    )
+  }).pipe(Effect.scoped)
+
 const simulated = Effect.gen(function*() {
   yield* say("No WANDB_API_KEY: running against the W&B Inference simulator, in this process, on 127.0.0.1")
   const simulator = yield* InferenceSimulator.InferenceSimulator
@@ -227,6 +313,7 @@ const simulated = Effect.gen(function*() {
   const budget = yield* withBudget(clientWith({}))
   yield* budgeted(budget.client, budget.alerts)
   yield* report
+  yield* batch(yield* clientWith({}), simulator)
 }).pipe(
   Effect.scoped,
   Effect.provide(
