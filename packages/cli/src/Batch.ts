@@ -134,7 +134,9 @@ export const inShard: (customId: string, shard: Shard) => boolean = input.inShar
  * - `shard`: only the rows of this shard.
  * - `prices`: prices by model for the estimate, merged over
  *   `UsageTracker.DEFAULT_PRICES` (the tracker in context prices the actual cost).
- * - `preflight`: `false` skips the `listModels` check before the first row.
+ * - `preflight`: `false` skips the `listModels` check before the first row;
+ *   a client (one made with `retry: false`, say) runs it instead of the one
+ *   in context, so that a wrong URL fails at once rather than after retries.
  * - `stop`: when it completes, no further row is taken (an interrupt).
  * - `grace`: after a stop, how long rows in flight may take to finish before
  *   they are abandoned (their requests aborted); default 30 seconds.

@@ -32,6 +32,9 @@ export const EXIT_NOT_STARTED = 2
 /** The key the simulator accepts by default, used against a loopback `--base-url` when no key is set. */
 const SIMULATOR_KEY = "sim-key"
 
+/** The key of a dry run without one: the client is made, never called. */
+const DRY_RUN_KEY = "dry-run"
+
 /** What the command writes to: the summary to `out`, progress and messages to `err` (both injectable for tests). */
 export interface Io {
   readonly out: (text: string) => void
@@ -46,7 +49,8 @@ export const nodeIo = (): Io => ({
   out: (text) => fs.writeSync(1, text),
   err: (text) => fs.writeSync(2, text),
   tty: process.stderr.isTTY === true,
-  columns: process.stderr.columns ?? 100,
+  // 0 when the terminal does not say (a pseudo-terminal under `script`): a bar of 100 columns then.
+  columns: process.stderr.columns || 100,
   env: process.env
 })
 
@@ -216,6 +220,8 @@ const settings = (parsed: Parsed, io: Io) =>
     let apiKey: Redacted.Redacted<string>
     if (key !== undefined && key !== "") apiKey = Redacted.make(key)
     else if (baseUrl !== undefined && isLoopback(baseUrl)) apiKey = Redacted.make(SIMULATOR_KEY)
+    // A dry run sends nothing, so needs no key.
+    else if (parsed.dryRun) apiKey = Redacted.make(DRY_RUN_KEY)
     else {
       return yield* fail(
         "WANDB_API_KEY is not set: export your W&B API key (https://wandb.ai/authorize) as WANDB_API_KEY"
@@ -248,6 +254,30 @@ const settings = (parsed: Parsed, io: Io) =>
 /** The most requests in flight `auto` lets adaptive concurrency reach. */
 export const AUTO_MAX = 256
 
+/** The client's options from the command's. */
+const clientOptions = (s: Settings): InferenceClient.Options => ({
+  apiKey: s.apiKey,
+  ...(s.baseUrl === undefined ? {} : { baseUrl: s.baseUrl }),
+  ...(s.project === undefined ? {} : { project: s.project }),
+  ...(s.concurrency === "auto"
+    ? { maxConcurrency: AUTO_MAX, adaptiveConcurrency: { max: AUTO_MAX } }
+    : { maxConcurrency: s.concurrency, adaptiveConcurrency: false })
+})
+
+/**
+ * The preflight's client: the same endpoint and key, no retries and nothing
+ * else, so that a wrong URL or a bad key fails at once (the rows' client
+ * retries a refused connection for seconds).
+ */
+const preflightClient = (s: Settings) =>
+  InferenceClient.make({
+    ...clientOptions(s),
+    retry: false,
+    circuitBreaker: false,
+    adaptiveConcurrency: false,
+    usage: false
+  })
+
 /** The client, its tracker (prices, the budget) and, with `--redis`, the stores they keep their state in. */
 const layers = (s: Settings) => {
   const tracker = UsageTracker.layer({
@@ -255,15 +285,8 @@ const layers = (s: Settings) => {
     ...(s.maxCost === undefined ? {} : { budget: { usd: s.maxCost } }),
     logLevel: "None"
   })
-  const client = InferenceClient.layer({
-    apiKey: s.apiKey,
-    ...(s.baseUrl === undefined ? {} : { baseUrl: s.baseUrl }),
-    ...(s.project === undefined ? {} : { project: s.project }),
-    ...(s.concurrency === "auto"
-      ? { maxConcurrency: AUTO_MAX, adaptiveConcurrency: { max: AUTO_MAX } }
-      : { maxConcurrency: s.concurrency, adaptiveConcurrency: false })
-  })
-  const live = client.pipe(Layer.provideMerge(tracker), Layer.provide(UndiciHttpClient.layer))
+  const client = InferenceClient.layer(clientOptions(s))
+  const live = client.pipe(Layer.provideMerge(tracker), Layer.provideMerge(UndiciHttpClient.layer))
   return s.redis === undefined ? live : live.pipe(Layer.provide(RedisStores.layer({ url: Redacted.make(s.redis) })))
 }
 
@@ -328,17 +351,19 @@ export const batch = (io: Io, argv: ReadonlyArray<string>, exit: (code: number) 
       const stop = yield* Deferred.make<void>()
       yield* signals(io, stop)
       const progress = progressOutput(io, s.quiet || s.run.dryRun === true)
-      const summary = yield* Engine.run({
-        ...s.run,
-        stop: Deferred.await(stop),
-        ...(progress.onProgress === undefined ? {} : {
-          onProgress: progress.onProgress,
-          progressInterval: progress.progressInterval
-        })
-      }).pipe(
-        Effect.ensuring(Effect.sync(() => progress.end?.())),
-        Effect.provide(layers(s))
-      )
+      const summary = yield* Effect.flatMap(preflightClient(s), (preflight) =>
+        Engine.run({
+          ...s.run,
+          preflight,
+          stop: Deferred.await(stop),
+          ...(progress.onProgress === undefined ? {} : {
+            onProgress: progress.onProgress,
+            progressInterval: progress.progressInterval
+          })
+        })).pipe(
+          Effect.ensuring(Effect.sync(() => progress.end?.())),
+          Effect.provide(layers(s))
+        )
       if (summary.dryRun) {
         io.out(`${Report.dryRun(summary)}\n`)
         return exit(EXIT_OK)
@@ -368,8 +393,28 @@ export const main = (io: Io, argv: ReadonlyArray<string>, version: string, exit:
     Command.make("effect-inference").pipe(Command.withSubcommands([batch(io, argv, exit)])),
     { name: "effect-inference", version }
   )(argv).pipe(
-    // Log lines go to stderr, beside the progress, and only from Error up: the client logs each retry as a
-    // warning, which on a batch of thousands of rows would bury the progress; each row's outcome is in the files.
-    Effect.provide(Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true, colors: false }))),
-    Logger.withMinimumLogLevel(LogLevel.Error)
+    Effect.provide(Logger.replace(Logger.defaultLogger, logger(io))),
+    Logger.withMinimumLogLevel(LogLevel.Warning)
   )
+
+/** The client's line for each failed attempt, which names its retry. */
+const isAttemptLine = (message: unknown): boolean => {
+  const first = Array.isArray(message) ? message[0] : message
+  return typeof first === "string" && first.startsWith("Inference attempt failed")
+}
+
+/**
+ * Log lines on stderr, from Warning up (a Redis outage, a usage the client did
+ * not believe, a budget alert), but not the client's line for each failed
+ * attempt: on a batch of thousands of rows they would bury the progress, and
+ * each row's outcome is in the files. On a terminal the bar's line is cleared
+ * first; the bar is drawn again at its next tick.
+ */
+const logger = (io: Io) => {
+  const pretty = Logger.prettyLogger({ stderr: true, colors: false })
+  return Logger.make((options) => {
+    if (isAttemptLine(options.message)) return
+    if (io.tty) io.err("\r\x1b[2K")
+    pretty.log(options)
+  })
+}

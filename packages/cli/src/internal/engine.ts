@@ -151,7 +151,11 @@ export interface RunOptions {
   readonly skipInvalid?: boolean | undefined
   readonly shard?: Input.Shard | undefined
   readonly prices?: UsageTracker.Options["prices"]
-  readonly preflight?: boolean | undefined
+  /**
+   * `false` skips the preflight; a client runs it instead of the one in context
+   * (one that does not retry, so that a wrong URL fails at once).
+   */
+  readonly preflight?: boolean | InferenceClient.InferenceClient.Service | undefined
   readonly stop?: Effect.Effect<void> | undefined
   readonly grace?: Duration.DurationInput | undefined
   readonly onProgress?: ((progress: Progress) => Effect.Effect<void>) | undefined
@@ -228,9 +232,9 @@ export const defaultErrors = (output: string): string => `${output}.errors.jsonl
 /** The journal of an output file: the `custom_id` of each row taken, a line each. */
 export const journalOf = (output: string): string => `${output}.journal`
 
-const preflight = (models: ReadonlyArray<string>) =>
+const preflight = (models: ReadonlyArray<string>, with_: InferenceClient.InferenceClient.Service | undefined) =>
   Effect.gen(function*() {
-    const client = yield* InferenceClient.InferenceClient
+    const client = with_ ?? (yield* InferenceClient.InferenceClient)
     const offered = yield* client.listModels().pipe(
       Effect.mapError((error) => new PreflightError({ error, unknownModels: [], available: [] }))
     )
@@ -305,7 +309,9 @@ export const run = (
     const base = emptySummary(options, errors, scan)
     if (options.dryRun === true) return { ...base, wallMillis: Date.now() - started }
 
-    if (options.preflight !== false && scan.models.length > 0) yield* preflight(scan.models.map((m) => m.model))
+    if (options.preflight !== false && scan.models.length > 0) {
+      yield* preflight(scan.models.map((m) => m.model), options.preflight === true ? undefined : options.preflight)
+    }
 
     const prior = yield* Output.readPrior({ output: options.output, errors, journal })
     const retry = (customId: string) => {

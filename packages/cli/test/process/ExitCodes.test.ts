@@ -8,6 +8,7 @@ import { Fault, InferenceSimulator } from "@effect-inference/testing"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import * as path from "node:path"
 import * as Files from "../utils/Files.js"
 import * as Cli from "./utils/Cli.js"
@@ -25,6 +26,16 @@ const setup = (n: number) =>
 
 const chatRequests = (simulator: InferenceSimulator.Service) =>
   Effect.map(simulator.log, (log) => log.filter((entry) => entry.path === "/v1/chat/completions").length)
+
+/** A port that was free a moment ago: a connection to it is refused. */
+const freePort = Effect.promise(() =>
+  new Promise<number>((resolve) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+)
 
 describe("effect-inference batch: exit codes and output", () => {
   it.scopedLive(
@@ -155,13 +166,66 @@ describe("effect-inference batch: exit codes and output", () => {
         assert.match(exited.stderr, /^effect-inference batch: preflight failed: /m)
         assert.match(exited.stderr, /API key|authenticat/i)
         assert.notInclude(exited.stderr + exited.stdout, "not-the-key")
+        // One request: the preflight's client does not retry.
         const log = yield* simulator.log
-        assert.isAtLeast(log.length, 1)
-        assert.isTrue(log.every((entry) => entry.path === "/v1/models" && entry.outcome === "unauthorized"))
+        assert.deepStrictEqual(log.map((entry) => [entry.path, entry.outcome]), [["/v1/models", "unauthorized"]])
         assert.isFalse(fs.existsSync(output))
       }),
     TIMEOUT
   )
+
+  it.scopedLive(
+    "a base URL where nothing listens: exit 2 after one attempt, not after the rows' retries",
+    () =>
+      Effect.gen(function*() {
+        const { input, output } = yield* setup(5)
+        const port = yield* freePort
+        const exited = yield* Cli.run(["batch", input, "--output", output, "--base-url", `http://127.0.0.1:${port}/v1`])
+        assert.strictEqual(exited.code, 2, Cli.report(exited))
+        assert.match(exited.stderr, /preflight failed: Connection failed/)
+        assert.notMatch(exited.stderr, /attempts\]/, "one attempt: the message counts attempts only above one")
+        assert.isFalse(fs.existsSync(output))
+      }),
+    TIMEOUT
+  )
+
+  it.scopedLive(
+    "warnings reach stderr (Redis down), the client's line per failed attempt does not",
+    () =>
+      Effect.gen(function*() {
+        const simulator = yield* InferenceSimulator.make({
+          faultRate: 0.5,
+          faults: [Fault.overloaded],
+          seed: 3
+        })
+        const { input, output } = yield* setup(10)
+        const port = yield* freePort
+        const exited = yield* Cli.run([
+          "batch",
+          input,
+          "--output",
+          output,
+          "--base-url",
+          simulator.url,
+          "--redis",
+          `redis://127.0.0.1:${port}`
+        ])
+        assert.include(exited.stderr, "Redis is unavailable", Cli.report(exited))
+        assert.notInclude(exited.stderr, "Inference attempt failed")
+        const retried = (yield* simulator.log).filter((entry) => entry.outcome !== "ok").length
+        assert.isAbove(retried, 0, "some attempts failed, so there were attempt lines to leave out")
+      }),
+    TIMEOUT
+  )
+
+  it.scopedLive("a dry run needs no key and no service", () =>
+    Effect.gen(function*() {
+      const { input, output } = yield* setup(5)
+      const exited = yield* Cli.run(["batch", input, "--output", output, "--dry-run"])
+      assert.strictEqual(exited.code, 0, Cli.report(exited))
+      assert.include(exited.stdout, "dry run: 5 rows")
+      assert.isFalse(fs.existsSync(output))
+    }), TIMEOUT)
 
   it.scopedLive("bad options: exit 2 with what is wrong, nothing sent", () =>
     Effect.gen(function*() {
