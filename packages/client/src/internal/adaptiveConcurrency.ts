@@ -192,6 +192,26 @@ export class AdaptiveLimits {
     })
   }
 
+  /**
+   * A free permit of `model`'s own line taken now, in the caller's step, as
+   * `withPermit` takes it with a scope to hold it (see streamFast.ts): the
+   * attempt's end goes to `adapt`, and `release` gives the permit back.
+   * `undefined` when the line has no free permit or lives in a store: then
+   * `withPermit` it is.
+   */
+  tryHold(model: string): Held | undefined {
+    const limit = this.of(model)
+    const slots = limit.slots
+    if (!(slots instanceof Slots.Slots) || !slots.tryTake()) return undefined
+    const inFlight = slots.inUse
+    const atLimit = inFlight >= Core.permits(limit.state)
+    const sentAt = this.clock.unsafeCurrentTimeMillis()
+    return {
+      adapt: (exit) => this.adapt(limit, exit, inFlight, atLimit, sentAt),
+      release: slots.unsafeRelease
+    }
+  }
+
   /** A lease in the store the processes share: `k` is the store's count, every process's. */
   private viaStore<A, R>(
     limit: ModelLimit,
@@ -205,6 +225,17 @@ export class AdaptiveLimits {
       return Effect.onExit(self, (exit) => this.adapt(limit, exit, held, atLimit, sentAt))
     })
   }
+}
+
+/**
+ * A permit taken by `AdaptiveLimits.tryHold`.
+ *
+ * @internal
+ */
+export interface Held {
+  /** What the attempt's end says of the limit, applied now; the effect reports it. */
+  readonly adapt: (exit: Exit.Exit<unknown, InferenceError.InferenceError>) => Effect.Effect<void>
+  readonly release: () => void
 }
 
 /**

@@ -56,6 +56,15 @@ export const readBounded: unique symbol = Symbol.for("@effect-inference/client/B
 export const discardResponse: unique symbol = Symbol.for("@effect-inference/client/BoundedBody/discard")
 
 /**
+ * The key of `discardResponse` done now: `() => Effect<void>`, which aborts the
+ * request at once unless the transport is done with it, and returns the wait
+ * until the transport has let go of it (`Effect.void` when there is none).
+ *
+ * @internal
+ */
+export const discardNow: unique symbol = Symbol.for("@effect-inference/client/BoundedBody/discardNow")
+
+/**
  * The key of a transport's own reader of a streamed body: `() => Reader`,
  * which takes the body over (nothing else may read it after).
  *
@@ -93,6 +102,7 @@ export interface Reader {
 export interface Native {
   readonly [readBounded]: (max: number) => Effect.Effect<Read, HttpClientError.ResponseError>
   readonly [discardResponse]: Effect.Effect<void>
+  readonly [discardNow]: () => Effect.Effect<void>
   readonly [bodyReader]: () => Reader
 }
 
@@ -246,6 +256,18 @@ export const read = (
  */
 export const discard = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<void> =>
   isNative(response) ? response[discardResponse] : Effect.void
+
+/**
+ * `discard`, begun now: over `UndiciHttpClient` the request is aborted at once
+ * (unless undici is done with it), and what is returned waits until undici has
+ * let go of it; `Effect.void` when there is nothing to wait for. For a caller
+ * already in a step of its own (a finalizer), which `discard` would cost a
+ * step more.
+ *
+ * @internal
+ */
+export const unsafeDiscard = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<void> =>
+  isNative(response) ? response[discardNow]() : Effect.void
 
 /**
  * Sends a request with `execute` and runs `use` on its response. If the fiber is

@@ -479,7 +479,7 @@ const build = (
               schedule = { trips: saved.trips, state: scheduleState }
             }))))
 
-    return {
+    const breaker = {
       key,
       withBreaker,
       state,
@@ -490,7 +490,47 @@ const build = (
       events: Stream.fromPubSub(pubsub),
       subscribe: PubSub.subscribe(pubsub)
     } satisfies CB.CircuitBreaker
+    if (memory !== undefined) {
+      passes.set(breaker, {
+        admit: () => {
+          const state = (memory.unsafeGet(key) ?? fresh).state
+          return Core.admitsAll(state) ? state.generation : undefined
+        },
+        record: (generation, exit) => record(generation, outcomeOf(exit))
+      })
+    }
+    return breaker
   })
+
+/**
+ * A closed breaker's case of `withBreaker`, taken in the caller's step (see
+ * streamFast.ts): `admit` gives the generation a call is counted in if the
+ * breaker is closed (`undefined`: `withBreaker` it is), and `record` counts
+ * the call's outcome, as `withBreaker` does when the call ends.
+ *
+ * @internal
+ */
+export interface Pass {
+  readonly admit: () => number | undefined
+  readonly record: (generation: number, exit: Exit.Exit<unknown, InferenceError>) => Effect.Effect<void>
+}
+
+/** The breakers over the memory store, which answers in the caller's step, and their `Pass`. */
+const passes = new WeakMap<CB.CircuitBreaker, Pass>()
+
+/** The registries `makeRegistry` made, and a look-up of the breakers they made so far. */
+const made = new WeakMap<CB.Registry, (key: string) => CB.CircuitBreaker | undefined>()
+
+/**
+ * The `Pass` of the breaker `registry` has for `key`, if the registry is one of `makeRegistry`'s, has made that
+ * breaker already, and keeps it in the memory store; otherwise `undefined`, and `registry.get(key)` it is.
+ *
+ * @internal
+ */
+export const passOf = (registry: CB.Registry, key: string): Pass | undefined => {
+  const breaker = made.get(registry)?.(key)
+  return breaker === undefined ? undefined : passes.get(breaker)
+}
 
 /** @internal */
 export const makeRegistry = (options?: CB.Options): Effect.Effect<CB.Registry> =>
@@ -510,10 +550,12 @@ export const makeRegistry = (options?: CB.Options): Effect.Effect<CB.Registry> =
           return Effect.tap(build(key, o, pubsub, store), (breaker) => Effect.sync(() => breakers.set(key, breaker)))
         }))
       })
-    return {
+    const registry = {
       get,
       all: Effect.sync(() => [...breakers.values()]),
       events: Stream.fromPubSub(pubsub),
       subscribe: PubSub.subscribe(pubsub)
     } satisfies CB.Registry
+    made.set(registry, (key) => breakers.get(key))
+    return registry
   })

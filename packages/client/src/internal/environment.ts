@@ -11,6 +11,7 @@
  * services' state come from context, or are in memory.
  */
 import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -49,6 +50,11 @@ export interface Environment {
    * fiber (timeout.ts), and it makes no spans, so that a call need not turn tracing off for it (request.ts).
    */
   readonly deadline: boolean
+  /**
+   * When `deadline` holds: the transport's own send, and the shaping `http` does to a request before it (see
+   * `streamFast.ts`, which sends a stream's request this way).
+   */
+  readonly direct: Direct | undefined
   /** Whether a tracer that exports is installed (see `request.tracing`). */
   readonly tracing: boolean
   /** The retry policy with its log line, or none. */
@@ -60,6 +66,17 @@ export interface Environment {
   readonly adaptive: AdaptiveConcurrency.AdaptiveLimits | undefined
   readonly tracker: UsageTracker.UsageTracker.Service | undefined
   readonly cache: ResponseCache.ResponseCache.Service | undefined
+}
+
+/**
+ * A request sent past `HttpClient.execute`: shaped as `http` shapes it, then sent by `UndiciHttpClient` with the
+ * deadline given.
+ *
+ * @internal
+ */
+export interface Direct {
+  readonly shape: (request: HttpClientRequest.HttpClientRequest) => HttpClientRequest.HttpClientRequest
+  readonly send: UndiciHttpClientInternal.Send
 }
 
 /**
@@ -143,11 +160,13 @@ export const make = (
       : yield* UsageTrackerInternal.makeResolved(usage, { key: `budget ${scope}` })
     const cache = Option.getOrUndefined(yield* Effect.serviceOption(ResponseCache.ResponseCache))
     const retry = resolved.retry === undefined ? undefined : RetryPolicy.logged(resolved.retry)
+    const send = resolved.transformClient === undefined ? UndiciHttpClientInternal.direct(base) : undefined
     return {
       options: resolved,
       secret: Redacted.value(resolved.apiKey),
       http,
-      deadline: UndiciHttpClientInternal.honoursDeadline(base) && resolved.transformClient === undefined,
+      deadline: send !== undefined,
+      direct: send === undefined ? undefined : { shape: request.shape(resolved), send },
       tracing,
       retry,
       breakers,

@@ -87,15 +87,25 @@ export const inCall = <A, E, R>(
  * @internal
  */
 export const transport = (resolved: Resolved, base: HttpClient.HttpClient): HttpClient.HttpClient => {
+  const shaped = HttpClient.mapRequest(base, shape(resolved))
+  return resolved.transformClient === undefined ? shaped : resolved.transformClient(shaped)
+}
+
+/**
+ * What `transport` does to every request before the application's `HttpClient` sends it: the base URL and the
+ * fixed headers. Also applied by a stream sent through `UndiciHttpClient` directly (see `Environment.direct`).
+ *
+ * @internal
+ */
+export const shape = (
+  resolved: Resolved
+): (request: HttpClientRequest.HttpClientRequest) => HttpClientRequest.HttpClientRequest => {
   const fixedHeaders: Record<string, string> = {
     authorization: `Bearer ${Redacted.value(resolved.apiKey)}`,
     ...(resolved.project === undefined ? {} : { "openai-project": resolved.project })
   }
-  const shaped = HttpClient.mapRequest(
-    base,
-    (request) => HttpClientRequest.setHeaders(HttpClientRequest.prependUrl(request, resolved.baseUrl), fixedHeaders)
-  )
-  return resolved.transformClient === undefined ? shaped : resolved.transformClient(shaped)
+  return (request) =>
+    HttpClientRequest.setHeaders(HttpClientRequest.prependUrl(request, resolved.baseUrl), fixedHeaders)
 }
 
 // Requests of each kind, built once: a call adds only its body.

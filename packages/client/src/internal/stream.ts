@@ -4,8 +4,12 @@
  * attempt succeeds once content arrives: until then nothing has reached the
  * consumer, so any failure can be retried from scratch, or fall back), and
  * from then on the idle timeout between chunks, with no retry.
+ *
+ * Past 400 lines because a stream's life is in one place: its attempts (the
+ * fused one of streamFast.ts beside the general one), its usage record, the
+ * channel that reads it, and the one finalizer that ends it; split up, each
+ * part would take the stream's mutable state (`Seen`, `Ending`) as a parameter.
  */
-import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Cause from "effect/Cause"
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
@@ -32,10 +36,12 @@ import * as pipeline from "./pipeline.js"
 import * as request from "./request.js"
 import * as ResponseCacheInternal from "./responseCache.js"
 import { logFailure } from "./retryPolicy.js"
+import * as streamFast from "./streamFast.js"
 import * as streamPull from "./streamPull.js"
 import * as timeout from "./timeout.js"
 import * as tokens from "./tokens.js"
 import * as usage from "./usage.js"
+import * as UsageTrackerInternal from "./usageTracker.js"
 
 type Pull = streamPull.Pull
 
@@ -65,33 +71,44 @@ interface Started {
   readonly context: classify.CallContext
   /** The attempt's place in the rate limits, settled from the usage in the last chunk. */
   readonly permit: RateLimit.Permit | undefined
+  /** Whether the attempt took the fused path (streamFast.ts): what it holds is in the stream's `Ending`. */
+  readonly fused: boolean
 }
 
 /**
- * Opens the stream and reads it up to its first content: what was read, and the pull of the rest. Written as
- * one loop of `matchEffect` over the pull (no generator, no `Effect.either` per batch): it runs for every stream.
+ * What the stream's one finalizer does before it records the usage, filled in
+ * by the fused path (streamFast.ts), which keeps here what the general path
+ * keeps in scopes of its own: stopping the idle timer, then letting go of what
+ * the attempt holds. The general path's scopes are added to the stream's scope
+ * after this finalizer, so they close before it: the order is the same.
+ */
+interface Ending {
+  stopIdle: (() => void) | undefined
+  release: (() => Effect.Effect<void>) | undefined
+}
+
+/**
+ * Reads an opened stream up to its first content: what was read, and the pull of the rest. Written as one loop
+ * of `matchEffect` over the pull (no generator, no `Effect.either` per batch): it runs for every stream.
  */
 const firstContent = (
-  env: Environment,
-  call: CallState,
-  httpRequest: HttpClientRequest.HttpClientRequest,
+  opened: Effect.Effect<streamPull.Opened, InferenceError.InferenceError>,
   context: classify.CallContext,
-  shape: Shape,
-  scope: Scope.Scope
-): Effect.Effect<Omit<Started, "permit">, InferenceError.InferenceError> =>
+  finish: (read: Omit<Started, "permit" | "fused">) => Started
+): Effect.Effect<Started, InferenceError.InferenceError> =>
   Effect.flatMap(
-    streamPull.open(env, call, httpRequest, context, shape.includeUsage, shape.choices, scope),
+    opened,
     ({ abort, pull }) => {
       const prefix: Array<ChatCompletionChunk> = []
-      const loop: Effect.Effect<Omit<Started, "permit">, InferenceError.InferenceError> = Effect.matchEffect(pull, {
+      const loop: Effect.Effect<Started, InferenceError.InferenceError> = Effect.matchEffect(pull, {
         onFailure: (cause) =>
           Option.isSome(cause)
             ? Effect.fail(cause.value)
-            : Effect.succeed({ prefix, pull, abort, ended: true, context }),
+            : Effect.succeed(finish({ prefix, pull, abort, ended: true, context })),
         onSuccess: (batch) => {
           for (const chunk of batch) prefix.push(chunk)
           return Chunk.some(batch, ChunkInternal.hasContent)
-            ? Effect.succeed({ prefix, pull, abort, ended: false, context })
+            ? Effect.succeed(finish({ prefix, pull, abort, ended: false, context }))
             : loop
         }
       })
@@ -112,21 +129,30 @@ const start = (
   extra: request.Extra,
   model: string,
   shape: Shape,
-  outer: Scope.Scope
+  outer: Scope.Scope,
+  ending: Ending
 ): Effect.Effect<Started, InferenceError.InferenceError> =>
   Effect.suspend(() => {
     const encoded = request.jsonBodyEither(request.streamBody(chatRequest, model, extra))
     if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
     const httpRequest = encoded.right
-    return pipeline.retried(env, call, undefined, model, (attempt) =>
-      Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (scope) => {
-        const context: classify.CallContext = { ...attempt, chunksDelivered: undefined }
+    const bound = { duration: env.options.firstChunkTimeout, phase: "firstChunk" } as const
+    // The fused path needs the transport's own send and no rate limiter (see streamFast.ts).
+    const direct = env.limiter === undefined ? env.direct : undefined
+    const shaped = direct?.shape(httpRequest)
+    return pipeline.retried(env, call, undefined, model, (attempt) => {
+      const context: classify.CallContext = { ...attempt, chunksDelivered: undefined }
+      const general = Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (scope) => {
         let permit: RateLimit.Permit | undefined
         return pipeline.attempt(
-          firstContent(env, call, httpRequest, context, shape, scope),
+          firstContent(
+            streamPull.open(env, call, httpRequest, context, shape.includeUsage, shape.choices, scope),
+            context,
+            (read) => ({ ...read, permit, fused: false })
+          ),
           env,
           context,
-          { duration: env.options.firstChunkTimeout, phase: "firstChunk" },
+          bound,
           {
             estimatedTokens: shape.estimatedTokens,
             actualTokens: attemptTokens,
@@ -136,12 +162,28 @@ const start = (
           },
           scope
         ).pipe(
-          Effect.map((started): Started => ({ ...started, permit })),
-          Effect.onError(() =>
-            Scope.close(scope, Exit.void)
-          )
+          Effect.onError(() => Scope.close(scope, Exit.void))
         )
-      }))
+      })
+      if (direct === undefined || shaped === undefined) return general
+      return streamFast.attempt(
+        env,
+        direct,
+        context,
+        bound,
+        shaped,
+        (response) =>
+          firstContent(
+            streamPull.fromResponse(env, call, response, context, shape.includeUsage, shape.choices, outer),
+            context,
+            (read) => ({ ...read, permit: undefined, fused: true })
+          ),
+        (release) => {
+          ending.release = release
+        },
+        general
+      )
+    })
   })
 
 /** What a stream's usage record needs, filled in as the stream goes. */
@@ -154,49 +196,64 @@ interface Seen {
 }
 
 /**
- * Holds the stream's place in the budget, and records its usage when the
- * stream's scope closes, however it ends: the usage chunk's counts, or an
- * estimate from the text that was seen, or none.
+ * The usage record of a stream, begun at `begun`, written when the stream's
+ * scope closes, however it ends: the usage chunk's counts, or an estimate
+ * from the text that was seen, or none.
  */
-const track = (
+const record = (
   tracker: UsageTracker.UsageTracker.Service,
-  env: Environment,
   chatRequest: ChatCompletionRequest,
   call: CallState,
   seen: Seen,
-  scope: Scope.Scope
-): Effect.Effect<void, InferenceError.InferenceError> =>
-  Effect.clockWith((clock) => {
-    const start = clock.unsafeCurrentTimeMillis()
-    const record = Scope.addFinalizerExit(scope, (exit) =>
-      usage.recordCall(tracker, chatRequest, call, start, {
-        stream: true,
-        reservation: seen.reservation,
-        usage: seen.usage !== undefined
-          ? usage.reported(seen.usage)
-          : seen.generatedChars > 0
-          // Left early, or broke off, before the usage chunk: what was seen of it.
-          ? {
-            promptTokens: seen.reservation?.promptTokens ?? tokens.estimatePromptTokens(chatRequest),
-            completionTokens: Math.ceil(seen.generatedChars / tokens.CHARS_PER_TOKEN),
-            estimated: true
-          }
-          : undefined,
-        ...(seen.failure !== undefined
-          ? { error: seen.failure }
-          : seen.ended
-          ? {}
-          : Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
-          ? { defect: true }
-          : { interrupted: true })
-      }))
-    return Effect.zipRight(
-      record,
-      Effect.map(tracker.reserve(chatRequest, modelsOf(chatRequest.model, env.options.fallback)), (reservation) => {
-        seen.reservation = reservation
-      })
-    )
+  begun: number,
+  exit: Exit.Exit<unknown, unknown>
+): Effect.Effect<unknown> =>
+  usage.recordCall(tracker, chatRequest, call, begun, {
+    stream: true,
+    reservation: seen.reservation,
+    usage: seen.usage !== undefined
+      ? usage.reported(seen.usage)
+      : seen.generatedChars > 0
+      // Left early, or broke off, before the usage chunk: what was seen of it.
+      ? {
+        promptTokens: seen.reservation?.promptTokens ?? tokens.estimatePromptTokens(chatRequest),
+        completionTokens: Math.ceil(seen.generatedChars / tokens.CHARS_PER_TOKEN),
+        estimated: true
+      }
+      : undefined,
+    ...(seen.failure !== undefined
+      ? { error: seen.failure }
+      : seen.ended
+      ? {}
+      : Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
+      ? { defect: true }
+      : { interrupted: true })
   })
+
+/**
+ * Holds the stream's place in the budget, then `then`. A tracker with no
+ * budget has nothing to hold: its reservation is taken in the caller's step.
+ */
+const reserve = <A>(
+  tracker: UsageTracker.UsageTracker.Service,
+  env: Environment,
+  chatRequest: ChatCompletionRequest,
+  seen: Seen,
+  then: Effect.Effect<A, InferenceError.InferenceError>
+): Effect.Effect<A, InferenceError.InferenceError> => {
+  const models = modelsOf(chatRequest.model, env.options.fallback)
+  const now = UsageTrackerInternal.reserveNow(tracker, chatRequest, models)
+  if (now !== undefined) {
+    seen.reservation = now
+    return then
+  }
+  return Effect.zipRight(
+    Effect.map(tracker.reserve(chatRequest, models), (reservation) => {
+      seen.reservation = reservation
+    }),
+    then
+  )
+}
 
 /** What a stream's channel writes, and how it ends. */
 type Out = Channel.Channel<
@@ -228,9 +285,10 @@ const rest = (
   env: Environment,
   started: Started,
   seen: Seen,
-  scope: Scope.Scope
+  scope: Scope.Scope,
+  ending: Ending
 ): Effect.Effect<Out> =>
-  Effect.suspend(() => {
+  Effect.clockWith((clock) => {
     const { context } = started
     const idle = (): Option.Option<InferenceError.InferenceError> =>
       Option.some(
@@ -302,6 +360,15 @@ const rest = (
       }))
       return withPrefix(more)
     }
+    if (started.fused) {
+      // The fused path's idle timer is stopped by the stream's one finalizer, before the attempt is let go of, as
+      // the general path's is by a finalizer of its own.
+      const timer = timeout.unsafeIdleTimer(started.abort, env.options.idleTimeout, clock)
+      if (timer !== undefined) {
+        ending.stopIdle = timer.stop
+        return annotated(Effect.succeed(guarded(timer.guard)))
+      }
+    }
     return annotated(Effect.map(timeout.idleGuard(started.abort, env.options.idleTimeout, scope), guarded))
   })
 
@@ -342,7 +409,8 @@ const live = (
     estimatedTokens: env.limiter === undefined ? 0 : RateLimit.estimateTokens(chatRequest)
   }
   const stream = scopedChannel((scope) =>
-    Effect.suspend(() => {
+    Effect.clockWith((clock) => {
+      const begun = clock.unsafeCurrentTimeMillis()
       const call = callState(chatRequest.model)
       const seen: Seen = {
         failure: undefined,
@@ -351,24 +419,35 @@ const live = (
         generatedChars: 0,
         reservation: undefined
       }
+      const ending: Ending = { stopIdle: undefined, release: undefined }
+      const tracker = env.tracker
+      // The stream's one finalizer of its own, added first so that it runs last: see `Ending`.
+      const finalizer = Scope.addFinalizerExit(scope, (exit) => {
+        ending.stopIdle?.()
+        const released = ending.release?.() ?? Effect.void
+        if (tracker === undefined) return released
+        const recorded = record(tracker, chatRequest, call, seen, begun, exit)
+        return released === Effect.void ? recorded : Effect.zipRight(released, recorded)
+      })
       const started = Effect.flatMap(
         pipeline.call(
           env,
           call,
           chatRequest.model,
-          (model) => start(env, call, chatRequest, extra, model, shape, scope)
+          (model) => start(env, call, chatRequest, extra, model, shape, scope, ending)
         ),
-        (started) => rest(env, started, seen, scope)
+        (started) => rest(env, started, seen, scope, ending)
       )
       // Up to the first content, a failure is the stream's, and its usage record says so (`rest` cannot fail).
-      return Effect.tapError(
-        env.tracker === undefined
-          ? started
-          : Effect.zipRight(track(env.tracker, env, chatRequest, call, seen, scope), started),
-        (error) =>
-          Effect.sync(() => {
-            seen.failure = error
-          })
+      return Effect.zipRight(
+        finalizer,
+        Effect.tapError(
+          tracker === undefined ? started : reserve(tracker, env, chatRequest, seen, started),
+          (error) =>
+            Effect.sync(() => {
+              seen.failure = error
+            })
+        )
       )
     })
   )

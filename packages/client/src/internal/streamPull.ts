@@ -70,23 +70,39 @@ export const open = (
       Effect.mapError(env.http.execute(request), (error) => classify.fromHttpClientError(error, context)),
       scope
     ),
-    (response): Effect.Effect<Opened, InferenceError.InferenceError> => {
-      call.requestId = classify.requestIdOf(response.headers, env.secret)
-      if (response.status < 200 || response.status >= 300) {
-        return responses.failFromResponse(response, context, env.options)
-      }
-      if (!responses.isEventStream(response)) {
-        return Effect.map(
-          responses.completionAsStream(response, context, includeUsage, env.options),
-          (pull) => ({ pull, abort: nothingToAbort })
-        )
-      }
-      return Effect.map(
-        BoundedBody.reader(response, scope),
-        (reader) => eventPull(env, response, reader, context, choices)
-      )
-    }
+    (response) => fromResponse(env, call, response, context, includeUsage, choices, scope)
   )
+
+/**
+ * What `open` does with the response once it has come: a non-2xx answer
+ * classified, a JSON answer turned into chunks, an event stream read.
+ *
+ * @internal
+ */
+export const fromResponse = (
+  env: Environment,
+  call: CallState,
+  response: HttpClientResponse.HttpClientResponse,
+  context: classify.CallContext,
+  includeUsage: boolean,
+  choices: number,
+  scope: Scope.Scope
+): Effect.Effect<Opened, InferenceError.InferenceError> => {
+  call.requestId = classify.requestIdOf(response.headers, env.secret)
+  if (response.status < 200 || response.status >= 300) {
+    return responses.failFromResponse(response, context, env.options)
+  }
+  if (!responses.isEventStream(response)) {
+    return Effect.map(
+      responses.completionAsStream(response, context, includeUsage, env.options),
+      (pull) => ({ pull, abort: nothingToAbort })
+    )
+  }
+  return Effect.map(
+    BoundedBody.reader(response, scope),
+    (reader) => eventPull(env, response, reader, context, choices)
+  )
+}
 
 /**
  * The pull of an event stream's decoded chunks, read from `reader`: each read

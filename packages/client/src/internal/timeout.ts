@@ -11,6 +11,7 @@
  * interrupts the one fiber the attempt runs in (`timeoutFail`).
  */
 import * as Cause from "effect/Cause"
+import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -22,11 +23,19 @@ import * as Scope from "effect/Scope"
 import * as InferenceError from "../InferenceError.js"
 import { currentDeadline, Deadline } from "./undiciHttpClient.js"
 
-/** Effect's own clock, in place unless a layer (TestClock) replaces it. */
-const defaultClock = Effect.runSync(Effect.clock)
+/**
+ * Effect's own clock, in place unless a layer (TestClock) replaces it.
+ *
+ * @internal
+ */
+export const defaultClock = Effect.runSync(Effect.clock)
 
-/** The longest delay a Node timer keeps; a longer one would fire at once. */
-const MAX_TIMER = 2 ** 31 - 1
+/**
+ * The longest delay a Node timer keeps; a longer one would fire at once.
+ *
+ * @internal
+ */
+export const MAX_TIMER = 2 ** 31 - 1
 
 /** What a time bound is given: its duration, and the error when time is up. */
 interface Bound<E1> {
@@ -289,20 +298,38 @@ export const idleGuard = (
   scope: Scope.Scope
 ): Effect.Effect<IdleGuard> =>
   Effect.clockWith((clock) => {
-    const idleMillis = Duration.toMillis(idleTimeout)
-    /** When the read in progress began; `undefined` between reads. */
-    let readingSince: number | undefined
-    let timedOut = false
+    if (clock === defaultClock && Duration.toMillis(idleTimeout) <= MAX_TIMER) {
+      return Effect.suspend(() => {
+        const { guard, stop } = unsafeIdleTimer(abort, idleTimeout, clock)!
+        return Effect.as(Scope.addFinalizer(scope, Effect.sync(stop)), guard)
+      })
+    }
+    const watch = watchdog(abort, idleTimeout, clock)
+    const loop: Effect.Effect<void> = Effect.suspend(() => {
+      const wait = watch.left()
+      return wait <= 0 ? Effect.sync(watch.expire) : Effect.zipRight(Effect.sleep(wait), loop)
+    })
+    return Effect.as(Effect.forkIn(loop, scope), watch.guard)
+  })
+
+/** The guard of `idleGuard`, and what its watchdog needs: how long the read in progress has left, and the expiry. */
+const watchdog = (abort: () => void, idleTimeout: Duration.Duration, clock: Clock.Clock) => {
+  const idleMillis = Duration.toMillis(idleTimeout)
+  /** When the read in progress began; `undefined` between reads. */
+  let readingSince: number | undefined
+  let timedOut = false
+  return {
+    idleMillis,
     /** How long until the read in progress has waited too long (at most `idleTimeout`); 0 or less once it has. */
-    const left = (): number => {
+    left: (): number => {
       const since = readingSince
       return since === undefined ? idleMillis : since + idleMillis - clock.unsafeCurrentTimeMillis()
-    }
-    const expire = () => {
+    },
+    expire: () => {
       timedOut = true
       abort()
-    }
-    const guard: IdleGuard = {
+    },
+    guard: {
       begin: () => {
         readingSince = clock.unsafeCurrentTimeMillis()
       },
@@ -310,21 +337,30 @@ export const idleGuard = (
         readingSince = undefined
       },
       expired: () => timedOut
-    }
-    if (clock === defaultClock && idleMillis <= MAX_TIMER) {
-      return Effect.suspend(() => {
-        const check = () => {
-          const wait = left()
-          if (wait <= 0) expire()
-          else timer = setTimeout(check, wait)
-        }
-        let timer = setTimeout(check, idleMillis)
-        return Effect.as(Scope.addFinalizer(scope, Effect.sync(() => clearTimeout(timer))), guard)
-      })
-    }
-    const watch: Effect.Effect<void> = Effect.suspend(() => {
-      const wait = left()
-      return wait <= 0 ? Effect.sync(expire) : Effect.zipRight(Effect.sleep(wait), watch)
-    })
-    return Effect.as(Effect.forkIn(watch, scope), guard)
-  })
+    } satisfies IdleGuard
+  }
+}
+
+/**
+ * `idleGuard`'s watchdog as a plain timer, started now, and how to stop it: what the fused path of a stream
+ * (streamFast.ts) uses, stopping it in the stream's one finalizer. Only under Effect's own clock and for an
+ * `idleTimeout` a Node timer can keep: otherwise `undefined`, and `idleGuard` it is.
+ *
+ * @internal
+ */
+export const unsafeIdleTimer = (
+  abort: () => void,
+  idleTimeout: Duration.Duration,
+  clock: Clock.Clock
+): { readonly guard: IdleGuard; readonly stop: () => void } | undefined => {
+  if (clock !== defaultClock) return undefined
+  const watch = watchdog(abort, idleTimeout, clock)
+  if (!(watch.idleMillis <= MAX_TIMER)) return undefined
+  const check = () => {
+    const wait = watch.left()
+    if (wait <= 0) watch.expire()
+    else timer = setTimeout(check, wait)
+  }
+  let timer = setTimeout(check, watch.idleMillis)
+  return { guard: watch.guard, stop: () => clearTimeout(timer) }
+}

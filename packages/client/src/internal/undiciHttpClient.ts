@@ -7,11 +7,16 @@
  * interruption completes once undici has failed the request (closing its
  * connection), so that whatever holds a slot for the request (the client's
  * concurrency limit) does not give the slot back while the request is alive.
+ *
+ * Past 400 lines because a transport is one piece: the exchange that watches
+ * undici, the response, the reader of a streamed body, the deadline, and the
+ * send the client's streams call directly (`direct`).
  */
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as undici from "@effect/platform-node/Undici"
 import * as Cookies from "@effect/platform/Cookies"
 import * as Headers from "@effect/platform/Headers"
+import type * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
@@ -37,19 +42,17 @@ const unread = new FinalizationRegistry<AbortController>((controller) => control
 
 type Body = Exclude<undici.Dispatcher.DispatchOptions["body"], undefined>
 
-const requestBody = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<Body> => {
-  const body = request.body
+/** A body held in memory, as undici takes it. */
+const inMemory = (body: Exclude<HttpBody.HttpBody, HttpBody.Stream>): Body => {
   switch (body._tag) {
     case "Empty":
-      return Effect.succeed(null)
+      return null
     case "Uint8Array":
-      return Effect.succeed(body.body)
+      return body.body
     case "Raw":
-      return Effect.succeed(body.body as Body)
+      return body.body as Body
     case "FormData":
-      return Effect.succeed(body.formData as undici.FormData)
-    case "Stream":
-      return NodeStream.toReadable(body.stream)
+      return body.formData as undici.FormData
   }
 }
 
@@ -193,15 +196,17 @@ class UndiciResponse extends Inspectable.Class implements HttpClientResponse.Htt
 
   /** Aborts the request unless undici is done with it, and waits until undici has let go of it. */
   private get abort(): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      unread.unregister(this)
-      // Answered in full or failed: undici has let go of it already. An abort now would only destroy the body's
-      // Node stream with an error whose stack Node formats: 4% of the client's CPU in a profile of 10-chunk
-      // streams (`pnpm --filter @effect-inference/benchmarks bench --scenario "stream short"`).
-      if (this.exchange.isSettled) return Effect.void
-      this.controller.abort()
-      return this.exchange.gone
-    })
+    return Effect.suspend(() => this[BoundedBody.discardNow]())
+  }
+
+  [BoundedBody.discardNow](): Effect.Effect<void> {
+    unread.unregister(this)
+    // Answered in full or failed: undici has let go of it already. An abort now would only destroy the body's
+    // Node stream with an error whose stack Node formats: 4% of the client's CPU in a profile of 10-chunk
+    // streams (`pnpm --filter @effect-inference/benchmarks bench --scenario "stream short"`).
+    if (this.exchange.isSettled) return Effect.void
+    this.controller.abort()
+    return this.exchange.gone
   }
 
   /**
@@ -488,10 +493,23 @@ export const currentDeadline: FiberRef.FiberRef<Deadline | undefined> = globalVa
   () => FiberRef.unsafeMake<Deadline | undefined>(undefined)
 )
 
-/** The clients `make` built: the ones that honour `currentDeadline`. */
+/**
+ * Sends one request straight through undici, linked to `deadline` if there is
+ * one: what every request of this transport does, and what the client's
+ * streams call directly (`direct`), with the deadline handed over rather than
+ * read from `currentDeadline`.
+ *
+ * @internal
+ */
+export type Send = (
+  request: HttpClientRequest.HttpClientRequest,
+  deadline: Deadline | undefined
+) => Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>
+
+/** The clients `make` built (the ones that honour `currentDeadline`), and how each sends a request. */
 const honouring = globalValue(
   Symbol.for("@effect-inference/client/UndiciHttpClient/honouring"),
-  () => new WeakSet<HttpClient.HttpClient>()
+  () => new WeakMap<HttpClient.HttpClient, Send>()
 )
 
 /**
@@ -502,53 +520,65 @@ const honouring = globalValue(
  */
 export const honoursDeadline = (client: HttpClient.HttpClient): boolean => honouring.has(client)
 
+/**
+ * How `client` sends a request, if it is this transport (unwrapped): its
+ * `execute` with no `HttpClient` around it and the deadline given.
+ *
+ * @internal
+ */
+export const direct = (client: HttpClient.HttpClient): Send | undefined => honouring.get(client)
+
 /** @internal */
 export const make = (dispatcher: undici.Dispatcher): HttpClient.HttpClient => {
-  const client = makeClient(dispatcher)
-  honouring.add(client)
+  const send = makeSend(dispatcher)
+  const client = HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
+    (effect) =>
+      Effect.flatMap(
+        effect,
+        (request) => Effect.withFiberRuntime((fiber) => send(request, fiber.getFiberRef(currentDeadline)))
+      ),
+    Effect.succeed
+  )
+  honouring.set(client, send)
   return client
 }
 
-const makeClient = (dispatcher: undici.Dispatcher): HttpClient.HttpClient =>
-  HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
-    (effect) =>
-      Effect.flatMap(effect, (request) => {
-        const url = UrlParams.makeUrl(request.url, request.urlParams, request.hash)
-        if (url._tag === "Left") {
-          return Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: url.left }))
-        }
-        return Effect.flatMap(requestBody(request), (body) =>
-          Effect.withFiberRuntime((fiber) => {
-            const deadline = fiber.getFiberRef(currentDeadline)
-            return Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>((resume) => {
-              const controller = new AbortController()
-              if (deadline !== undefined) deadline.link(() => controller.abort())
-              const exchange = new Exchange(dispatcher)
-              exchange.request({
-                signal: controller.signal,
-                method: request.method,
-                headers: request.headers,
-                origin: url.right.origin,
-                path: url.right.pathname + url.right.search,
-                body,
-                // Timeouts are the caller's (Effect.timeout and the like), not the socket's.
-                headersTimeout: 0,
-                bodyTimeout: 0
-              }).then(
-                (response) => resume(Effect.succeed(new UndiciResponse(request, response, controller, exchange))),
-                (cause) =>
-                  resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause })))
-              )
-              // The interruption completes once undici has failed the request (and closed its connection).
-              return Effect.suspend(() => {
-                controller.abort()
-                return exchange.gone
-              })
-            })
-          }))
-      }),
-    Effect.succeed
-  )
+const makeSend = (dispatcher: undici.Dispatcher): Send => (request, deadline) => {
+  const url = UrlParams.makeUrl(request.url, request.urlParams, request.hash)
+  if (url._tag === "Left") {
+    return Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: url.left }))
+  }
+  const sendBody = (body: Body) =>
+    Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>((resume) => {
+      const controller = new AbortController()
+      if (deadline !== undefined) deadline.link(() => controller.abort())
+      const exchange = new Exchange(dispatcher)
+      exchange.request({
+        signal: controller.signal,
+        method: request.method,
+        headers: request.headers,
+        origin: url.right.origin,
+        path: url.right.pathname + url.right.search,
+        body,
+        // Timeouts are the caller's (Effect.timeout and the like), not the socket's.
+        headersTimeout: 0,
+        bodyTimeout: 0
+      }).then(
+        (response) => resume(Effect.succeed(new UndiciResponse(request, response, controller, exchange))),
+        (cause) => resume(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause })))
+      )
+      // The interruption completes once undici has failed the request (and closed its connection).
+      return Effect.suspend(() => {
+        controller.abort()
+        return exchange.gone
+      })
+    })
+  // A body in memory (every body the client sends) is handed over in the same step.
+  const body = request.body
+  return body._tag === "Stream"
+    ? Effect.flatMap(NodeStream.toReadable(body.stream), sendBody)
+    : sendBody(inMemory(body))
+}
 
 /** @internal */
 export const makeScoped = (

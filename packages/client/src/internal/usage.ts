@@ -40,15 +40,16 @@ export const recordCall = (
   start: number,
   ending: Omit<UsageTracker.CallRecord, "model" | "latency" | "attempts" | "requestId" | "messages">
 ): Effect.Effect<UsageTracker.UsageEvent> =>
-  Effect.flatMap(Clock.currentTimeMillis, (end) =>
+  Effect.clockWith((clock) =>
     tracker.record({
       model: call.model ?? request.model,
-      latency: Duration.millis(end - start),
+      latency: Duration.millis(clock.unsafeCurrentTimeMillis() - start),
       attempts: call.attempts,
       requestId: call.requestId,
       messages: request.messages,
       ...ending
-    }))
+    })
+  )
 
 /**
  * The usage a server reported, checked (see `UsageTracker.callUsage`).

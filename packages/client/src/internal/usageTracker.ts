@@ -18,6 +18,7 @@
  * and state; each part that reads none of them has a module of its own.
  */
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -222,12 +223,16 @@ const spend = (
 // Log lines and alerts
 // ---------------------------------------------------------------------------
 
-const logUsage = (resolved: Resolved, event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
-  resolved.logLevel._tag === "None" ? Effect.void : FiberRef.getWith(
-    FiberRef.currentMinimumLogLevel,
-    // Below the minimum level the line would be dropped anyway: skip building its annotations.
-    (minimum) => LogLevel.lessThan(resolved.logLevel, minimum) ? Effect.void : logLine(resolved, event, call)
-  )
+/** The log line of a call, unless it is below `minimum` (the fiber's minimum level): then it is not built. */
+const logUsage = (
+  resolved: Resolved,
+  event: UsageEvent,
+  call: UsageTracker.CallRecord,
+  minimum: LogLevel.LogLevel
+): Effect.Effect<void> =>
+  resolved.logLevel._tag === "None" || LogLevel.lessThan(resolved.logLevel, minimum)
+    ? Effect.void
+    : logLine(resolved, event, call)
 
 const logLine = (resolved: Resolved, event: UsageEvent, call: UsageTracker.CallRecord): Effect.Effect<void> =>
   Effect.logWithLevel(resolved.logLevel, "Inference usage").pipe(
@@ -324,6 +329,29 @@ export const makeResolved = (
     const byModel = new Map<string, MutableSummary>()
     const unpricedWarned = new Set<string>()
 
+    /** A call's reservation, before the budget holds it: its estimate, priced at the dearest of `models`. */
+    const estimate = (
+      request: ChatCompletionRequestInput,
+      models: ReadonlyArray<string> | undefined
+    ): UsageTracker.Reservation | InferenceError.InvalidRequestError => {
+      const promptTokens = tokens.estimatePromptTokens(request)
+      const completionTokens = tokens.estimateCompletionTokens(request)
+      let cost = 0
+      for (const model of models ?? [request.model]) {
+        const price = pricing.upperCostOf(resolved.prices, model, promptTokens, completionTokens)
+        if (price === undefined) {
+          if (resolved.usd === undefined) continue
+          return new InferenceError.InvalidRequestError({
+            path: "model",
+            issue:
+              `"${model}" has no price in the usage tracker, so the dollar budget cannot hold its cost: add it to prices`
+          })
+        }
+        cost = Math.max(cost, price)
+      }
+      return { model: request.model, promptTokens, completionTokens, usd: cost }
+    }
+
     const reserve = (
       request: ChatCompletionRequestInput,
       models?: ReadonlyArray<string>
@@ -335,56 +363,33 @@ export const makeResolved = (
         UsageTracker.Reservation,
         InferenceError.BudgetExceededError | InferenceError.InvalidRequestError | InferenceError.CoordinationError
       > => {
-        const promptTokens = tokens.estimatePromptTokens(request)
-        const completionTokens = tokens.estimateCompletionTokens(request)
-        let cost = 0
-        for (const model of models ?? [request.model]) {
-          const price = pricing.upperCostOf(resolved.prices, model, promptTokens, completionTokens)
-          if (price === undefined) {
-            if (resolved.usd === undefined) continue
-            return Effect.fail(
-              new InferenceError.InvalidRequestError({
-                path: "model",
-                issue:
-                  `"${model}" has no price in the usage tracker, so the dollar budget cannot hold its cost: add it to prices`
-              })
-            )
-          }
-          cost = Math.max(cost, price)
-        }
-        const reservation: UsageTracker.Reservation = {
-          model: request.model,
-          promptTokens,
-          completionTokens,
-          usd: cost
-        }
+        const reservation = estimate(request, models)
+        if (reservation instanceof InferenceError.InvalidRequestError) return Effect.fail(reservation)
         return budget === undefined ? Effect.succeed(reservation) : hold(budget, reservation)
       })
 
     const record = (call: UsageTracker.CallRecord): Effect.Effect<UsageEvent> =>
-      // The clock and the metric labels read once: this runs after every call.
-      Effect.clockWith((clock) =>
-        FiberRef.getWith(
-          FiberRef.currentMetricLabels,
-          (labels) => {
-            const used = usageOf(call)
-            const cost = pricing.costOf(
-              resolved.prices,
-              call.model,
-              used.promptTokens,
-              used.completionTokens,
-              used.cachedTokens
-            )
-            const event = eventOf(call, used, cost, clock.unsafeCurrentTimeMillis())
-            // Uninterruptible from the budget's settlement to the totals: a call is counted in both or in neither.
-            return budget === undefined
-              ? count(call, event, used, [], labels)
-              : Effect.flatten(Effect.uninterruptible(
-                Effect.map(spend(budget, call, event), (alerts) => count(call, event, used, alerts, labels))
-              ))
-          }
+      // The clock, the metric labels and the minimum log level read in one step: this runs after every call.
+      Effect.withFiberRuntime((fiber) => {
+        const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
+        const minimum = fiber.getFiberRef(FiberRef.currentMinimumLogLevel)
+        const used = usageOf(call)
+        const cost = pricing.costOf(
+          resolved.prices,
+          call.model,
+          used.promptTokens,
+          used.completionTokens,
+          used.cachedTokens
         )
-      )
+        const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+        const event = eventOf(call, used, cost, now)
+        // Uninterruptible from the budget's settlement to the totals: a call is counted in both or in neither.
+        return budget === undefined
+          ? count(call, event, used, [], labels, minimum)
+          : Effect.flatten(Effect.uninterruptible(
+            Effect.map(spend(budget, call, event), (alerts) => count(call, event, used, alerts, labels, minimum))
+          ))
+      })
 
     /**
      * Adds the call to the totals and the metrics in one synchronous step, and
@@ -395,7 +400,8 @@ export const makeResolved = (
       event: UsageEvent,
       used: Used,
       budgetAlerts: ReadonlyArray<BudgetAlert>,
-      labels: ReadonlyArray<MetricLabel.MetricLabel>
+      labels: ReadonlyArray<MetricLabel.MetricLabel>,
+      minimum: LogLevel.LogLevel
     ): Effect.Effect<UsageEvent> => {
       const alerts: Array<Alert> = [...budgetAlerts]
       addTo(overall, event)
@@ -414,7 +420,7 @@ export const makeResolved = (
       }
       observe(event, labels)
       let after: Effect.Effect<unknown> = Effect.zipRight(
-        logUsage(resolved, event, call),
+        logUsage(resolved, event, call, minimum),
         PubSub.publish(eventHub, event)
       )
       if (used.invalid !== undefined) {
@@ -458,7 +464,7 @@ export const makeResolved = (
       ? Effect.succeed([])
       : Effect.orDie(budget.store.status({ key: budget.key, limits: budget.limits }))
 
-    return {
+    const tracker: UsageTracker.UsageTracker.Service = {
       reserve,
       record,
       costOf: (model, promptTokens, completionTokens, cachedTokens) =>
@@ -471,7 +477,36 @@ export const makeResolved = (
       alerts: Stream.fromPubSub(alertHub),
       subscribeAlerts: PubSub.subscribe(alertHub)
     }
+    if (budget === undefined) unheld.set(tracker, estimate)
+    return tracker
   })
+
+/** The trackers `makeResolved` made with no budget, whose reservation is its estimate, held nowhere. */
+const unheld = new WeakMap<
+  UsageTracker.UsageTracker.Service,
+  (
+    request: ChatCompletionRequestInput,
+    models: ReadonlyArray<string> | undefined
+  ) => UsageTracker.Reservation | InferenceError.InvalidRequestError
+>()
+
+/**
+ * `tracker.reserve(request, models)` in the caller's step, when the tracker is one of `makeResolved`'s with no
+ * budget (nothing to hold: the reservation is the estimate); `undefined` otherwise, and `reserve` it is (see
+ * streamFast.ts).
+ *
+ * @internal
+ */
+export const reserveNow = (
+  tracker: UsageTracker.UsageTracker.Service,
+  request: ChatCompletionRequestInput,
+  models: ReadonlyArray<string>
+): UsageTracker.Reservation | undefined => {
+  const reservation = unheld.get(tracker)?.(request, models)
+  return reservation === undefined || reservation instanceof InferenceError.InvalidRequestError
+    ? undefined
+    : reservation
+}
 
 const safeJson = (value: unknown): string => {
   try {
