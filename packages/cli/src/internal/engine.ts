@@ -324,7 +324,7 @@ export const run = (
     let alreadySucceeded = 0
     let alreadyFailed = 0
     let retried = 0
-    yield* Stream.runForEach(Input.rows(options.input, options.shard, scan.duplicateLines, () => true), (row) =>
+    yield* Stream.runForEach(Input.rows(options.input, options.shard, scan.skipLines, () => true), (row) =>
       Effect.sync(() => {
         if (prior.succeeded.has(row.customId)) {
           alreadySucceeded++
@@ -343,7 +343,7 @@ export const run = (
     }
     const estimate = alreadySucceeded + alreadyFailed === 0
       ? scan.models
-      : yield* estimateOf(options, scan.duplicateLines, wanted)
+      : yield* estimateOf(options, scan.skipLines, wanted)
     const total = scan.inShard - alreadySucceeded - alreadyFailed
 
     const tracker = yield* Effect.serviceOption(UsageTracker.UsageTracker)
@@ -406,7 +406,7 @@ export const run = (
       const out = yield* Lines.appender(options.output)
       const err = yield* Lines.appender(errors)
       const journalFile = yield* Lines.appender(journal)
-      const rows = Input.rows(options.input, options.shard, scan.duplicateLines, wanted).pipe(
+      const rows = Input.rows(options.input, options.shard, scan.skipLines, wanted).pipe(
         Stream.map((row): Row => ({ customId: row.customId, body: row.body }))
       )
       const results = process(rows, {

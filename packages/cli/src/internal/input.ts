@@ -103,8 +103,8 @@ export interface Scan {
   /** The first problems, in line order (at most `MAX_PROBLEMS`). */
   readonly problems: ReadonlyArray<RowProblem>
   readonly problemCount: number
-  /** Lines whose `custom_id` an earlier line has: left out of a run with `skipInvalid`. */
-  readonly duplicateLines: ReadonlySet<number>
+  /** Lines that are invalid, or whose `custom_id` an earlier line has: left out of a run with `skipInvalid`. */
+  readonly skipLines: ReadonlySet<number>
   /** The rows of this shard by model, in the order the models first appear. */
   readonly models: ReadonlyArray<ModelEstimate>
 }
@@ -154,7 +154,7 @@ export const scan = (
   Effect.suspend(() => {
     const seen = new Map<string, number>()
     const problems: Array<RowProblem> = []
-    const duplicateLines = new Set<number>()
+    const skipLines = new Set<number>()
     let problemCount = 0
     let rows = 0
     let inShardCount = 0
@@ -168,11 +168,14 @@ export const scan = (
         const parsed = parse(line)
         if (parsed === undefined) return
         rows++
-        if (Either.isLeft(parsed)) return report(parsed.left)
+        if (Either.isLeft(parsed)) {
+          skipLines.add(line.number)
+          return report(parsed.left)
+        }
         const row = parsed.right
         const first = seen.get(row.customId)
         if (first !== undefined) {
-          duplicateLines.add(line.number)
+          skipLines.add(line.number)
           return report({
             line: line.number,
             customId: row.customId,
@@ -189,7 +192,7 @@ export const scan = (
           inShard: inShardCount,
           problems,
           problemCount,
-          duplicateLines,
+          skipLines,
           models: models.result()
         }))
       )
@@ -197,8 +200,10 @@ export const scan = (
 
 /**
  * The valid rows of the file in this shard that `wanted` accepts, in file order,
- * read again from the file (the first pass has checked them). `skipLines` are
- * the lines of repeated `custom_id`s the first pass found.
+ * read again from the file. The first pass has checked them, so a row is only
+ * parsed here (the client checks its body again before sending it, so a file
+ * changed since is still refused row by row); `skipLines` are the lines the
+ * first pass found invalid or repeated.
  */
 export const rows = (
   path: string,
@@ -207,8 +212,16 @@ export const rows = (
   wanted: (customId: string) => boolean
 ): Stream.Stream<Row, FileError> =>
   Stream.filterMap(Lines.read(path), (line) => {
-    const parsed = parse(line)
-    if (parsed === undefined || Either.isLeft(parsed) || skipLines.has(line.number)) return Option.none()
-    const row = parsed.right
-    return inShard(row.customId, shard) && wanted(row.customId) ? Option.some(row) : Option.none()
+    if (line.tooLong || skipLines.has(line.number) || line.text.trim() === "") return Option.none()
+    let value: { readonly custom_id?: unknown; readonly body?: unknown }
+    try {
+      value = JSON.parse(line.text)
+    } catch {
+      return Option.none()
+    }
+    const customId = value?.custom_id
+    if (typeof customId !== "string" || typeof value.body !== "object" || value.body === null) return Option.none()
+    return inShard(customId, shard) && wanted(customId)
+      ? Option.some({ customId, body: value.body as ChatCompletion.ChatCompletionRequest, line: line.number })
+      : Option.none()
   })
