@@ -226,6 +226,25 @@ describe("Batch.run against the simulator", () => {
       assert.isAtMost(real.usd, estimate.usd!.max)
     }).pipe(Effect.scoped, Effect.provide(Sim.simulator())))
 
+  it.live("takes rows as the client's adaptive limit sends them, so a stop leaves the rest untaken", () =>
+    Effect.gen(function*() {
+      const dir = yield* Files.tempDir
+      const { input, output } = files(dir)
+      yield* Files.writeRows(input, 300)
+      const summary = yield* Batch.run({ input, output, stop: Effect.sleep("1200 millis"), grace: "10 seconds" }).pipe(
+        Effect.provide(Sim.client({ adaptiveConcurrency: { initial: 4, min: 1, max: 4 }, maxConcurrency: 64 }))
+      )
+      const sent = yield* Sim.requestsById
+      // 4 in flight at 100 ms an answer. Before the first answer the runner takes 32 rows (the limit the client
+      // starts with by default), 800 ms of work; then the limit and 2 more: about 16 rows by the stop and 6 taken
+      // at it, some 54 in all. Taking the default 256 rows at once, as a fixed window does, sends them all, each
+      // waiting for one of the 4 slots.
+      assert.isAtMost(sent.size, 100)
+      assert.strictEqual(summary.succeeded, sent.size)
+      assert.strictEqual(summary.stopped?.reason, "interrupted")
+      assert.strictEqual(summary.pending, 300 - sent.size)
+    }).pipe(Effect.scoped, Effect.provide(Sim.simulator({ firstByte: "100 millis" }))))
+
   it.live("stops taking rows before the budget would pass, and a larger budget finishes the rest", () =>
     Effect.gen(function*() {
       const dir = yield* Files.tempDir

@@ -65,6 +65,9 @@ export const stopsRun = (error: InferenceError.InferenceError): boolean =>
 /** Default rows in flight at once: the client's own limits decide how many are sent. */
 export const DEFAULT_CONCURRENCY = 256
 
+/** Rows taken before the first answer when the client may have adaptive concurrency: the limit it starts at. */
+const FIRST_WINDOW = 32
+
 /**
  * Sends each row through the client, `concurrency` at once, results as they
  * finish. After a result whose error {@link stopsRun}, no further row is taken
@@ -81,11 +84,17 @@ export const DEFAULT_CONCURRENCY = 256
  * CPU a row in Effect 3.22 (its permits wake every waiting fiber at each
  * release), which made it most of the runner's cost; here the semaphore has one
  * waiter, the dispatcher, at most.
+ *
+ * `window`, read before each row is handed out and after each finishes, lowers
+ * the permits below `concurrency`: `run` sets it to what the client can send
+ * at once (its adaptive limit), so that rows are taken as the client can send
+ * them rather than queued inside it, where a stop could no longer hold them back.
  */
 export const process = <E, R>(
   rows: Stream.Stream<Row, E, R>,
   options: {
     readonly concurrency?: number | undefined
+    readonly window?: Effect.Effect<number | undefined> | undefined
     readonly stop?: Effect.Effect<void> | undefined
     readonly onTake?: ((row: Row) => void) | undefined
   } = {}
@@ -97,7 +106,16 @@ export const process = <E, R>(
     if (options.stop !== undefined) {
       yield* Effect.forkScoped(Effect.zipRight(options.stop, Deferred.succeed(stopped, undefined)))
     }
-    const permits = yield* Effect.makeSemaphore(concurrency)
+    let size = concurrency
+    const permits = yield* Effect.makeSemaphore(size)
+    const fit: Effect.Effect<void> = options.window === undefined
+      ? Effect.void
+      : Effect.flatMap(options.window, (window) => {
+        const next = window === undefined ? concurrency : Math.max(1, Math.min(concurrency, Math.floor(window)))
+        if (next === size) return Effect.void
+        size = next
+        return permits.resize(next)
+      })
     // At most `concurrency` results wait for the consumer: a row's permit is given back once its result is queued.
     const results = yield* Effect.acquireRelease(
       Queue.bounded<Take.Take<Result, E>>(concurrency + 1),
@@ -114,20 +132,23 @@ export const process = <E, R>(
           )
         ),
         Effect.flatMap((result) => Queue.offer(results, Take.of(result))),
-        Effect.ensuring(permits.release(1))
+        Effect.ensuring(Effect.zipRight(permits.release(1), fit))
       )
     const dispatch: Effect.Effect<void, never, R> = rows.pipe(
       Stream.interruptWhen(Deferred.await(stopped)),
       Stream.runForEach((row) =>
-        Effect.flatMap(permits.take(1), () =>
-          Effect.flatMap(Deferred.isDone(stopped), (done) => {
+        fit.pipe(
+          Effect.zipRight(permits.take(1)),
+          Effect.zipRight(Deferred.isDone(stopped)),
+          Effect.flatMap((done) => {
             if (done) return Effect.asVoid(permits.release(1))
             options.onTake?.(row)
             return Effect.asVoid(FiberSet.run(calls, call(row)))
-          }))
+          })
+        )
       ),
-      // Every permit back: every call taken has queued its result.
-      Effect.zipRight(permits.take(concurrency)),
+      // Every call taken has queued its result.
+      Effect.zipRight(FiberSet.awaitEmpty(calls)),
       Effect.matchCauseEffect({
         onSuccess: () => Queue.offer(results, Take.end),
         onFailure: (cause: Cause.Cause<E>) => Queue.offer(results, Take.failCause(cause))
@@ -364,14 +385,30 @@ export const run = (
         stopped ??= { reason: "interrupted", message: "interrupted: no further rows were taken" }
       }))
 
+    // The adaptive limits of the input's models, added up; `undefined` while none is set (adaptive concurrency
+    // off, or no call made yet).
+    const gauges = models.map((model) => Metric.tagged(InferenceClient.concurrencyLimit, "model", model))
+    const limitNow: Effect.Effect<number | undefined> = Effect.map(
+      Effect.forEach(gauges, Metric.value),
+      (states) => {
+        let limit: number | undefined
+        for (const { value } of states) if (value > 0) limit = (limit ?? 0) + value
+        return limit
+      }
+    )
+    // Rows taken at once: the adaptive limit and a few more, so a slot the client frees finds a row waiting; before
+    // the limit is known, as many as the client starts with; with no adaptive limit, `concurrency`.
+    const window = Effect.map(limitNow, (limit) =>
+      limit !== undefined
+        ? limit + Math.max(2, Math.ceil(limit / 8))
+        : succeeded + failed === 0
+        ? FIRST_WINDOW
+        : undefined)
+
     const progress = (): Effect.Effect<Progress> =>
       Effect.gen(function*() {
         const now = yield* totalsOf(tracker)
-        let limit: number | undefined
-        for (const model of models) {
-          const value = (yield* Metric.value(Metric.tagged(InferenceClient.concurrencyLimit, "model", model))).value
-          if (value > 0) limit = (limit ?? 0) + value
-        }
+        const limit = yield* limitNow
         const elapsedMillis = Date.now() - started
         const done = succeeded + failed
         const rowsPerSecond = elapsedMillis > 0 ? done / (elapsedMillis / 1000) : 0
@@ -411,6 +448,7 @@ export const run = (
       )
       const results = process(rows, {
         concurrency: options.concurrency,
+        window,
         stop: Effect.race(interrupted, Deferred.await(stop)),
         onTake: (row) => {
           inFlight++
