@@ -11,8 +11,9 @@
  *   it), `--latency-rows` rows (default 3,000): goodput against the ideal 64 / 500 ms = 128 rows per second,
  *   and the share of requests answered 429.
  *
- * Both run as the command runs with `--concurrency auto` (the default): rows taken 256 at a time, the
- * client's adaptive concurrency up to 256 in flight, a `UsageTracker` for tokens and cost.
+ * Both run as the command runs with `--concurrency auto` (the default): the client's adaptive concurrency up
+ * to 256 in flight, rows taken as it lets them out (its limit and a few more), a `UsageTracker` for tokens
+ * and cost.
  *
  *   pnpm --filter @effect-inference/benchmarks batch [--rows 20000] [--latency-rows 3000] [--rounds 3]
  *     [--cases overhead,latency]
@@ -336,9 +337,11 @@ const overhead = async (rows: number, rounds: number) => {
   }
   const batchCpu = median(results.batch.map((r) => r.cpuMicros / r.rows))
   const clientCpu = median(results.client.map((r) => r.cpuMicros / r.rows))
+  const difference = batchCpu - clientCpu
+  const share = Math.abs((batchCpu / clientCpu - 1) * 100).toFixed(0)
   process.stdout.write(
-    `\nThe runner over the client: ${(batchCpu - clientCpu).toFixed(0)} µs of CPU per row ` +
-      `(${((batchCpu / clientCpu - 1) * 100).toFixed(0)}% more than the client alone).\n`
+    `\nThe whole run against the client alone: ${Math.abs(difference).toFixed(0)} µs of CPU per row ` +
+      `${difference >= 0 ? "more" : "less"} (${share}% ${difference >= 0 ? "more" : "less"}).\n`
   )
 }
 
