@@ -31,11 +31,10 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
-import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
+import { option, reportResult, spawnScript, startSimulator, stopChildren } from "./processes.js"
 
 const API_KEY = "bench-key"
 const MODEL = "meta-llama/Llama-3.1-8B-Instruct"
@@ -43,13 +42,7 @@ const LATENCY_MS = 500
 const LIMIT = 64
 /** As the command's `--concurrency auto`: adaptive concurrency up to this many in flight. */
 const AUTO_MAX = 256
-const packageDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 
-const argv = process.argv.slice(2)
-const option = (name: string): string | undefined => {
-  const at = argv.indexOf(`--${name}`)
-  return at === -1 ? undefined : argv[at + 1]
-}
 const whole = (name: string, fallback: number): number => {
   const value = option(name)
   const n = value === undefined ? fallback : Number(value)
@@ -152,31 +145,17 @@ const measured = (kind: Kind, url: string, input: string, output: string, rows: 
   }).pipe(Effect.provide(live(url)), Effect.runPromise)
 
 /** `--run <kind> --url <url> --input <file> --output <file> --rows <n>`: prints `RESULT <json>`. */
-const runOne = (kind: Kind) => {
-  // Stop with the suite: a run whose parent has gone has nobody to report to.
-  process.stdin.on("end", () => process.exit(1))
-  process.stdin.resume()
-  measured(kind, option("url")!, option("input")!, option("output")!, Number(option("rows"))).then(
-    (result) => {
-      process.stdout.write(`RESULT ${JSON.stringify(result)}\n`)
-      process.exit(0)
-    },
-    (error) => {
-      process.stderr.write(`${String(error)}\n`)
-      process.exit(1)
-    }
-  )
-}
+const runOne = (kind: Kind) =>
+  reportResult(() => measured(kind, option("url")!, option("input")!, option("output")!, Number(option("rows"))))
 
 // ---------------------------------------------------------------------------
 // The suite: files, processes, tables
 // ---------------------------------------------------------------------------
 
-const children = new Set<ChildProcess>()
 let workDir: string | undefined
 
 const stopAll = () => {
-  for (const child of children) child.kill("SIGKILL")
+  stopChildren("SIGKILL")
   if (workDir !== undefined) fs.rmSync(workDir, { recursive: true, force: true })
   workDir = undefined
 }
@@ -188,62 +167,12 @@ const fail = (message: string): never => {
   return process.exit(1)
 }
 
-/** A node process on a script of this package; its stdout comes line by line to `onLine`. */
-const spawnScript = (args: ReadonlyArray<string>, onLine: (line: string) => void) => {
-  const child = spawn(process.execPath, ["--conditions=@effect-inference/source", "--import", "tsx", ...args], {
-    cwd: packageDir,
-    stdio: ["pipe", "pipe", "pipe"]
-  })
-  children.add(child)
-  const exited = new Promise<number | null>((resolve) =>
-    child.on("exit", (code) => {
-      children.delete(child)
-      resolve(code)
-    })
-  )
-  let errors = ""
-  child.stderr!.setEncoding("utf8")
-  child.stderr!.on("data", (text: string) => errors += text)
-  let buffered = ""
-  child.stdout!.setEncoding("utf8")
-  child.stdout!.on("data", (text: string) => {
-    buffered += text
-    const lines = buffered.split("\n")
-    buffered = lines.pop()!
-    lines.forEach(onLine)
-  })
-  return { child, exited, errors: () => errors }
-}
-
-/** The simulator (server.ts) with `args`: its URL, its counts of chat requests by outcome, and a stop. */
+/** The simulator (server.ts) with `args`, once it listens: its URL, its counts of chat requests, and a stop. */
 const startServer = async (args: ReadonlyArray<string>) => {
-  let onReady: (url: string) => void = () => {}
-  let onStats: (stats: Record<string, number>) => void = () => {}
-  const ready = new Promise<string>((resolve) => onReady = resolve)
-  const server = spawnScript(["src/server.ts", ...args], (line) => {
-    if (line.startsWith("READY ")) onReady(line.slice("READY ".length))
-    else if (line.startsWith("STATS ")) onStats(JSON.parse(line.slice("STATS ".length)) as Record<string, number>)
-  })
-  const url = await Promise.race([
-    ready,
-    server.exited.then(() => undefined),
-    new Promise<undefined>((resolve) => setTimeout(resolve, 30_000))
-  ])
-  if (url === undefined) return fail(`the simulator did not start: ${server.errors()}`)
-  return {
-    url,
-    stats: () => {
-      const stats = new Promise<Record<string, number>>((resolve) => onStats = resolve)
-      server.child.stdin!.write("stats\n")
-      return stats
-    },
-    stop: async () => {
-      server.child.stdin!.end()
-      const timer = setTimeout(() => server.child.kill("SIGKILL"), 5_000)
-      await server.exited
-      clearTimeout(timer)
-    }
-  }
+  const server = startSimulator(args)
+  const url = await server.ready
+  if (url === undefined) return fail(`the simulator did not start: ${server.script.errors()}`)
+  return { ...server, url }
 }
 
 /** Writes `rows` rows in the OpenAI Batch API's input format. */
@@ -361,7 +290,7 @@ const latency = async (rows: number) => {
   const result = await measure("batch", server.url, input, rows)
   // The last responses' closes reach the simulator's log a moment after the client has them.
   await new Promise((resolve) => setTimeout(resolve, 200))
-  const stats = await Promise.race([server.stats(), new Promise<undefined>((resolve) => setTimeout(resolve, 5_000))])
+  const stats = await server.stats()
   await server.stop()
   const ideal = LIMIT / (LATENCY_MS / 1000)
   const goodput = result.succeeded / (result.wallMs / 1000)

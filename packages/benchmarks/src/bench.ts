@@ -19,6 +19,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { type ClientName, clients, type Result } from "./clients.js"
+import { type Simulator, startSimulator, stopChildren } from "./processes.js"
 import { summarise } from "./profile.js"
 
 // ---------------------------------------------------------------------------
@@ -29,17 +30,14 @@ const packageDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), ".
 const repoDir = path.resolve(packageDir, "..", "..")
 const docsFile = path.join(repoDir, "docs", "benchmarks.md")
 
-const servers: Array<ChildProcess> = []
+const servers: Array<Simulator> = []
 let stopping = false
 let current: ChildProcess | undefined
 
 /** Stops the servers and the run in progress, if any. */
 const stopAll = () => {
   current?.kill("SIGTERM")
-  for (const server of servers) {
-    server.stdin?.end()
-    if (server.exitCode === null) server.kill("SIGTERM")
-  }
+  stopChildren("SIGTERM")
 }
 
 /** Stops the suite: a benchmark that goes wrong has no figures to give. */
@@ -150,55 +148,21 @@ interface Server {
   readonly url: string
 }
 
-const startServer = (name: string, answerTokens: number, perToken: number): Promise<Server> =>
-  new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      [
-        "--conditions=@effect-inference/source",
-        "--import",
-        "tsx",
-        "src/server.ts",
-        "--answer-tokens",
-        String(answerTokens),
-        "--per-token",
-        String(perToken)
-      ],
-      { cwd: packageDir, stdio: ["pipe", "pipe", "inherit"] }
-    )
-    servers.push(child)
-    let output = ""
-    const timer = setTimeout(() => fail(`server "${name}" did not print READY within 30 s`), 30_000)
-    child.on("error", (error) => fail(`server "${name}" did not start: ${error.message}`))
-    child.on("exit", (code, signal) => {
-      if (!stopping) fail(`server "${name}" stopped (${signal ?? `exit code ${code}`})`)
-    })
-    child.stdout!.setEncoding("utf8")
-    child.stdout!.on("data", (text: string) => {
-      output += text
-      const ready = output.match(/^READY (\S+)/m)
-      if (ready !== null) {
-        clearTimeout(timer)
-        child.stdout!.removeAllListeners("data")
-        child.stdout!.resume()
-        resolve({ name, url: ready[1]! })
-      }
-    })
+const startServer = async (name: string, answerTokens: number, perToken: number): Promise<Server> => {
+  const server = startSimulator(["--answer-tokens", String(answerTokens), "--per-token", String(perToken)], {
+    stderr: "inherit"
   })
+  servers.push(server)
+  server.script.process.on("error", (error) => fail(`server "${name}" did not start: ${error.message}`))
+  server.script.process.on("exit", (code, signal) => {
+    if (!stopping) fail(`server "${name}" stopped (${signal ?? `exit code ${code}`})`)
+  })
+  const url = await server.ready
+  return url === undefined ? fail(`server "${name}" did not print READY within 30 s`) : { name, url }
+}
 
 /** Ends each server's input (which stops it) and waits for it, killing it after 5 s. */
-const stopServers = () =>
-  Promise.all(servers.map((server) =>
-    new Promise<void>((resolve) => {
-      if (server.exitCode !== null || server.signalCode !== null) return resolve()
-      const timer = setTimeout(() => server.kill("SIGKILL"), 5_000)
-      server.on("exit", () => {
-        clearTimeout(timer)
-        resolve()
-      })
-      server.stdin!.end()
-    })
-  ))
+const stopServers = () => Promise.all(servers.map((server) => server.stop()))
 
 // ---------------------------------------------------------------------------
 // Runs

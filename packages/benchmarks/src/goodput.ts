@@ -28,26 +28,16 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { type ChildProcess, spawn } from "node:child_process"
 import * as os from "node:os"
-import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import OpenAI from "openai"
 import pLimit from "p-limit"
+import { option, reportResult, spawnScript, startSimulator, stopChildren } from "./processes.js"
 
 const API_KEY = "bench-key"
 const MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 const LATENCY_MS = 200
 const CALLER_CONCURRENCY = 256
 const SDK_CONCURRENCY = 64
-const packageDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
-
-const argv = process.argv.slice(2)
-
-const option = (name: string): string | undefined => {
-  const at = argv.indexOf(`--${name}`)
-  return at === -1 ? undefined : argv[at + 1]
-}
 
 const body = {
   model: MODEL,
@@ -190,24 +180,12 @@ const sdkRun = async (url: string, calls: number): Promise<RunResult> => {
 }
 
 /** `--run <client> --url <url> --calls <n>`: prints `HALF <epoch ms>` halfway and `RESULT <json>` at the end. */
-const runOne = (name: ClientName) => {
-  // Stop with the suite: a run whose parent has gone has nobody to report to.
-  process.stdin.on("end", () => process.exit(1))
-  process.stdin.resume()
-  const url = option("url")!
-  const calls = Number(option("calls"))
-  const result = name === "openai" ? sdkRun(url, calls) : effectRun(name, url, calls)
-  result.then(
-    (figures) => {
-      process.stdout.write(`RESULT ${JSON.stringify(figures)}\n`)
-      process.exit(0)
-    },
-    (error) => {
-      process.stderr.write(`${String(error)}\n`)
-      process.exit(1)
-    }
-  )
-}
+const runOne = (name: ClientName) =>
+  reportResult(() => {
+    const url = option("url")!
+    const calls = Number(option("calls"))
+    return name === "openai" ? sdkRun(url, calls) : effectRun(name, url, calls)
+  })
 
 // ---------------------------------------------------------------------------
 // The suite: cases, processes, tables
@@ -250,45 +228,6 @@ type Outcome = { readonly _tag: "Done"; readonly figures: Figures } | {
   readonly error: string
 }
 
-const children = new Set<ChildProcess>()
-
-const stopChildren = () => {
-  for (const child of children) child.kill("SIGKILL")
-}
-
-/** Starts a node process on a script of this package; its stdout comes line by line to `onLine`. */
-const spawnScript = (args: ReadonlyArray<string>, onLine: (line: string) => void): ChildProcess => {
-  const child = spawn(process.execPath, ["--conditions=@effect-inference/source", "--import", "tsx", ...args], {
-    cwd: packageDir,
-    stdio: ["pipe", "pipe", "pipe"]
-  })
-  children.add(child)
-  child.on("exit", () => children.delete(child))
-  let buffered = ""
-  child.stdout!.setEncoding("utf8")
-  child.stdout!.on("data", (text: string) => {
-    buffered += text
-    const lines = buffered.split("\n")
-    buffered = lines.pop()!
-    lines.forEach(onLine)
-  })
-  return child
-}
-
-const collectStderr = (child: ChildProcess): () => string => {
-  let text = ""
-  child.stderr!.setEncoding("utf8")
-  child.stderr!.on("data", (chunk: string) => {
-    text += chunk
-  })
-  return () => text
-}
-
-const exited = (child: ChildProcess): Promise<number | null> =>
-  child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve(child.exitCode)
-    : new Promise((resolve) => child.once("exit", (code) => resolve(code)))
-
 /** The first lines of a failure, on one line, for a table cell. */
 const brief = (text: string): string => {
   const lines = text.split("\n").map((line) => line.trim()).filter((line) => line !== "")
@@ -298,58 +237,38 @@ const brief = (text: string): string => {
 
 /** One (case, client) run: a fresh simulator, the client in its own process, then the simulator's counts. */
 const runCase = async (c: Case, client: ClientName, calls: number, timeoutSeconds: number): Promise<Outcome> => {
-  let onReady: (url: string) => void = () => {}
-  let onStats: (outcomes: Record<string, number>) => void = () => {}
   let droppedAt: number | undefined
-  const ready = new Promise<string>((resolve) => onReady = resolve)
-  const stats = new Promise<Record<string, number>>((resolve) => onStats = resolve)
-  const server = spawnScript(
-    ["src/server.ts", "--first-byte", String(LATENCY_MS), "--model-limit", `${MODEL}=${c.limit}`],
-    (line) => {
-      if (line.startsWith("READY ")) onReady(line.slice("READY ".length))
-      else if (line.startsWith("LIMIT ")) droppedAt = Number(line.split(" ")[1])
-      else if (line.startsWith("STATS ")) onStats(JSON.parse(line.slice("STATS ".length)) as Record<string, number>)
+  const server = startSimulator(["--first-byte", String(LATENCY_MS), "--model-limit", `${MODEL}=${c.limit}`], {
+    onLine: (line) => {
+      if (line.startsWith("LIMIT ")) droppedAt = Number(line.split(" ")[1])
     }
-  )
-  const serverErrors = collectStderr(server)
-  const stopServer = async () => {
-    server.stdin!.end()
-    const timer = setTimeout(() => server.kill("SIGKILL"), 5_000)
-    await exited(server)
-    clearTimeout(timer)
-  }
-  const url = await Promise.race([
-    ready,
-    exited(server).then(() => undefined),
-    new Promise<undefined>((resolve) => setTimeout(resolve, 30_000))
-  ])
+  })
+  const url = await server.ready
   if (url === undefined) {
-    await stopServer()
-    return { _tag: "Failed", error: `the simulator did not start: ${brief(serverErrors())}` }
+    await server.stop()
+    return { _tag: "Failed", error: `the simulator did not start: ${brief(server.script.errors())}` }
   }
   let result: RunResult | undefined
   const runner = spawnScript(
     ["src/goodput.ts", "--run", client, "--url", url, "--calls", String(calls)],
     (line) => {
-      if (line.startsWith("HALF ") && c.dropTo !== undefined) server.stdin!.write(`limit ${MODEL} ${c.dropTo}\n`)
+      if (line.startsWith("HALF ") && c.dropTo !== undefined) server.limit(MODEL, c.dropTo)
       else if (line.startsWith("RESULT ")) result = JSON.parse(line.slice("RESULT ".length)) as RunResult
     }
   )
-  const runnerErrors = collectStderr(runner)
   let timedOut = false
   const timer = setTimeout(() => {
     timedOut = true
-    runner.kill("SIGKILL")
+    runner.process.kill("SIGKILL")
   }, timeoutSeconds * 1000)
-  await exited(runner)
+  await runner.exited
   clearTimeout(timer)
   // The last responses' closes reach the simulator's log a moment after the client has them.
   await new Promise((resolve) => setTimeout(resolve, 200))
-  server.stdin!.write("stats\n")
-  const outcomes = await Promise.race([stats, new Promise<undefined>((resolve) => setTimeout(resolve, 5_000))])
-  await stopServer()
+  const outcomes = await server.stats()
+  await server.stop()
   if (timedOut) return { _tag: "Failed", error: `stopped after ${timeoutSeconds} s (--timeout)` }
-  if (result === undefined) return { _tag: "Failed", error: `the run failed: ${brief(runnerErrors())}` }
+  if (result === undefined) return { _tag: "Failed", error: `the run failed: ${brief(runner.errors())}` }
   if (outcomes === undefined) return { _tag: "Failed", error: "the simulator did not give its counts" }
   return { _tag: "Done", figures: { result, outcomes, droppedAt } }
 }
@@ -416,7 +335,7 @@ const positive = (name: string, fallback: number | undefined): number | undefine
 
 const suite = async () => {
   process.on("SIGINT", () => {
-    stopChildren()
+    stopChildren("SIGKILL")
     process.exit(130)
   })
   const calls = positive("calls", 2000)!
@@ -464,7 +383,7 @@ const runName = option("run")
 if (runName === undefined) {
   suite().then(() => process.exit(0), (error) => {
     process.stderr.write(`goodput: ${String(error)}\n`)
-    stopChildren()
+    stopChildren("SIGKILL")
     process.exit(1)
   })
 } else if ((clientNames as ReadonlyArray<string>).includes(runName)) {

@@ -29,7 +29,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
+import { startSimulator, stopChildren, track } from "./processes.js"
 
 const option = (name: string, fallback: number): number => {
   const at = process.argv.indexOf(`--${name}`)
@@ -56,16 +56,12 @@ const body = {
 // Processes: redis-server and the simulator, stopped however this one ends
 // ---------------------------------------------------------------------------
 
-const packageDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
-const children: Array<ChildProcess> = []
 let redisDir: string | undefined
 let stopping = false
 
 const stopAll = () => {
   stopping = true
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM")
-  }
+  stopChildren("SIGTERM")
   if (redisDir !== undefined) fs.rmSync(redisDir, { recursive: true, force: true })
   redisDir = undefined
 }
@@ -147,7 +143,7 @@ const startRedis = async (): Promise<Redis> => {
     ["--port", String(port), "--bind", "127.0.0.1", "--dir", redisDir, "--save", "", "--appendonly", "no"],
     { stdio: ["ignore", "ignore", "inherit"] }
   )
-  children.push(child)
+  track(child)
   child.on(
     "error",
     (error) => fail(`redis-server did not start (${error.message}): install it (apt-get install -y redis-server)`)
@@ -164,41 +160,15 @@ const startRedis = async (): Promise<Redis> => {
 }
 
 /** The simulator in a process of its own (see server.ts): its URL once it listens. */
-const startSimulator = (): Promise<string> =>
-  new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      [
-        "--conditions=@effect-inference/source",
-        "--import",
-        "tsx",
-        "src/server.ts",
-        "--answer-tokens",
-        "20",
-        "--per-token",
-        "0"
-      ],
-      { cwd: packageDir, stdio: ["pipe", "pipe", "inherit"] }
-    )
-    children.push(child)
-    let output = ""
-    const timer = setTimeout(() => fail("the simulator did not print READY within 30 s"), 30_000)
-    child.on("error", (error) => fail(`the simulator did not start: ${error.message}`))
-    child.on("exit", (code, signal) => {
-      if (!stopping) fail(`the simulator stopped (${signal ?? `exit code ${code}`})`)
-    })
-    child.stdout!.setEncoding("utf8")
-    child.stdout!.on("data", (text: string) => {
-      output += text
-      const ready = output.match(/^READY (\S+)/m)
-      if (ready !== null) {
-        clearTimeout(timer)
-        child.stdout!.removeAllListeners("data")
-        child.stdout!.resume()
-        resolve(ready[1]!)
-      }
-    })
+const startServer = async (): Promise<string> => {
+  const server = startSimulator(["--answer-tokens", "20", "--per-token", "0"], { stderr: "inherit" })
+  server.script.process.on("error", (error) => fail(`the simulator did not start: ${error.message}`))
+  server.script.process.on("exit", (code, signal) => {
+    if (!stopping) fail(`the simulator stopped (${signal ?? `exit code ${code}`})`)
   })
+  const url = await server.ready
+  return url ?? fail("the simulator did not print READY within 30 s")
+}
 
 interface RedisFigures {
   /** CPU time of the server, user + system. */
@@ -389,7 +359,7 @@ const table = (concurrency: number, runs: Record<Variant, Array<Run>>): string =
 }
 
 const main = async () => {
-  const [redis, simulatorUrl] = await Promise.all([startRedis(), startSimulator()])
+  const [redis, simulatorUrl] = await Promise.all([startRedis(), startServer()])
   const version = (await redisCommand(redis.port, "INFO", "server")).match(/^redis_version:(\S+)/m)?.[1] ?? "?"
   const redisAtStart = await redisFigures(redis.port)
   process.stdout.write(
