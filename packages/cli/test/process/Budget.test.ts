@@ -22,10 +22,7 @@ describe("effect-inference batch --max-cost", () => {
         const n = 60
         const budget = 1.5
         const simulator = yield* InferenceSimulator.make({ firstByte: "5 millis" })
-        const dir = yield* Files.tempDir
-        const input = yield* Files.writeRows(path.join(dir, "input.jsonl"), n)
-        const output = path.join(dir, "results.jsonl")
-        const errors = `${output}.errors.jsonl`
+        const { dir, errors, input, output } = yield* Files.batchFiles(n)
         // A dollar a thousand tokens: a row costs some 3 cents (its reservation up to 7), so 60 rows pass $1.50.
         const prices = path.join(dir, "prices.json")
         fs.writeFileSync(prices, JSON.stringify({ [Files.MODEL]: { input: 1000, output: 1000 } }))

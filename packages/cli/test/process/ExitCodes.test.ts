@@ -15,15 +15,6 @@ import * as Cli from "./utils/Cli.js"
 
 const TIMEOUT = 60_000
 
-/** A directory, an input of `n` rows and where its results go. */
-const setup = (n: number) =>
-  Effect.gen(function*() {
-    const dir = yield* Files.tempDir
-    const input = yield* Files.writeRows(path.join(dir, "input.jsonl"), n)
-    const output = path.join(dir, "results.jsonl")
-    return { dir, input, output, errors: `${output}.errors.jsonl` }
-  })
-
 const chatRequests = (simulator: InferenceSimulator.Service) =>
   Effect.map(simulator.log, (log) => log.filter((entry) => entry.path === "/v1/chat/completions").length)
 
@@ -43,7 +34,7 @@ describe("effect-inference batch: exit codes and output", () => {
     () =>
       Effect.gen(function*() {
         const simulator = yield* InferenceSimulator.make()
-        const { errors, input, output } = yield* setup(20)
+        const { errors, input, output } = yield* Files.batchFiles(20)
         const exited = yield* Cli.run(["batch", input, "--output", output, "--base-url", simulator.url])
         assert.strictEqual(exited.code, 0, Cli.report(exited))
         const results = Files.readResults(output)
@@ -72,7 +63,7 @@ describe("effect-inference batch: exit codes and output", () => {
           faultRate: 0.3,
           faults: [Fault.badRequest, Fault.unprocessable]
         })
-        const { errors, input, output } = yield* setup(n)
+        const { errors, input, output } = yield* Files.batchFiles(n)
         const exited = yield* Cli.run(["batch", input, "--output", output, "--base-url", simulator.url])
         assert.strictEqual(exited.code, 1, Cli.report(exited))
         const failures = Files.readResults(errors)
@@ -96,7 +87,7 @@ describe("effect-inference batch: exit codes and output", () => {
     () =>
       Effect.gen(function*() {
         const simulator = yield* InferenceSimulator.make({ faultRate: 0.2, faults: [Fault.badRequest] })
-        const { input, output } = yield* setup(30)
+        const { input, output } = yield* Files.batchFiles(30)
         const exited = yield* Cli.run(["batch", input, "--output", output, "--base-url", simulator.url])
         assert.strictEqual(exited.code, 1, Cli.report(exited))
         // Lines, not a bar redrawn in place: no carriage return, no escape sequence.
@@ -125,7 +116,7 @@ describe("effect-inference batch: exit codes and output", () => {
     () =>
       Effect.gen(function*() {
         const simulator = yield* InferenceSimulator.make()
-        const { dir, output } = yield* setup(0)
+        const { dir, output } = yield* Files.batchFiles(0)
         const good = (i: number) => JSON.stringify(Files.request(i))
         const input = yield* Files.writeText(
           path.join(dir, "input.jsonl"),
@@ -157,7 +148,7 @@ describe("effect-inference batch: exit codes and output", () => {
     () =>
       Effect.gen(function*() {
         const simulator = yield* InferenceSimulator.make()
-        const { input, output } = yield* setup(20)
+        const { input, output } = yield* Files.batchFiles(20)
         const exited = yield* Cli.run(
           ["batch", input, "--output", output, "--base-url", simulator.url],
           { env: { WANDB_API_KEY: "not-the-key" } }
@@ -178,7 +169,7 @@ describe("effect-inference batch: exit codes and output", () => {
     "a base URL where nothing listens: exit 2 after one attempt, not after the rows' retries",
     () =>
       Effect.gen(function*() {
-        const { input, output } = yield* setup(5)
+        const { input, output } = yield* Files.batchFiles(5)
         const port = yield* freePort
         const exited = yield* Cli.run(["batch", input, "--output", output, "--base-url", `http://127.0.0.1:${port}/v1`])
         assert.strictEqual(exited.code, 2, Cli.report(exited))
@@ -198,7 +189,7 @@ describe("effect-inference batch: exit codes and output", () => {
           faults: [Fault.overloaded],
           seed: 3
         })
-        const { input, output } = yield* setup(10)
+        const { input, output } = yield* Files.batchFiles(10)
         const port = yield* freePort
         const exited = yield* Cli.run([
           "batch",
@@ -220,7 +211,7 @@ describe("effect-inference batch: exit codes and output", () => {
 
   it.scopedLive("a dry run needs no key and no service", () =>
     Effect.gen(function*() {
-      const { input, output } = yield* setup(5)
+      const { input, output } = yield* Files.batchFiles(5)
       const exited = yield* Cli.run(["batch", input, "--output", output, "--dry-run"])
       assert.strictEqual(exited.code, 0, Cli.report(exited))
       assert.include(exited.stdout, "dry run: 5 rows")
@@ -230,7 +221,7 @@ describe("effect-inference batch: exit codes and output", () => {
   it.scopedLive("bad options: exit 2 with what is wrong, nothing sent", () =>
     Effect.gen(function*() {
       const simulator = yield* InferenceSimulator.make()
-      const { input, output } = yield* setup(5)
+      const { input, output } = yield* Files.batchFiles(5)
       const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
         [["--shard", "0/3"], "--shard: \"0/3\": i must be from 1 to n"],
         [["--concurrency", "abc"], "--concurrency: \"abc\" is not \"auto\" or a whole number"],

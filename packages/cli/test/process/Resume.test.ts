@@ -7,7 +7,6 @@
 import { Fault, InferenceSimulator } from "@effect-inference/testing"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as path from "node:path"
 import * as Files from "../utils/Files.js"
 import { idOf } from "../utils/Simulator.js"
 import * as Cli from "./utils/Cli.js"
@@ -57,10 +56,7 @@ describe("effect-inference batch, stopped from outside", () => {
             faultRate: 0.1,
             faults: [Fault.badRequest, Fault.unprocessable]
           })
-          const dir = yield* Files.tempDir
-          const input = yield* Files.writeRows(path.join(dir, "input.jsonl"), n)
-          const output = path.join(dir, "results.jsonl")
-          const errors = path.join(dir, "results.jsonl.errors.jsonl")
+          const { errors, input, output } = yield* Files.batchFiles(n)
           const args = [
             "batch",
             input,
@@ -124,10 +120,7 @@ describe("effect-inference batch, stopped from outside", () => {
         const n = 80
         // About 150 ms a row at 8 in flight: some 1.5 s to do them all; the signal comes after the first 16.
         const simulator = yield* InferenceSimulator.make({ firstByte: "100 millis", perToken: "2 millis" })
-        const dir = yield* Files.tempDir
-        const input = yield* Files.writeRows(path.join(dir, "input.jsonl"), n)
-        const output = path.join(dir, "results.jsonl")
-        const errors = path.join(dir, "results.jsonl.errors.jsonl")
+        const { errors, input, output } = yield* Files.batchFiles(n)
         const grace = 10
         const args = [
           "batch",
@@ -184,10 +177,7 @@ describe("effect-inference batch, stopped from outside", () => {
         const n = 100
         // Half the requests hang: the 8 slots soon hold hung rows only, which the first SIGINT's grace would wait for.
         const simulator = yield* InferenceSimulator.make({ faultRate: 0.5, faults: [Fault.hang] })
-        const dir = yield* Files.tempDir
-        const input = yield* Files.writeRows(path.join(dir, "input.jsonl"), n)
-        const output = path.join(dir, "results.jsonl")
-        const errors = path.join(dir, "results.jsonl.errors.jsonl")
+        const { errors, input, output } = yield* Files.batchFiles(n)
         const args = ["batch", input, "--output", output, "--base-url", simulator.url, "--concurrency", "8"]
 
         const exited = yield* Effect.scoped(Effect.gen(function*() {

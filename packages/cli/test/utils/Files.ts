@@ -84,3 +84,12 @@ export const countIds = (...files: ReadonlyArray<string>): Map<string, number> =
   }
   return counts
 }
+
+/** A temporary directory with an input of rows 1 to `n`, and where a run's results and errors go in it. */
+export const batchFiles = (n: number) =>
+  Effect.gen(function*() {
+    const dir = yield* tempDir
+    const input = yield* writeRows(path.join(dir, "input.jsonl"), n)
+    const output = path.join(dir, "results.jsonl")
+    return { dir, input, output, errors: `${output}.errors.jsonl` }
+  })
