@@ -292,20 +292,6 @@ const emptySummary = (options: RunOptions, errors: string, scan: Input.Scan) => 
   stopped: undefined
 })
 
-/** Adds the estimates of the rows `wanted` accepts, model by model, for the summary of a resumed run. */
-const estimateOf = (
-  options: RunOptions,
-  skipLines: ReadonlySet<number>,
-  wanted: (customId: string) => boolean
-): Effect.Effect<ReadonlyArray<Input.ModelEstimate>, BatchError> =>
-  Effect.suspend(() => {
-    const models = Input.estimates(options.prices)
-    return Stream.runForEach(
-      Input.rows(options.input, options.shard, skipLines, wanted),
-      (row) => Effect.sync(() => models.add(row.body))
-    ).pipe(Effect.map(models.result))
-  })
-
 const totalsOf = (tracker: Option.Option<UsageTracker.UsageTracker.Service>) =>
   Option.match(tracker, {
     onNone: () => Effect.succeed(undefined),
@@ -341,19 +327,26 @@ export const run = (
     }
     const wanted = (customId: string) =>
       !prior.succeeded.has(customId) && (!prior.failed.has(customId) || retry(customId))
-    // Rows of this shard an earlier run finished: the results files may hold rows of other shards too.
+    // One pass over the rows of this shard (the results files may hold rows of other shards too): those an earlier
+    // run finished, those it failed that are tried again, and the estimate of the rows to do.
     let alreadySucceeded = 0
     let alreadyFailed = 0
     let retried = 0
+    const toDo = Input.estimates(options.prices)
     yield* Stream.runForEach(Input.rows(options.input, options.shard, scan.skipLines, () => true), (row) =>
       Effect.sync(() => {
         if (prior.succeeded.has(row.customId)) {
           alreadySucceeded++
-        } else if (prior.failed.has(row.customId)) {
-          if (retry(row.customId)) {
-            retried++
-          } else alreadyFailed++
+          return
         }
+        if (prior.failed.has(row.customId)) {
+          if (!retry(row.customId)) {
+            alreadyFailed++
+            return
+          }
+          retried++
+        }
+        toDo.add(row.body)
       }))
     // The error lines of rows tried again go: each row is in exactly one file at the end.
     if (retried > 0) {
@@ -362,9 +355,7 @@ export const run = (
         return customId === undefined || !retry(customId)
       })
     }
-    const estimate = alreadySucceeded + alreadyFailed === 0
-      ? scan.models
-      : yield* estimateOf(options, scan.skipLines, wanted)
+    const estimate = toDo.result()
     const total = scan.inShard - alreadySucceeded - alreadyFailed
 
     const tracker = yield* Effect.serviceOption(UsageTracker.UsageTracker)
@@ -378,12 +369,17 @@ export const run = (
     let inFlight = 0
     const failedByTag: Record<string, number> = {}
     let stopped: Stopped | undefined
+    // Completed by `options.stop` (an interrupt) or by an error that stops the run, whichever comes first.
     const stop = yield* Deferred.make<void>()
-    const external = options.stop === undefined ? Effect.never : options.stop
-    const interrupted = Effect.tap(external, () =>
-      Effect.sync(() => {
-        stopped ??= { reason: "interrupted", message: "interrupted: no further rows were taken" }
-      }))
+    if (options.stop !== undefined) {
+      yield* Effect.forkScoped(Effect.zipRight(
+        options.stop,
+        Effect.suspend(() => {
+          stopped ??= { reason: "interrupted", message: "interrupted: no further rows were taken" }
+          return Deferred.succeed(stop, undefined)
+        })
+      ))
+    }
 
     // The adaptive limits of the input's models, added up; `undefined` while none is set (adaptive concurrency
     // off, or no call made yet).
@@ -405,9 +401,15 @@ export const run = (
         ? FIRST_WINDOW
         : undefined)
 
+    // What the tracker counted since the run began (0 without a tracker).
+    const since = (now: UsageTracker.Summary | undefined) =>
+    (
+      key: "attempts" | "promptTokens" | "completionTokens" | "costUsd"
+    ): number => now === undefined || before === undefined ? 0 : now[key] - before[key]
+
     const progress = (): Effect.Effect<Progress> =>
       Effect.gen(function*() {
-        const now = yield* totalsOf(tracker)
+        const used = since(yield* totalsOf(tracker))
         const limit = yield* limitNow
         const elapsedMillis = Date.now() - started
         const done = succeeded + failed
@@ -420,11 +422,9 @@ export const run = (
           failedByTag: { ...failedByTag },
           inFlight,
           limit,
-          promptTokens: now === undefined || before === undefined ? 0 : now.promptTokens - before.promptTokens,
-          completionTokens: now === undefined || before === undefined ?
-            0 :
-            now.completionTokens - before.completionTokens,
-          usd: now === undefined || before === undefined ? 0 : now.costUsd - before.costUsd,
+          promptTokens: used("promptTokens"),
+          completionTokens: used("completionTokens"),
+          usd: used("costUsd"),
           elapsedMillis,
           rowsPerSecond,
           etaMillis: done === 0 || rowsPerSecond === 0 ? undefined : ((total - done) / rowsPerSecond) * 1000
@@ -449,17 +449,16 @@ export const run = (
       const results = process(rows, {
         concurrency: options.concurrency,
         window,
-        stop: Effect.race(interrupted, Deferred.await(stop)),
+        stop: Deferred.await(stop),
         onTake: (row) => {
           inFlight++
           journalFile.append(JSON.stringify(row.customId))
         }
       })
       // After a stop, rows in flight have `grace` to finish; then they are interrupted (their requests aborted).
-      const giveUp = Effect.zipRight(
-        Effect.race(interrupted, Deferred.await(stop)),
-        Effect.sleep(options.grace ?? Duration.seconds(30))
-      ).pipe(Effect.tap(() => Effect.sync(() => (abandoned.count = inFlight))))
+      const giveUp = Effect.zipRight(Deferred.await(stop), Effect.sleep(options.grace ?? Duration.seconds(30))).pipe(
+        Effect.tap(() => Effect.sync(() => (abandoned.count = inFlight)))
+      )
       yield* results.pipe(
         Stream.interruptWhen(giveUp),
         Stream.runForEach((result) =>
@@ -489,11 +488,9 @@ export const run = (
     }))
     yield* Fiber.interrupt(reporter)
     if (options.onProgress !== undefined) yield* report
-    const after = yield* totalsOf(tracker)
+    const used = since(yield* totalsOf(tracker))
     const pending = total - succeeded - failed
     if (pending === 0) yield* Effect.sync(() => fs.rmSync(journal, { force: true }))
-    const diff = (key: "attempts" | "promptTokens" | "completionTokens" | "costUsd") =>
-      after === undefined || before === undefined ? 0 : after[key] - before[key]
     return {
       ...base,
       alreadySucceeded,
@@ -505,10 +502,10 @@ export const run = (
       failedByTag,
       pending,
       abandoned: abandoned.count,
-      attempts: diff("attempts"),
-      promptTokens: diff("promptTokens"),
-      completionTokens: diff("completionTokens"),
-      usd: diff("costUsd"),
+      attempts: used("attempts"),
+      promptTokens: used("promptTokens"),
+      completionTokens: used("completionTokens"),
+      usd: used("costUsd"),
       estimate,
       wallMillis: Date.now() - started,
       stopped
